@@ -1,0 +1,1 @@
+"""Planning: dataset fingerprint, experiment plans and the GPU memory estimate."""

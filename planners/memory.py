@@ -1,0 +1,147 @@
+"""GPU memory needed by one SSS training step, measured on the real model on the meta device.
+
+One step = labeled student pass, teacher pass on the weak view (no grad), two strong student
+passes with DFE, SAM-2 refinement for every class, backward, AdamW. The model is built and run on
+the meta device (shapes only, no memory, about a second), and we count:
+
+- persistent: trainable parameters × 4 (weights, gradients, two AdamW moments) + all parameters
+  once more for the EMA teacher;
+- activations: every tensor autograd saves for backward (deduplicated by storage, parameters
+  excluded), counted through `torch.autograd.graph.saved_tensors_hooks`;
+- workspace: the two largest tensors any single operation produces (transients, backward grads).
+
+Activations grow linearly with the batch, so `fit_batch` measures batch 1 and 2 and extrapolates.
+Tensors are counted in float32: under CUDA mixed precision the real use is lower, so the
+estimate is conservative there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.networks.prompts import Prompts
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """The shape of one training step to estimate."""
+
+    model: ModelConfig
+    batch_labeled: int
+    batch_unlabeled: int
+    encoder_trainable: bool = True
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes needed by one step; `total_bytes` is what must fit on the device."""
+
+    persistent_bytes: int
+    activation_bytes: int
+    workspace_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.persistent_bytes + self.activation_bytes + self.workspace_bytes
+
+    @property
+    def total_gib(self) -> float:
+        return self.total_bytes / GIB
+
+
+class _LargestOutputs(TorchDispatchMode):
+    """Remember the two largest output tensors of any single operation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = [0, 0]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(tensor, torch.Tensor):
+                self.largest = sorted(self.largest + [tensor.numel() * tensor.element_size()])[-2:]
+        return out
+
+
+def estimate_step_memory(shape: StepShape, model: SSSNet | None = None) -> MemoryEstimate:
+    """Estimate the memory of one SSS training step (see the module docstring).
+
+    Args:
+        shape: model configuration and batch sizes.
+        model: a model already built on the meta device for `shape.model` (built when None).
+    """
+    model = model or SSSNet(shape.model, device="meta")
+    trainable = [p for name, p in model.named_parameters() if shape.encoder_trainable or not name.startswith("encoder.")]
+    n_all = sum(p.numel() * p.element_size() for p in model.parameters())
+    n_trainable = sum(p.numel() * p.element_size() for p in trainable)
+    persistent = 4 * n_trainable + n_all + sum(b.numel() * b.element_size() for b in model.buffers())
+    for p in model.parameters():
+        p.requires_grad_(any(p is t for t in trainable))
+    param_storages = {_storage_key(p) for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(tensor)
+        if key not in param_storages:
+            saved[key] = max(saved.get(key, 0), tensor.untyped_storage().nbytes())
+        return tensor
+
+    tracker = _LargestOutputs()
+    with tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        _one_step_forward(model, shape)
+    return MemoryEstimate(persistent, sum(saved.values()), sum(tracker.largest))
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata
+
+
+def _one_step_forward(model: SSSNet, shape: StepShape) -> torch.Tensor:
+    """The SSS step's forward graph with every class prompted (the most memory)."""
+    cfg = shape.model
+    size = (cfg.image_size, cfg.image_size)
+    x_l = torch.zeros(shape.batch_labeled, cfg.in_channels, *size, device="meta")
+    x_u = torch.zeros(shape.batch_unlabeled, cfg.in_channels, *size, device="meta")
+    loss = model(x_l, _all_prompted(shape.batch_labeled, cfg.num_classes - 1)).fused.float().mean()
+    prompts_u = _all_prompted(shape.batch_unlabeled, cfg.num_classes - 1)
+    with torch.no_grad():
+        f_w = model.encode(x_u)
+        model.decode(f_w, prompts_u, size)
+    f_s = model.encode(torch.cat([x_u, x_u]))
+    f_dfe = model.dfe([torch.cat([f, f]) for f in f_w], f_s)
+    prompts_s = _all_prompted(2 * shape.batch_unlabeled, cfg.num_classes - 1)
+    return loss + model.decode(f_dfe, prompts_s, size).fused.float().mean()
+
+
+def _all_prompted(batch: int, num_foreground: int) -> Prompts:
+    # `valid` stays on the CPU: selecting prompted pairs is data-dependent, which meta tensors cannot do.
+    return Prompts(torch.zeros(batch, num_foreground, 4, device="meta"), torch.zeros(batch, num_foreground, 2, device="meta"),
+                   torch.ones(batch, num_foreground, dtype=torch.bool))
+
+
+def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int,
+              encoder_trainable: bool = True) -> tuple[int, MemoryEstimate]:
+    """Largest batch b (labeled = unlabeled = b, 1:1) whose step fits `budget_bytes`, and its estimate.
+
+    Returns (0, estimate at batch 1) when even batch 1 does not fit.
+    """
+    model = SSSNet(model_config, device="meta")
+
+    def estimate(batch: int) -> MemoryEstimate:
+        return estimate_step_memory(StepShape(model_config, batch, batch, encoder_trainable), model)
+
+    one, two = estimate(1), estimate(2)
+    per_sample = max(two.activation_bytes - one.activation_bytes, 1)
+    fixed = one.total_bytes - per_sample
+    batch = int(min(max_batch, (budget_bytes - fixed) // per_sample)) if budget_bytes > one.total_bytes else 0
+    if batch <= 0:
+        return 0, one
+    return batch, MemoryEstimate(one.persistent_bytes, one.activation_bytes + (batch - 1) * per_sample,
+                                 max(one.workspace_bytes, two.workspace_bytes))

@@ -1,0 +1,117 @@
+"""Experiment planning: spacing, transposition, patch, batch and SAM-2 variant for a memory budget."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from planners.fingerprint import Fingerprint
+from planners.memory import GIB, fit_batch
+from planners.plans import FORMAT_VERSION, MAX_PATCH, PATCH_MULTIPLE, ConfigurationPlan, Plans, ResamplingPlan, TrainingPlan
+from preprocessing.normalization import ChannelNormalization, scheme_for_channel
+from sss_auto.errors import PlansError
+from sss_auto.networks.model import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GPU_MEMORY_GIB = 8.0  # used when no GPU is found and none is given (nnU-Net's default target)
+GPU_MEMORY_USABLE_FRACTION = 0.9  # leave room for the CUDA context and fragmentation
+ANISOTROPY_RATIO = 3.0
+MIN_BATCH = 2
+MAX_BATCH = 12
+MIN_PATCH = 64
+AUTO_VARIANTS = ("large", "base_plus", "small", "tiny")  # tried in this order; the first that fits wins
+DEFAULT_DFE_LEVELS = (1, 2)
+
+
+def detect_gpu_memory_gib() -> float | None:
+    """Usable memory of GPU 0 in GiB (90% of its total), or None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory * GPU_MEMORY_USABLE_FRACTION / GIB
+
+
+def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """nnU-Net's rule: the per-axis median; a thick, short axis gets its 10th percentile instead.
+
+    Args:
+        spacings: (N, 3) case spacings (z, y, x) in mm.
+        shapes: (N, 3) case shapes in voxels.
+
+    Returns:
+        (3,) target spacing in mm.
+    """
+    target = np.median(spacings, axis=0)
+    thick = int(np.argmax(target))
+    others = [a for a in range(3) if a != thick]
+    median_shape = np.median(shapes, axis=0)
+    if target[thick] > ANISOTROPY_RATIO * max(target[others]) and median_shape[thick] * ANISOTROPY_RATIO < min(median_shape[others]):
+        target[thick] = max(np.percentile(spacings[:, thick], 10), max(target[others]) + 1e-5)
+    return target
+
+
+def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | None = None,
+         encoder: str = "hiera", training: TrainingPlan = TrainingPlan()) -> Plans:
+    """Plan the 2d configuration for a GPU memory budget (no I/O).
+
+    Args:
+        fingerprint: the dataset fingerprint.
+        gpu_memory_gib: memory budget of one training step.
+        sam2_variant: force a variant (e.g. "test" for CPU runs); None tries large → tiny.
+        encoder: "hiera" or "conv".
+        training: training settings to record.
+
+    Raises:
+        PlansError: nothing fits the budget, even tiny with a 64-pixel patch.
+    """
+    spacings, shapes = fingerprint.spacings(), fingerprint.shapes_after_crop()
+    spacing = target_spacing(spacings, shapes)
+    transpose = tuple(int(a) for a in [int(np.argmax(spacing))] + [a for a in range(3) if a != int(np.argmax(spacing))])
+    spacing_t = spacing[list(transpose)]
+    resampled = np.array([np.asarray(sh)[list(transpose)] * np.asarray(sp)[list(transpose)] / spacing_t
+                          for sp, sh in zip(spacings, shapes)])
+    median_shape = tuple(int(round(v)) for v in np.median(resampled, axis=0))
+    patch_side = min(MAX_PATCH, max(MIN_PATCH, PATCH_MULTIPLE * math.ceil(max(median_shape[1:]) / PATCH_MULTIPLE)))
+    num_classes = max(fingerprint.labels.values()) + 1
+    variant, patch_side, batch, estimate = _fit(len(fingerprint.channel_names), num_classes, patch_side,
+                                                gpu_memory_gib, sam2_variant, encoder)
+    config = ConfigurationPlan(
+        spacing_mm=tuple(float(v) for v in spacing_t), resample_z=False, median_shape=median_shape,
+        patch_size=(patch_side, patch_side), batch_size_labeled=batch, batch_size_unlabeled=batch,
+        sam2_variant=variant, encoder=encoder, dfe_levels=DEFAULT_DFE_LEVELS, refine=True,
+        gpu_memory_target_gib=round(gpu_memory_gib, 2), estimated_step_memory_gib=round(estimate, 3), training=training)
+    normalization = tuple(_normalization(name, stats) for name, stats in zip(fingerprint.channel_names, fingerprint.intensity_per_channel))
+    return Plans(FORMAT_VERSION, fingerprint.dataset_name, fingerprint.channel_names, dict(fingerprint.labels), transpose,
+                 tuple(transpose.index(i) for i in range(3)), normalization, ResamplingPlan(), {"2d": config})
+
+
+def _fit(in_channels: int, num_classes: int, patch_side: int, gpu_memory_gib: float, forced_variant: str | None,
+         encoder: str) -> tuple[str, int, int, float]:
+    """Choose (variant, patch side, batch, estimated GiB): the largest variant at the full patch, else shrink."""
+    budget = int(gpu_memory_gib * GIB)
+    variants = (forced_variant,) if forced_variant else AUTO_VARIANTS
+    side = patch_side
+    while side >= MIN_PATCH:
+        for variant in variants:
+            config = ModelConfig(in_channels, num_classes, side, variant, encoder, True, DEFAULT_DFE_LEVELS)
+            batch, estimate = fit_batch(config, budget, MAX_BATCH)
+            logger.debug("variant %s patch %d: batch %d (%.2f GiB)", variant, side, batch, estimate.total_gib)
+            if batch >= MIN_BATCH:
+                if side < patch_side:
+                    logger.warning("patch reduced from %d to %d to fit %.1f GiB", patch_side, side, gpu_memory_gib)
+                return variant, side, batch, estimate.total_gib
+        variants = variants[-1:]  # past the full patch only the smallest candidate shrinks further
+        side -= PATCH_MULTIPLE
+    raise PlansError(f"no SAM-2 configuration fits {gpu_memory_gib:.1f} GiB with batch {MIN_BATCH} "
+                     f"(even {variants[-1]} at {MIN_PATCH}x{MIN_PATCH}); give more memory with --gpu-memory-gb")
+
+
+def _normalization(channel_name: str, stats) -> ChannelNormalization:
+    scheme = scheme_for_channel(channel_name)
+    if scheme != "ct":
+        return ChannelNormalization(scheme)
+    return ChannelNormalization("ct", stats.percentile_00_5, stats.percentile_99_5, stats.mean, max(stats.std, 1e-8))

@@ -1,0 +1,155 @@
+"""Plans: what the planner decided, as dataclasses that round-trip through an editable plans.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preprocessing.normalization import SCHEMES, ChannelNormalization
+from sss_auto.errors import PlansError
+from sss_auto.io.atomic import read_json, write_json_atomic
+from sss_auto.io.serialization import SchemaError, from_dict, to_dict
+from sss_auto.networks.sam2_parts import VARIANTS
+
+FORMAT_VERSION = 1
+MAX_PATCH = 1024
+PATCH_MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class ResamplingPlan:
+    """Interpolation orders (nnU-Net's): images cubic, labels linear one-hot, thick axis nearest."""
+
+    order_image: int = 3
+    order_label: int = 1
+    order_thick_axis: int = 0
+    anisotropy_threshold: float = 3.0
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Training length and optimisation (SSS_METHOD defaults; overridable on the command line)."""
+
+    num_epochs: int = 300
+    iterations_per_epoch: int = 250
+    warmup_epochs: int = 30
+    learning_rate: float = 1e-4
+    encoder_lr_factor: float = 0.1
+    weight_decay: float = 0.01
+    poly_exponent: float = 0.9
+    grad_clip_norm: float = 12.0
+    ema_decay: float = 0.996
+    confidence_threshold: float = 0.95
+    pcsw_tau: float = 0.8
+    pcsw_refresh_epochs: int = 10
+    foreground_oversampling: float = 0.33
+
+
+@dataclass(frozen=True)
+class ConfigurationPlan:
+    """One configuration (e.g. "2d").
+
+    Attributes:
+        spacing_mm: target (z, y, x) spacing after transposition; a 2d plan keeps each case's z.
+        resample_z: whether the first axis is resampled (False for 2d: slices are kept).
+        median_shape: median (z, y, x) case shape after resampling, in voxels.
+        patch_size: (y, x) for 2d — square, a multiple of 32, at most 1024.
+        batch_size_labeled, batch_size_unlabeled: slices per step of each stream.
+        sam2_variant: "test" | "tiny" | "small" | "base_plus" | "large".
+        encoder: "hiera" (SAM-2) or "conv".
+        dfe_levels: feature levels enhanced by DFE (1 = stride 8, 2 = stride 16).
+        refine: SAM-2 prompt refinement on.
+        gpu_memory_target_gib: the budget the plan was made for.
+        estimated_step_memory_gib: the planner's estimate of one training step (see planners/memory.py).
+        training: schedule and optimiser settings.
+    """
+
+    spacing_mm: tuple[float, float, float]
+    resample_z: bool
+    median_shape: tuple[int, int, int]
+    patch_size: tuple[int, int]
+    batch_size_labeled: int
+    batch_size_unlabeled: int
+    sam2_variant: str
+    encoder: str
+    dfe_levels: tuple[int, ...]
+    refine: bool
+    gpu_memory_target_gib: float
+    estimated_step_memory_gib: float
+    training: TrainingPlan = field(default_factory=TrainingPlan)
+
+
+@dataclass(frozen=True)
+class Plans:
+    """Everything downstream stages need, per dataset."""
+
+    format_version: int
+    dataset_name: str
+    channel_names: tuple[str, ...]
+    labels: dict[str, int]
+    transpose_forward: tuple[int, int, int]
+    transpose_backward: tuple[int, int, int]
+    normalization: tuple[ChannelNormalization, ...]
+    resampling: ResamplingPlan
+    configurations: dict[str, ConfigurationPlan]
+
+    def configuration(self, name: str) -> ConfigurationPlan:
+        if name not in self.configurations:
+            raise PlansError(f"configuration {name!r} is not planned; planned: {', '.join(self.configurations)}")
+        return self.configurations[name]
+
+
+def validate_plans(plans: Plans) -> list[str]:
+    """Problems of a plans object, as 'key: problem' strings (empty when valid)."""
+    problems = []
+    if plans.format_version != FORMAT_VERSION:
+        problems.append(f"format_version: {plans.format_version}, expected {FORMAT_VERSION}")
+    if sorted(plans.transpose_forward) != [0, 1, 2]:
+        problems.append(f"transpose_forward: {plans.transpose_forward} is not a permutation of (0, 1, 2)")
+    elif tuple(plans.transpose_forward.index(i) for i in range(3)) != tuple(plans.transpose_backward):
+        problems.append("transpose_backward: is not the inverse of transpose_forward")
+    if len(plans.normalization) != len(plans.channel_names):
+        problems.append(f"normalization: {len(plans.normalization)} entries for {len(plans.channel_names)} channels")
+    for i, norm in enumerate(plans.normalization):
+        if norm.scheme not in SCHEMES:
+            problems.append(f"normalization[{i}].scheme: {norm.scheme!r} is not one of {', '.join(SCHEMES)}")
+    for name, config in plans.configurations.items():
+        where = f"configurations.{name}"
+        for side in config.patch_size:
+            if side % PATCH_MULTIPLE or not 0 < side <= MAX_PATCH:
+                problems.append(f"{where}.patch_size: {config.patch_size} must be multiples of {PATCH_MULTIPLE} in 32..{MAX_PATCH}")
+                break
+        if len(set(config.patch_size)) != 1:
+            problems.append(f"{where}.patch_size: {config.patch_size} must be square (SAM-2's prompt encoder grid)")
+        if config.sam2_variant not in VARIANTS:
+            problems.append(f"{where}.sam2_variant: {config.sam2_variant!r} is not one of {', '.join(VARIANTS)}")
+        if config.batch_size_labeled < 1 or config.batch_size_unlabeled < 1:
+            problems.append(f"{where}: batch sizes must be at least 1")
+        if any(level not in (0, 1, 2) for level in config.dfe_levels):
+            problems.append(f"{where}.dfe_levels: {config.dfe_levels} must be levels 0, 1 or 2")
+        if min(config.spacing_mm) <= 0:
+            problems.append(f"{where}.spacing_mm: must be positive")
+    return problems
+
+
+def save_plans(plans: Plans, path: Path) -> None:
+    """Write plans.json atomically (after validating)."""
+    problems = validate_plans(plans)
+    if problems:
+        raise PlansError(f"{path}: refusing to write invalid plans: {'; '.join(problems)}")
+    write_json_atomic(to_dict(plans), path)
+
+
+def load_plans(path: Path) -> Plans:
+    """Read and validate plans.json; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlansError(f"{path}: missing; run sss_plan first")
+    try:
+        plans = from_dict(Plans, read_json(path), "plans")
+    except (ValueError, SchemaError) as err:
+        raise PlansError(f"{path}: {err}") from err
+    problems = validate_plans(plans)
+    if problems:
+        raise PlansError(f"{path}: {'; '.join(problems)}")
+    return plans

@@ -1,0 +1,1 @@
+"""Preprocessing: crop to nonzero, normalize, resample, cache. Shared by training and prediction."""

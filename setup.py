@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sss-auto",
+    version="0.1.0",
+    description="Self-configuring semi-supervised medical image segmentation with SAM-2 (SSS)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sss_auto", "sss_auto.*", "planners", "planners.*", "preprocessing", "preprocessing.*"]),
+    install_requires=[
+        "torch>=2.5.1",
+        "sam2",
+        "SimpleITK",
+        "batchgenerators",
+        "scikit-image",
+        "numpy",
+        "scipy",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            "sss_plan_and_preprocess=sss_auto.cli.plan_and_preprocess:main",
+            "sss_extract_fingerprint=sss_auto.cli.plan_and_preprocess:extract_fingerprint_main",
+            "sss_plan=sss_auto.cli.plan_and_preprocess:plan_main",
+            "sss_preprocess=sss_auto.cli.plan_and_preprocess:preprocess_main",
+            "sss_make_demo=sss_auto.cli.make_demo:main",
+        ]
+    },
+)

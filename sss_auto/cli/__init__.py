@@ -1,0 +1,1 @@
+"""Console commands: each module parses arguments and calls the library; nothing imports this package."""

@@ -1,0 +1,116 @@
+"""A synthetic BHSD-like head-CT dataset, generated in seconds, for the quickstart and the tests.
+
+Volumes are in Hounsfield-like units (air, skull, brain, ventricles), with thick slices and three
+hemorrhage-like classes of different shapes and sizes: intraparenchymal blobs (some small),
+intraventricular blood inside the ventricles, and thin subdural crescents along the skull.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.nifti import Geometry, write_image
+
+DEMO_LABELS = {"background": 0, "IPH": 1, "IVH": 2, "SDH": 3}
+HU_AIR, HU_SKULL, HU_BRAIN, HU_CSF, HU_BLOOD = -1000.0, 900.0, 35.0, 5.0, 70.0
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """Size of the demo dataset.
+
+    Attributes:
+        n_labeled / n_unlabeled / n_test: number of cases per subset.
+        shape: nominal (z, y, x) voxels; each case varies it slightly.
+        seed: everything is deterministic given the seed.
+    """
+
+    n_labeled: int = 6
+    n_unlabeled: int = 10
+    n_test: int = 3
+    shape: tuple[int, int, int] = (20, 128, 128)
+    seed: int = 0
+
+
+def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
+    """Write the demo dataset into `target` (a DatasetXXX_Name folder) and return it.
+
+    Files are written atomically; an existing dataset.json is overwritten.
+    """
+    target = Path(target)
+    rng = np.random.default_rng(spec.seed)
+    subsets = [("imagesTr", "labelsTr", spec.n_labeled, "demo"), ("imagesUnlabeled", None, spec.n_unlabeled, "unl"),
+               ("imagesTs", "labelsTs", spec.n_test, "test")]
+    for image_folder, label_folder, count, prefix in subsets:
+        for index in range(count):
+            case_rng = np.random.default_rng(rng.integers(2**32))
+            rotated = image_folder == "imagesTs" and index == 0
+            image, label, geometry = _make_case(case_rng, spec.shape, rotated)
+            case_id = f"{prefix}_{index:03d}"
+            write_image(image, geometry, target / image_folder / f"{case_id}_0000.nii.gz")
+            if label_folder is not None:
+                write_image(label.astype(np.uint8), geometry, target / label_folder / f"{case_id}.nii.gz")
+    write_json_atomic(
+        {
+            "name": "DemoBHSD",
+            "description": "Synthetic BHSD-like head CT made by sss_make_demo (not real data)",
+            "channel_names": {"0": "CT"},
+            "labels": DEMO_LABELS,
+            "numTraining": spec.n_labeled,
+            "numUnlabeled": spec.n_unlabeled,
+            "file_ending": ".nii.gz",
+        },
+        target / "dataset.json",
+    )
+    return target
+
+
+def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], rotated: bool):
+    shape = (nominal_shape[0] + int(rng.integers(-2, 3)), nominal_shape[1] + int(rng.integers(-8, 9)),
+             nominal_shape[2] + int(rng.integers(-8, 9)))
+    spacing = (float(rng.uniform(4.5, 5.5)), *(2 * [float(rng.uniform(1.4, 1.7))]))
+    z, y, x = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    radii = np.array([rng.uniform(55, 65), rng.uniform(80, 90), rng.uniform(65, 75)])
+    head = (zz / radii[0]) ** 2 + (yy / radii[1]) ** 2 + (xx / radii[2]) ** 2
+    image = np.full(shape, HU_AIR, np.float32)
+    brain = head < 0.85
+    image[head < 1.0] = HU_SKULL
+    image[brain] = HU_BRAIN
+    ventricles = ((zz - 5) / 25) ** 2 + (yy / 30) ** 2 + (np.abs(xx) - 10) ** 2 / 8**2 < 1
+    ventricles &= brain
+    image[ventricles] = HU_CSF
+    label = np.zeros(shape, np.uint8)
+    _add_iph(rng, label, brain & ~ventricles, zz, yy, xx)
+    if rng.random() < 0.7:
+        blood = ventricles & (yy > rng.uniform(-5, 15))
+        label[blood] = 2
+    if rng.random() < 0.7:
+        side = rng.choice([-1.0, 1.0])
+        crescent = brain & (head > 0.62) & (side * xx > 15) & (np.abs(zz - rng.uniform(-20, 20)) < 22)
+        label[crescent & (label == 0)] = 3
+    image[label > 0] = HU_BLOOD + rng.normal(0, 5)
+    image = ndimage.gaussian_filter(image, sigma=(0.3, 0.7, 0.7)) + rng.normal(0, 8, shape).astype(np.float32)
+    direction = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    if rotated:
+        angle = np.deg2rad(15.0)
+        direction = (np.cos(angle), -np.sin(angle), 0.0, np.sin(angle), np.cos(angle), 0.0, 0.0, 0.0, 1.0)
+    origin = tuple(float(v) for v in rng.uniform(-120, -80, 3))
+    geometry = Geometry(shape=shape, spacing_mm=spacing, origin=origin, direction=tuple(float(d) for d in direction))
+    return image.astype(np.float32), label, geometry
+
+
+def _add_iph(rng, label, allowed, zz, yy, xx) -> None:
+    """Intraparenchymal blobs: one large (sometimes absent) and sometimes one small lesion."""
+    for radius_mm, probability in ((rng.uniform(10, 18), 0.85), (rng.uniform(3, 5), 0.5)):
+        if rng.random() > probability:
+            continue
+        center = np.array([rng.uniform(-20, 20), rng.uniform(-40, 40), rng.uniform(-40, 40)])
+        distance = ((zz - center[0]) / (radius_mm * 1.2)) ** 2 + ((yy - center[1]) / radius_mm) ** 2 \
+            + ((xx - center[2]) / (radius_mm * 0.8)) ** 2
+        label[(distance < 1) & allowed] = 1

@@ -1,0 +1,68 @@
+"""Atomic file writes: write to a temporary file in the target folder, fsync, then os.replace.
+
+A reader never sees a half-written file: either the old file, the new complete file, or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it replaces `target`, on failure it is removed.
+
+    Args:
+        target: final path of the file.
+
+    Yields:
+        A temporary path in the same folder (same file system, so the rename is atomic). The
+        temporary name keeps the target's suffixes so writers that look at the extension work.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(target.suffixes)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(target: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file atomically through a callback that receives an open binary handle."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+
+
+def write_json_atomic(data: object, target: Path) -> None:
+    """Write `data` as indented JSON (keys in insertion order) atomically."""
+    text = json.dumps(data, indent=2) + "\n"
+    write_atomic(target, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def save_npy_atomic(array: np.ndarray, target: Path) -> None:
+    """Save one numpy array as .npy atomically (no pickled objects)."""
+    write_atomic(target, lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+def read_json(path: Path) -> object:
+    """Read a JSON file; malformed JSON raises ValueError naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err

@@ -1,0 +1,123 @@
+"""Read and write images with SimpleITK, keeping geometry beside arrays in (z, y, x) order."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from sss_auto.errors import DatasetError
+from sss_auto.io.atomic import atomic_path
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an array sits in the world.
+
+    Attributes:
+        shape: array shape (z, y, x) in voxels.
+        spacing_mm: voxel size (z, y, x) in mm (reversed from SimpleITK's (x, y, z)).
+        origin: SimpleITK origin, (x, y, z) in mm, as stored in the file.
+        direction: SimpleITK direction cosines, row-major 3x3 flattened, as stored in the file.
+    """
+
+    shape: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Geometry:
+        return cls(
+            shape=tuple(int(v) for v in data["shape"]),
+            spacing_mm=tuple(float(v) for v in data["spacing_mm"]),
+            origin=tuple(float(v) for v in data["origin"]),
+            direction=tuple(float(v) for v in data["direction"]),
+        )
+
+
+def _read_sitk(path: Path) -> sitk.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown reader error"
+        raise DatasetError(f"{path}: cannot be read as an image ({first_line}); re-export the file") from err
+
+
+def read_header(path: Path) -> Geometry:
+    """Read only the geometry of an image (fast: the voxel data is not decoded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        raise DatasetError(f"{path}: cannot be read as an image; re-export the file") from err
+    return _geometry_of(path, reader.GetDimension(), reader.GetSize(), reader.GetSpacing(),
+                        reader.GetOrigin(), reader.GetDirection(), reader.GetNumberOfComponents())
+
+
+def _geometry_of(path: Path, dim: int, size, spacing, origin, direction, components: int) -> Geometry:
+    if components != 1:
+        raise DatasetError(f"{path}: has {components} components per voxel; expected a scalar image")
+    if dim == 4 and size[3] == 1:
+        dim, size, spacing, origin = 3, size[:3], spacing[:3], origin[:3]
+        direction = tuple(direction[r * 4 + c] for r in range(3) for c in range(3))
+    if dim == 2:
+        size, spacing, origin = (*size, 1), (*spacing, 999.0), (*origin, 0.0)
+        direction = (direction[0], direction[1], 0.0, direction[2], direction[3], 0.0, 0.0, 0.0, 1.0)
+    elif dim != 3:
+        raise DatasetError(f"{path}: is a {dim}D image with size {tuple(size)}; expected 3D (or 2D)")
+    return Geometry(
+        shape=tuple(int(s) for s in reversed(size)),
+        spacing_mm=tuple(float(s) for s in reversed(spacing)),
+        origin=tuple(float(o) for o in origin),
+        direction=tuple(float(d) for d in direction),
+    )
+
+
+def read_image(path: Path) -> tuple[np.ndarray, Geometry]:
+    """Read a 3D (or 2D) scalar image.
+
+    Returns:
+        `array`: float32 (z, y, x) as stored (2D images become (1, y, x));
+        `geometry`: its Geometry.
+
+    Raises:
+        DatasetError: missing, unreadable, 4D or vector images.
+    """
+    image = _read_sitk(path)
+    geometry = _geometry_of(Path(path), image.GetDimension(), image.GetSize(), image.GetSpacing(),
+                            image.GetOrigin(), image.GetDirection(), image.GetNumberOfComponentsPerPixel())
+    array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    return array.reshape(geometry.shape), geometry
+
+
+def write_image(array: np.ndarray, geometry: Geometry, path: Path) -> None:
+    """Write a (z, y, x) array with `geometry` atomically; integer arrays are written as uint8/int16.
+
+    Args:
+        array: (z, y, x) array with shape equal to `geometry.shape`.
+        geometry: spacing, origin and direction to restore.
+        path: target file (.nii.gz and other SimpleITK formats).
+    """
+    if tuple(array.shape) != tuple(geometry.shape):
+        raise ValueError(f"array shape {array.shape} differs from geometry shape {geometry.shape}")
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.uint8 if array.min() >= 0 and array.max() < 256 else np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(tuple(reversed(geometry.spacing_mm)))
+    image.SetOrigin(geometry.origin)
+    image.SetDirection(geometry.direction)
+    with atomic_path(Path(path)) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)

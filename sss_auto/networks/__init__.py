@@ -1,0 +1,1 @@
+"""Networks: SAM-2 parts, encoders, coarse head, SAM-2 refinement, DFE, and the SSS model."""

@@ -1,0 +1,56 @@
+"""DFE — Discriminative Feature Enhancement of strong-view features using the weak view.
+
+For weak features Fw (detached) and strong features Fs at one scale:
+    Aw, As = align(Fw), align(Fs)             shared 3x3 conv
+    s = cos(GAP(Aw), GAP(As)); w = sigmoid(s)  one scalar per sample
+    F = w·MLP(Aw) + (1 − w)·MLP(As) + (1 − s)·(As − Aw)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from sam2.modeling.sam2_utils import LayerNorm2d
+from torch import nn
+
+MLP_WIDTHS = (512, 512, 256)
+
+
+class DFEBlock(nn.Module):
+    """DFE at one scale for C-channel feature maps."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.align = nn.Conv2d(channels, channels, 3, padding=1)
+        layers: list[nn.Module] = []
+        cin = channels
+        for width in MLP_WIDTHS:
+            layers += [nn.Conv2d(cin, width, 1), LayerNorm2d(width), nn.ReLU()]
+            cin = width
+        layers.append(nn.Conv2d(cin, channels, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, f_w: torch.Tensor, f_s: torch.Tensor) -> torch.Tensor:
+        """f_w, f_s: (B, C, h, w); f_w is detached here. Returns enhanced strong features (B, C, h, w)."""
+        a_w, a_s = self.align(f_w.detach()), self.align(f_s)
+        s = F.cosine_similarity(a_w.mean((2, 3)), a_s.mean((2, 3)), dim=1)[:, None, None, None]
+        w = torch.sigmoid(s)
+        return w * self.mlp(a_w) + (1 - w) * self.mlp(a_s) + (1 - s) * (a_s - a_w)
+
+
+class DFE(nn.Module):
+    """DFE on selected levels of a feature pyramid; other levels pass through unchanged.
+
+    Args:
+        channels: channels of every level.
+        levels: indices of the levels to enhance (level i has stride 4·2^i: 1 → stride 8, 2 → 16).
+            An empty tuple builds a pass-through (the "no DFE" ablation).
+    """
+
+    def __init__(self, channels: int, levels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.levels = tuple(levels)
+        self.blocks = nn.ModuleDict({str(level): DFEBlock(channels) for level in self.levels})
+
+    def forward(self, f_w: list[torch.Tensor], f_s: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.blocks[str(i)](fw, fs) if str(i) in self.blocks else fs for i, (fw, fs) in enumerate(zip(f_w, f_s))]

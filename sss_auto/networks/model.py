@@ -1,0 +1,84 @@
+"""The SSS network: input adapter → encoder → coarse head (+ SAM-2 refinement, fused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sss_auto.networks.dfe import DFE
+from sss_auto.networks.encoders import ConvEncoder, HieraEncoder, InputAdapter
+from sss_auto.networks.heads import CoarseHead, SamRefiner
+from sss_auto.networks.prompts import Prompts
+from sss_auto.networks.sam2_parts import FEATURE_CHANNELS, build_sam2_parts
+
+ENCODERS = ("hiera", "conv")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What to build.
+
+    Attributes:
+        in_channels: image channels.
+        num_classes: classes including background (K+1).
+        image_size: square input side in pixels (multiple of 32).
+        sam2_variant: "test" | "tiny" | "small" | "base_plus" | "large".
+        encoder: "hiera" (SAM-2) or "conv" (plain CNN, for ablations).
+        refine: use SAM-2 prompt refinement in the fused output.
+        dfe_levels: feature levels enhanced by DFE (1 = stride 8, 2 = stride 16); () disables DFE.
+    """
+
+    in_channels: int
+    num_classes: int
+    image_size: int
+    sam2_variant: str = "tiny"
+    encoder: str = "hiera"
+    refine: bool = True
+    dfe_levels: tuple[int, ...] = (1, 2)
+
+
+@dataclass
+class SegOutput:
+    """Logits (B, K+1, H, W): `coarse` from the FPN head, `fused` with SAM-2 refinement added."""
+
+    coarse: torch.Tensor
+    fused: torch.Tensor
+
+
+class SSSNet(nn.Module):
+    """Encoder + coarse head + SAM-2 refinement + fusion, with a DFE module for the strong branch."""
+
+    def __init__(self, config: ModelConfig, checkpoint: Path | None = None, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        if config.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {config.encoder!r}; expected one of {ENCODERS}")
+        self.config = config
+        parts = build_sam2_parts(config.sam2_variant, config.image_size, checkpoint, device)
+        self.pretrained_encoder = parts.pretrained and config.encoder == "hiera"
+        with torch.device(device if str(device) == "meta" else "cpu"):
+            self.adapter = InputAdapter(config.in_channels)
+            self.encoder = HieraEncoder(parts.image_encoder) if config.encoder == "hiera" else ConvEncoder()
+            self.coarse_head = CoarseHead(config.num_classes)
+            self.refiner = SamRefiner(parts) if config.refine else None
+            self.fusion_weight = nn.Parameter(torch.ones(config.num_classes - 1))
+            self.dfe = DFE(FEATURE_CHANNELS, config.dfe_levels)
+        self.to(device)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (B, C, H, W) normalized images -> features at strides 4, 8, 16 (B, 256, ·, ·)."""
+        return self.encoder(self.adapter(x))
+
+    def decode(self, features: list[torch.Tensor], prompts: Prompts | None, size: tuple[int, int]) -> SegOutput:
+        """Coarse logits, and fused logits = coarse + w_k · refined_k where class k has a prompt."""
+        coarse = self.coarse_head(features, size)
+        if self.refiner is None or prompts is None or not bool(prompts.valid.any()):
+            return SegOutput(coarse, coarse)
+        refined = self.refiner(features, prompts, size)
+        foreground = coarse[:, 1:] + self.fusion_weight.view(1, -1, 1, 1) * refined
+        return SegOutput(coarse, torch.cat([coarse[:, :1], foreground], dim=1))
+
+    def forward(self, x: torch.Tensor, prompts: Prompts | None = None) -> SegOutput:
+        return self.decode(self.encode(x), prompts, tuple(x.shape[-2:]))

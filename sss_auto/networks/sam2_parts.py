@@ -1,0 +1,133 @@
+"""Build SAM-2's image encoder, prompt encoder and mask decoder from the `sam2` package.
+
+The modules are the package's own (Hiera trunk + FPN neck, PromptEncoder, MaskDecoder), built from
+its config files; nothing is re-implemented. An official checkpoint (a dict with a "model" state
+dict, as Meta releases it) is loaded strictly into the full SAM2Base before the parts are taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sss_auto.errors import SSSError
+
+logger = logging.getLogger(__name__)
+
+# variant -> (sam2 config, official checkpoint file name of the 2.1 release)
+VARIANTS: dict[str, tuple[str, str]] = {
+    "test": ("configs/sam2.1/sam2.1_hiera_t.yaml", ""),
+    "tiny": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"),
+    "small": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt"),
+    "base_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt"),
+    "large": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"),
+}
+# A reduced Hiera for CPU tests (0.36 M encoder parameters); see documentation/method.md.
+TEST_OVERRIDES = [
+    "++model.image_encoder.trunk.embed_dim=16",
+    "++model.image_encoder.trunk.stages=[1,1,2,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[3]",
+    "++model.image_encoder.trunk.window_spec=[4,4,4,4]",
+    "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
+    "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+]
+FEATURE_CHANNELS = 256
+FEATURE_STRIDES = (4, 8, 16)
+
+
+class CheckpointError(SSSError):
+    """A SAM-2 checkpoint is missing, corrupt, or of another variant."""
+
+
+@dataclass
+class Sam2Parts:
+    """The SAM-2 modules sss-auto uses, and whether they hold pretrained weights."""
+
+    image_encoder: nn.Module
+    prompt_encoder: nn.Module
+    mask_decoder: nn.Module
+    no_mem_embed: nn.Parameter
+    pretrained: bool
+
+
+def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = None,
+                     device: str | torch.device = "cpu") -> Sam2Parts:
+    """Build the SAM-2 parts of `variant` for square inputs of `image_size` pixels.
+
+    Args:
+        variant: "test", "tiny", "small", "base_plus" or "large".
+        image_size: input side in pixels (multiple of 32); the prompt encoder's grid is image_size/16.
+        checkpoint: official SAM-2 checkpoint file, or None for random initialisation.
+        device: "cpu", "cuda", or "meta" (no memory is allocated; used for memory planning).
+
+    Raises:
+        CheckpointError: unknown variant, unreadable checkpoint, or keys of another variant.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    if variant not in VARIANTS:
+        raise CheckpointError(f"unknown SAM-2 variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    if image_size % 32:
+        raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
+    config_name, _ = VARIANTS[variant]
+    overrides = [f"++model.image_size={image_size}"] + (TEST_OVERRIDES if variant == "test" else [])
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_module("sam2", version_base="1.2")
+    config = compose(config_name=config_name, overrides=overrides)
+    with _parameters_on_meta() if str(device) == "meta" else contextlib.nullcontext():
+        model = instantiate(config.model, _recursive_=True)
+    if checkpoint is not None:
+        _load_official_checkpoint(model, Path(checkpoint), variant)
+    model = model.to(device)
+    return Sam2Parts(model.image_encoder, model.sam_prompt_encoder, model.sam_mask_decoder, model.no_mem_embed,
+                     pretrained=checkpoint is not None)
+
+
+@contextlib.contextmanager
+def _parameters_on_meta():
+    """Move each parameter to the meta device as it is registered, so its initialisation costs nothing.
+
+    (Building under `torch.device("meta")` fails: Hiera calls `.item()` on a tensor in __init__.)
+    """
+    register = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register(module, name, param)
+        if param is not None:
+            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
+
+
+def _load_official_checkpoint(model: nn.Module, path: Path, variant: str) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: SAM-2 checkpoint not found; run sss_download_sam2 --variant {variant}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or non-torch files
+        raise CheckpointError(f"{path}: cannot be loaded as a SAM-2 checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path}: not an official SAM-2 checkpoint (expected a dict with a 'model' state dict)")
+    own = model.state_dict()
+    incoming = state["model"]
+    missing = sorted(set(own) - set(incoming))
+    unexpected = sorted(set(incoming) - set(own))
+    mismatched = sorted(k for k in set(own) & set(incoming) if tuple(own[k].shape) != tuple(incoming[k].shape)
+                        and not k.endswith("pos_embed"))
+    if missing or unexpected or mismatched:
+        detail = "; ".join(f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                           for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", mismatched)) if keys)
+        raise CheckpointError(f"{path}: does not match SAM-2 variant {variant!r} ({detail}); "
+                              "use the checkpoint of the planned variant or change sam2_variant in plans.json")
+    model.load_state_dict(incoming, strict=True)

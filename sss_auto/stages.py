@@ -1,0 +1,72 @@
+"""The planning stages with their files: fingerprint.json, plans.json and the case cache.
+
+Each function reads the previous stage's file and writes its own atomically; the CLIs call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from planners.fingerprint import Fingerprint, extract_fingerprint, load_fingerprint
+from planners.planner import DEFAULT_GPU_MEMORY_GIB, detect_gpu_memory_gib, plan
+from planners.plans import Plans, load_plans, save_plans
+from preprocessing.runner import preprocess_dataset
+from sss_auto import paths
+from sss_auto.dataset.integrity import check_dataset_structure
+from sss_auto.dataset.raw import RawDataset
+from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.serialization import to_dict
+
+logger = logging.getLogger(__name__)
+
+
+def preprocessed_folder(dataset: RawDataset) -> Path:
+    """SSS_preprocessed/<dataset name>."""
+    return paths.root("preprocessed") / dataset.name
+
+
+def fingerprint_stage(dataset: RawDataset, num_processes: int, clean: bool = False, progress: bool = True) -> Fingerprint:
+    """Return the fingerprint, reusing fingerprint.json unless `clean`."""
+    path = preprocessed_folder(dataset) / "fingerprint.json"
+    if path.is_file() and not clean:
+        logger.info("reusing %s (--clean recomputes it)", path)
+        return load_fingerprint(path)
+    fingerprint = extract_fingerprint(dataset, num_processes, progress)
+    write_json_atomic(to_dict(fingerprint), path)
+    logger.info("fingerprint of %d case(s) written to %s", len(fingerprint.cases), path)
+    return fingerprint
+
+
+def plan_stage(dataset: RawDataset, fingerprint: Fingerprint, gpu_memory_gib: float | None = None,
+               sam2_variant: str | None = None, encoder: str = "hiera") -> Plans:
+    """Plan for the given, detected or default GPU memory and write plans.json."""
+    if gpu_memory_gib is None:
+        gpu_memory_gib = detect_gpu_memory_gib()
+        if gpu_memory_gib is None:
+            gpu_memory_gib = DEFAULT_GPU_MEMORY_GIB
+            logger.info("no GPU found; planning for the default %.0f GiB (set --gpu-memory-gb)", gpu_memory_gib)
+        else:
+            logger.info("GPU memory detected: %.1f GiB usable", gpu_memory_gib)
+    plans = plan(fingerprint, gpu_memory_gib, sam2_variant, encoder)
+    path = preprocessed_folder(dataset) / "plans.json"
+    save_plans(plans, path)
+    for name, config in plans.configurations.items():
+        logger.info("%s: spacing %s mm, patch %s, batch %d+%d, SAM-2 %s, estimated step %.2f GiB of %.1f GiB",
+                    name, tuple(round(s, 3) for s in config.spacing_mm), config.patch_size, config.batch_size_labeled,
+                    config.batch_size_unlabeled, config.sam2_variant, config.estimated_step_memory_gib, gpu_memory_gib)
+    logger.info("plans written to %s", path)
+    return plans
+
+
+def preprocess_stage(dataset: RawDataset, configurations: list[str], num_processes: int, progress: bool = True) -> Path:
+    """Cache labeled and unlabeled cases for each configuration, using the plans.json on disk."""
+    folder = preprocessed_folder(dataset)
+    plans = load_plans(folder / "plans.json")
+    subsets = check_dataset_structure(dataset)
+    cases = subsets["labeled"] + subsets["unlabeled"]
+    for configuration in configurations:
+        plans.configuration(configuration)
+        done, skipped = preprocess_dataset(cases, plans, configuration, folder / configuration, num_processes, progress)
+        logger.info("%s: %d case(s) preprocessed, %d already done, in %s", configuration, done, skipped, folder / configuration)
+    return folder
