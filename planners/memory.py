@@ -95,7 +95,7 @@ def estimate_step_memory(shape: StepShape, model: SSSNet | None = None) -> Memor
 
     tracker = _LargestOutputs()
     with tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        _one_step_forward(model, shape)
+        one_step_forward(model, shape)
     return MemoryEstimate(persistent, sum(saved.values()), sum(tracker.largest))
 
 
@@ -103,27 +103,32 @@ def _storage_key(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage()._cdata
 
 
-def _one_step_forward(model: SSSNet, shape: StepShape) -> torch.Tensor:
-    """The SSS step's forward graph with every class prompted (the most memory)."""
+def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> torch.Tensor:
+    """The SSS step's forward graph with every class prompted (the most memory); returns a scalar loss.
+
+    `model` serves as student and teacher: the teacher pass runs without gradients, so its weights
+    do not matter for memory. Also used on the CPU to measure real memory (tests, benchmarks).
+    """
     cfg = shape.model
     size = (cfg.image_size, cfg.image_size)
-    x_l = torch.zeros(shape.batch_labeled, cfg.in_channels, *size, device="meta")
-    x_u = torch.zeros(shape.batch_unlabeled, cfg.in_channels, *size, device="meta")
-    loss = model(x_l, _all_prompted(shape.batch_labeled, cfg.num_classes - 1)).fused.float().mean()
-    prompts_u = _all_prompted(shape.batch_unlabeled, cfg.num_classes - 1)
+    x_l = torch.randn(shape.batch_labeled, cfg.in_channels, *size, device=device)
+    x_u = torch.randn(shape.batch_unlabeled, cfg.in_channels, *size, device=device)
+    loss = model(x_l, _all_prompted(shape.batch_labeled, cfg.num_classes - 1, device)).fused.float().mean()
+    prompts_u = _all_prompted(shape.batch_unlabeled, cfg.num_classes - 1, device)
     with torch.no_grad():
         f_w = model.encode(x_u)
         model.decode(f_w, prompts_u, size)
     f_s = model.encode(torch.cat([x_u, x_u]))
     f_dfe = model.dfe([torch.cat([f, f]) for f in f_w], f_s)
-    prompts_s = _all_prompted(2 * shape.batch_unlabeled, cfg.num_classes - 1)
+    prompts_s = _all_prompted(2 * shape.batch_unlabeled, cfg.num_classes - 1, device)
     return loss + model.decode(f_dfe, prompts_s, size).fused.float().mean()
 
 
-def _all_prompted(batch: int, num_foreground: int) -> Prompts:
+def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:
     # `valid` stays on the CPU: selecting prompted pairs is data-dependent, which meta tensors cannot do.
-    return Prompts(torch.zeros(batch, num_foreground, 4, device="meta"), torch.zeros(batch, num_foreground, 2, device="meta"),
-                   torch.ones(batch, num_foreground, dtype=torch.bool))
+    boxes = torch.tensor([4.0, 4.0, 24.0, 24.0], device=device).expand(batch, num_foreground, 4).contiguous()
+    points = torch.full((batch, num_foreground, 2), 12.0, device=device)
+    return Prompts(boxes, points, torch.ones(batch, num_foreground, dtype=torch.bool))
 
 
 def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int,

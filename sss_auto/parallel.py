@@ -5,6 +5,7 @@ A worker that dies (out of memory, killed) raises an SSSError instead of hanging
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -46,7 +47,7 @@ def map_unordered(fn: Callable[[T], R], items: Iterable[T], num_processes: int, 
         workers = min(num_processes, len(items))
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             pending = iter(items)
-            running = {pool.submit(fn, item) for item, _ in zip(pending, range(2 * workers))}
+            running = {pool.submit(fn, item) for item in itertools.islice(pending, 2 * workers)}
             try:
                 while running:
                     done, running = wait(running, return_when=FIRST_COMPLETED)

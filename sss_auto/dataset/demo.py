@@ -73,10 +73,13 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
 def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], rotated: bool):
     shape = (nominal_shape[0] + int(rng.integers(-2, 3)), nominal_shape[1] + int(rng.integers(-8, 9)),
              nominal_shape[2] + int(rng.integers(-8, 9)))
-    spacing = (float(rng.uniform(4.5, 5.5)), *(2 * [float(rng.uniform(1.4, 1.7))]))
+    spacing = (float(rng.uniform(5.0, 6.0)), *(2 * [float(rng.uniform(1.25, 1.55))]))
     z, y, x = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    radii = np.array([rng.uniform(55, 65), rng.uniform(80, 90), rng.uniform(65, 75)])
+    # small test volumes get a proportionally smaller head, so air and skull are always in view
+    scale = min(1.0, shape[1] * spacing[1] / 180.0, shape[0] * spacing[0] / 120.0)
+    zz, yy, xx = zz / scale, yy / scale, xx / scale
+    radii = np.array([rng.uniform(50, 56), rng.uniform(70, 78), rng.uniform(58, 64)])
     head = (zz / radii[0]) ** 2 + (yy / radii[1]) ** 2 + (xx / radii[2]) ** 2
     image = np.full(shape, HU_AIR, np.float32)
     brain = head < 0.85

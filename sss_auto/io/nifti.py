@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -86,6 +89,40 @@ def _geometry_of(path: Path, dim: int, size, spacing, origin, direction, compone
     )
 
 
+def check_nifti_complete(path: Path) -> None:
+    """Raise DatasetError when a .nii/.nii.gz file is shorter than its header says.
+
+    SimpleITK reads a truncated .nii.gz without error and fills the missing voxels with zeros, so
+    completeness is checked here: the gzip trailer's uncompressed size (or the file size of a .nii)
+    must equal the header's vox_offset + voxels × bytes per voxel.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    try:
+        with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as handle:
+            header = handle.read(352)
+        if len(header) < 348:
+            raise OSError("header shorter than 348 bytes")
+        order = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
+        dims = struct.unpack(order + "8h", header[40:56])
+        bitpix = struct.unpack(order + "h", header[72:74])[0]
+        vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
+        expected = vox_offset + int(np.prod(dims[1 : 1 + dims[0]], dtype=np.int64)) * bitpix // 8
+        if name.endswith(".gz"):
+            with open(path, "rb") as handle:
+                handle.seek(-4, os.SEEK_END)
+                actual = struct.unpack("<I", handle.read(4))[0]
+            expected %= 2**32
+        else:
+            actual = path.stat().st_size
+    except (OSError, EOFError, struct.error, gzip.BadGzipFile) as err:
+        raise DatasetError(f"{path}: not a readable NIfTI file ({err}); re-export the file") from err
+    if actual < expected or (name.endswith(".gz") and actual != expected):
+        raise DatasetError(f"{path}: truncated or damaged ({actual} of {expected} bytes of image data); re-export or copy it again")
+
+
 def read_image(path: Path) -> tuple[np.ndarray, Geometry]:
     """Read a 3D (or 2D) scalar image.
 
@@ -97,6 +134,7 @@ def read_image(path: Path) -> tuple[np.ndarray, Geometry]:
         DatasetError: missing, unreadable, 4D or vector images.
     """
     image = _read_sitk(path)
+    check_nifti_complete(path)
     geometry = _geometry_of(Path(path), image.GetDimension(), image.GetSize(), image.GetSpacing(),
                             image.GetOrigin(), image.GetDirection(), image.GetNumberOfComponentsPerPixel())
     array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)

@@ -1,0 +1,121 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
+from sss_auto.dataset.integrity import check_case_arrays, check_dataset_structure, read_case
+from sss_auto.dataset.raw import find_dataset, load_dataset
+from sss_auto.errors import DatasetError
+from sss_auto.io.nifti import read_image
+
+from tests.conftest import write_volume
+
+
+@pytest.mark.parametrize("spec", ["DemoBHSD", "Dataset900_DemoBHSD", "900"])
+def test_dataset_found_by_name_folder_or_id(dataset_dir, roots, spec):
+    assert find_dataset(spec, roots["raw"]).folder == dataset_dir
+
+
+def test_missing_dataset_lists_what_exists(dataset_dir, roots):
+    with pytest.raises(DatasetError, match="Dataset900_DemoBHSD"):
+        find_dataset("ACDC", roots["raw"])
+
+
+def test_ambiguous_dataset_is_an_error(dataset_dir, roots):
+    shutil.copytree(dataset_dir, roots["raw"] / "Dataset900_Other")
+    with pytest.raises(DatasetError, match="several"):
+        find_dataset("900", roots["raw"])
+
+
+def test_demo_is_deterministic_and_has_all_subsets(tmp_path):
+    spec = DemoSpec(2, 1, 1, (6, 40, 40), seed=5)
+    a, b = make_demo_dataset(tmp_path / "a", spec), make_demo_dataset(tmp_path / "b", spec)
+    subsets = check_dataset_structure(load_dataset(a))
+    assert [len(subsets[s]) for s in ("labeled", "unlabeled", "test")] == [2, 1, 1]
+    image_a, geometry_a = read_image(a / "imagesTr" / "demo_000_0000.nii.gz")
+    image_b, _ = read_image(b / "imagesTr" / "demo_000_0000.nii.gz")
+    np.testing.assert_array_equal(image_a, image_b)
+    assert geometry_a.spacing_mm[0] > 3 * geometry_a.spacing_mm[1]  # thick slices
+    _, test_geometry = read_image(a / "imagesTs" / "test_000_0000.nii.gz")
+    assert not np.allclose(test_geometry.direction, np.eye(3).ravel())
+    assert image_a.min() < -900 and image_a.max() > 500  # air and skull in HU
+
+
+def _corrupt(dataset_dir, kind):
+    """Apply one kind of damage; return the file name the error must mention."""
+    tr, lab = dataset_dir / "imagesTr", dataset_dir / "labelsTr"
+    meta = json.loads((dataset_dir / "dataset.json").read_text())
+    if kind == "missing dataset.json":
+        (dataset_dir / "dataset.json").unlink()
+        return "dataset.json"
+    if kind == "missing key":
+        del meta["labels"]
+        (dataset_dir / "dataset.json").write_text(json.dumps(meta))
+        return "labels"
+    if kind == "wrong channel suffix":
+        (tr / "demo_000_0000.nii.gz").rename(tr / "demo_000.nii.gz")
+        return "demo_000.nii.gz"
+    if kind == "label missing":
+        (lab / "demo_001.nii.gz").unlink()
+        return "demo_001.nii.gz"
+    if kind == "label without image":
+        shutil.copy(lab / "demo_000.nii.gz", lab / "orphan.nii.gz")
+        return "orphan.nii.gz"
+    if kind == "shape mismatch":
+        write_volume(lab / "demo_002.nii.gz", np.zeros((3, 4, 5), np.uint8))
+        return "demo_002.nii.gz"
+    if kind == "spacing mismatch":
+        label, geometry = read_image(lab / "demo_002.nii.gz")
+        write_volume(lab / "demo_002.nii.gz", label.astype(np.uint8), spacing=(9.0, 9.0, 9.0))
+        return "demo_002.nii.gz"
+    if kind == "undeclared label":
+        label, geometry = read_image(lab / "demo_000.nii.gz")
+        label[0, 0, 0] = 9
+        write_volume(lab / "demo_000.nii.gz", label.astype(np.uint8), geometry.spacing_mm, geometry.origin, geometry.direction)
+        return "demo_000.nii.gz"
+    if kind == "truncated file":
+        data = (tr / "demo_002_0000.nii.gz").read_bytes()
+        (tr / "demo_002_0000.nii.gz").write_bytes(data[:200])
+        return "demo_002_0000.nii.gz"
+    if kind == "numTraining wrong":
+        meta["numTraining"] = 10
+        (dataset_dir / "dataset.json").write_text(json.dumps(meta))
+        return "numTraining"
+    if kind == "unsafe case id":
+        (tr / "demo_000_0000.nii.gz").rename(tr / "de mo_0000.nii.gz")
+        return "de mo"
+    if kind == "empty imagesTr":
+        shutil.rmtree(tr)
+        tr.mkdir()
+        shutil.rmtree(lab)
+        return "imagesTr"
+    raise AssertionError(kind)
+
+
+BAD_INPUTS = ["missing dataset.json", "missing key", "wrong channel suffix", "label missing", "label without image",
+              "shape mismatch", "spacing mismatch", "undeclared label", "truncated file",
+              "numTraining wrong", "unsafe case id", "empty imagesTr"]
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_integrity_errors_name_the_file(dataset_dir, kind):
+    needle = _corrupt(dataset_dir, kind)
+    with pytest.raises(DatasetError, match=needle.replace(".", r"\.")):
+        dataset = load_dataset(dataset_dir)
+        subsets = check_dataset_structure(dataset)
+        for case in subsets["labeled"]:
+            read_case(case, set(dataset.labels.values()))
+
+
+def test_nan_and_inf_voxels_are_rejected_naming_the_file(dataset_dir):
+    # SimpleITK's NIfTI reader and writer turn NaN into 0, so this is checked on the arrays as read.
+    dataset = load_dataset(dataset_dir)
+    case = check_dataset_structure(dataset)["labeled"][0]
+    images, label, _ = read_case(case, set(dataset.labels.values()))
+    for bad in (np.nan, np.inf):
+        broken = images.copy()
+        broken[0, 1, 2, 3] = bad
+        with pytest.raises(DatasetError, match="demo_000_0000.nii.gz: 1 NaN/Inf"):
+            check_case_arrays(case, broken, label, set(dataset.labels.values()))

@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from sss_auto.networks.dfe import DFE, DFEBlock
+from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.networks.prompts import Prompts, to_sam_point
+from sss_auto.networks.sam2_parts import CheckpointError, build_sam2_parts
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SSSNet(ModelConfig(1, 4, 64, "test"))
+
+
+def test_outputs_have_input_resolution_and_refinement_changes_prompted_class_only(model):
+    x = torch.randn(2, 1, 64, 64)
+    prompts = Prompts.empty(2, 3)
+    prompts.valid[0, 1] = True
+    prompts.boxes[0, 1] = torch.tensor([10.0, 12.0, 40.0, 44.0])
+    prompts.points[0, 1] = torch.tensor([25.0, 28.0])
+    out = model(x, prompts)
+    assert out.coarse.shape == out.fused.shape == (2, 4, 64, 64)
+    changed = (out.fused != out.coarse).flatten(2).any(-1)
+    assert changed.tolist() == [[False, False, True, False], [False, False, False, False]]
+
+
+def test_dfe_formula_without_disagreement_has_no_residual():
+    block = DFEBlock(8)
+    f = torch.randn(2, 8, 4, 4)
+    out = block(f, f.clone())
+    a = block.align(f)
+    expected = torch.sigmoid(torch.ones(())) * block.mlp(a) + (1 - torch.sigmoid(torch.ones(()))) * block.mlp(a)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dfe_residual_grows_when_views_disagree():
+    torch.manual_seed(1)
+    block = DFEBlock(8)
+    f_w = torch.randn(1, 8, 4, 4)
+    similar, different = f_w + 0.01 * torch.randn_like(f_w), -f_w
+
+    def residual(f_s):
+        a_w, a_s = block.align(f_w), block.align(f_s)
+        s = torch.cosine_similarity(a_w.mean((2, 3)), a_s.mean((2, 3)))
+        return ((1 - s) * (a_s - a_w).norm()).item()
+
+    assert residual(different) > 10 * residual(similar)
+
+
+def test_dfe_gradients_reach_the_strong_branch_only():
+    dfe = DFE(8, (1,))
+    f_w = [torch.randn(1, 8, 4, 4, requires_grad=True) for _ in range(3)]
+    f_s = [torch.randn(1, 8, 4, 4, requires_grad=True) for _ in range(3)]
+    sum(o.sum() for o in dfe(f_w, f_s)).backward()
+    assert all(f.grad is None for f in f_w)
+    assert all(f.grad is not None for f in f_s)
+    assert dfe(f_w, f_s)[0] is f_s[0]  # level 0 passes through
+
+
+def test_sam_points_are_x_then_y():
+    assert to_sam_point(torch.tensor([3.0, 7.0])).tolist() == [7.0, 3.0]
+
+
+def _official_checkpoint(tmp_path, variant="test", image_size=64):
+    from hydra import compose
+    from hydra.utils import instantiate
+
+    build_sam2_parts(variant, image_size)  # initialises hydra
+    from sss_auto.networks.sam2_parts import TEST_OVERRIDES, VARIANTS
+
+    overrides = [f"++model.image_size={image_size}"] + (TEST_OVERRIDES if variant == "test" else [])
+    model = instantiate(compose(config_name=VARIANTS[variant][0], overrides=overrides).model, _recursive_=True)
+    path = tmp_path / "sam2_random.pt"
+    torch.save({"model": model.state_dict()}, path)
+    return path, model
+
+
+def test_official_checkpoint_layout_loads_strictly(tmp_path):
+    path, reference = _official_checkpoint(tmp_path)
+    parts = build_sam2_parts("test", 64, path)
+    assert parts.pretrained
+    torch.testing.assert_close(parts.mask_decoder.state_dict(), reference.sam_mask_decoder.state_dict())
+
+
+def test_wrong_variant_and_truncated_checkpoints_are_refused(tmp_path):
+    path, _ = _official_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="does not match SAM-2 variant 'tiny'"):
+        build_sam2_parts("tiny", 64, path)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        build_sam2_parts("test", 64, truncated)
