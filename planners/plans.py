@@ -9,7 +9,7 @@ from preprocessing.normalization import SCHEMES, ChannelNormalization
 from sss_auto.errors import PlansError
 from sss_auto.io.atomic import read_json, write_json_atomic
 from sss_auto.io.serialization import SchemaError, from_dict, to_dict
-from sss_auto.networks.sam2_parts import VARIANTS
+from sss_auto.networks.variants import VARIANTS
 
 FORMAT_VERSION = 1
 MAX_PATCH = 1024

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sss_auto import paths
 from sss_auto.cli.common import add_common_options, run_command
-from sss_auto.dataset.raw import find_dataset
-from sss_auto.networks.sam2_parts import VARIANTS
-from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
+from sss_auto.networks.variants import VARIANTS
 
 DEFAULT_PROCESSES = 2
 
@@ -32,6 +29,11 @@ def _parser(description: str, fingerprint: bool, planning: bool, preprocessing: 
 
 
 def _run(args: argparse.Namespace, fingerprint: bool, planning: bool, preprocessing: bool) -> int:
+    # imported here, not at the top: worker processes re-import this module, and must not pay for torch
+    from sss_auto import paths
+    from sss_auto.dataset.raw import find_dataset
+    from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
+
     dataset = find_dataset(args.d, paths.root("raw"))
     fp = fingerprint_stage(dataset, args.np, getattr(args, "clean", False), not args.no_progress) if fingerprint or planning else None
     if planning:

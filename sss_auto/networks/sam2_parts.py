@@ -16,17 +16,10 @@ import torch
 from torch import nn
 
 from sss_auto.errors import SSSError
+from sss_auto.networks.variants import VARIANTS
 
 logger = logging.getLogger(__name__)
 
-# variant -> (sam2 config, official checkpoint file name of the 2.1 release)
-VARIANTS: dict[str, tuple[str, str]] = {
-    "test": ("configs/sam2.1/sam2.1_hiera_t.yaml", ""),
-    "tiny": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"),
-    "small": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt"),
-    "base_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt"),
-    "large": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"),
-}
 # A reduced Hiera for CPU tests (0.36 M encoder parameters); see documentation/method.md.
 TEST_OVERRIDES = [
     "++model.image_encoder.trunk.embed_dim=16",
