@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planners.plans import ConfigurationPlan, Plans
-from preprocessing.cropping import BBox, crop, nonzero_bbox, uncrop
+from preprocessing.cropping import crop, nonzero_bbox, uncrop
 from preprocessing.normalization import normalize
 from preprocessing.resampling import resample_data, resample_label, resample_probabilities, target_shape
 from sss_auto.io.nifti import Geometry
