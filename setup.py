@@ -27,6 +27,7 @@ setup(
             "sss_plan=sss_auto.cli.plan_and_preprocess:plan_main",
             "sss_preprocess=sss_auto.cli.plan_and_preprocess:preprocess_main",
             "sss_make_demo=sss_auto.cli.make_demo:main",
+            "sss_train=sss_auto.cli.train:main",
         ]
     },
 )

@@ -15,3 +15,7 @@ class PlansError(SSSError):
 
 class CacheError(SSSError):
     """A preprocessed cache file is missing, truncated or does not match its recorded checksum."""
+
+
+class CheckpointError(SSSError):
+    """A SAM-2 or training checkpoint is missing, corrupt, or does not match the model."""

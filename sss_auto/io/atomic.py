@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -50,9 +51,19 @@ def write_atomic(target: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def write_json_atomic(data: object, target: Path) -> None:
-    """Write `data` as indented JSON (keys in insertion order) atomically."""
-    text = json.dumps(data, indent=2) + "\n"
+    """Write `data` as indented JSON (keys in insertion order) atomically; NaN and ±inf become null."""
+    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
     write_atomic(target, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def save_npy_atomic(array: np.ndarray, target: Path) -> None:

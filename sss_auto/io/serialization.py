@@ -13,8 +13,8 @@ class SchemaError(ValueError):
 
 
 def to_dict(obj: object) -> dict:
-    """A dataclass as a dict in field order (tuples become lists when written as JSON)."""
-    return dataclasses.asdict(obj)
+    """A dataclass as a dict in field order (paths become strings; tuples become lists when written as JSON)."""
+    return dataclasses.asdict(obj, dict_factory=lambda items: {k: str(v) if isinstance(v, Path) else v for k, v in items})
 
 
 def from_dict(cls: type, data: object, where: str = "") -> object:

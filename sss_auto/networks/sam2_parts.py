@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sss_auto.errors import SSSError
+from sss_auto.errors import CheckpointError
 from sss_auto.networks.variants import VARIANTS
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,6 @@ TEST_OVERRIDES = [
 ]
 FEATURE_CHANNELS = 256
 FEATURE_STRIDES = (4, 8, 16)
-
-
-class CheckpointError(SSSError):
-    """A SAM-2 checkpoint is missing, corrupt, or of another variant."""
 
 
 @dataclass

@@ -4,7 +4,8 @@ import torch
 from sss_auto.networks.dfe import DFE, DFEBlock
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.networks.prompts import Prompts, to_sam_point
-from sss_auto.networks.sam2_parts import CheckpointError, build_sam2_parts
+from sss_auto.errors import CheckpointError
+from sss_auto.networks.sam2_parts import build_sam2_parts
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,93 @@
+"""sss_train DATASET CONFIG FOLD: train the SSS semi-supervised trainer on one fold."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from sss_auto.cli.common import add_common_options, run_command
+
+FOLDS = ["0", "1", "2", "3", "4", "all"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train SSS (SAM-2 + weak-to-strong + DFE + PCSW) on one fold.")
+    p.add_argument("dataset", help="dataset name (BHSD), folder (Dataset501_BHSD) or id (501)")
+    p.add_argument("configuration", help="planned configuration, e.g. 2d")
+    p.add_argument("fold", choices=FOLDS, help="cross-validation fold 0-4, or 'all' (every labeled case, no validation)")
+    g = p.add_argument_group("schedule (defaults from plans.json)")
+    g.add_argument("--epochs", type=int, help="number of epochs")
+    g.add_argument("--iters-per-epoch", type=int, help="iterations per epoch")
+    g.add_argument("--warmup-epochs", type=int, help="supervised epochs before pseudo labels are used")
+    g.add_argument("--lr", type=float, help="learning rate (heads, DFE, decoder)")
+    g.add_argument("--pcsw-refresh-epochs", type=int, help="rebuild the PCSW bank every N epochs")
+    g.add_argument("--batch-size", type=int, help="labeled and unlabeled slices per step (each)")
+    s = p.add_argument_group("SAM-2")
+    s.add_argument("--sam2-checkpoint", type=Path, default=os.environ.get("SSS_SAM2_CHECKPOINT") or None,
+                   help="official SAM-2 checkpoint of the planned variant (default: $SSS_SAM2_CHECKPOINT; "
+                        "none: random initialisation, said in the log)")
+    s.add_argument("--finetune-encoder", action="store_true", help="fine-tune a pretrained encoder at lr x encoder_lr_factor")
+    a = p.add_argument_group("ablations")
+    a.add_argument("--supervised-only", action="store_true", help="labeled data only")
+    a.add_argument("--no-dfe", action="store_true", help="weak-to-strong without DFE")
+    a.add_argument("--no-pcsw", action="store_true", help="no prompts (coarse output only)")
+    a.add_argument("--no-refine", action="store_true", help="no SAM-2 prompt refinement")
+    a.add_argument("--pcsw-tau", type=float, help="PCSW continuity threshold (plan default 0.8)")
+    r = p.add_argument_group("run")
+    r.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    r.add_argument("--c", action="store_true", help="continue from the last checkpoint")
+    r.add_argument("--val-only", action="store_true", help="only run the final validation of a finished fold")
+    r.add_argument("--seed", type=int, default=0, help="seed of initialisation, data and strong views")
+    r.add_argument("--num-workers", type=int, default=None, help="data loader workers (default: CPUs - 1, at most 8)")
+    r.add_argument("--disable-val-tta", action="store_true", help="no mirror TTA in the final validation")
+    add_common_options(p)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from planners.plans import load_plans
+    from sss_auto import paths
+    from sss_auto.dataset.raw import find_dataset
+    from sss_auto.errors import SSSError
+    from sss_auto.stages import preprocessed_folder
+    from sss_auto.training.config import Ablation, TrainConfig
+    from sss_auto.training.distributed import init_distributed, shutdown
+    from sss_auto.training.run import train_fold
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SSSError("--device cuda: no CUDA device is available")
+    dataset = find_dataset(args.dataset, paths.root("raw"))
+    plan = load_plans(preprocessed_folder(dataset) / "plans.json").configuration(args.configuration)
+    overrides = {name: value for name, value in (
+        ("num_epochs", args.epochs), ("iterations_per_epoch", args.iters_per_epoch), ("warmup_epochs", args.warmup_epochs),
+        ("learning_rate", args.lr), ("pcsw_refresh_epochs", args.pcsw_refresh_epochs)) if value is not None}
+    for name, value in overrides.items():
+        if value <= 0 and name != "warmup_epochs":
+            raise SSSError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    plan = replace(plan, training=replace(plan.training, **overrides))
+    if args.batch_size is not None:
+        plan = replace(plan, batch_size_labeled=args.batch_size, batch_size_unlabeled=args.batch_size)
+    if args.pcsw_tau is not None and not 0 < args.pcsw_tau <= 1:
+        raise SSSError(f"--pcsw-tau must be in (0, 1], got {args.pcsw_tau}")
+    ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau)
+    workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
+    dist = init_distributed(device)
+    config = TrainConfig(dataset.name, args.configuration, args.fold, plan, ablation, args.seed, dist.device,
+                         args.sam2_checkpoint, args.finetune_encoder, workers, not args.disable_val_tta)
+    try:
+        summary = train_fold(dataset, config, dist, args.c, args.val_only, not args.no_progress)
+    finally:
+        shutdown()
+    if dist.is_main:
+        print(f"done: {summary.get('mean', (summary.get('final_validation') or {}).get('mean'))} mean validation Dice; "
+              f"files in the fold folder under {paths.root('results') / dataset.name}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(_run, _parser(), argv)

@@ -1,0 +1,67 @@
+"""Read-only access to a configuration's preprocessed cache (SSS_preprocessed/<ds>/<config>/)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from preprocessing.case import CaseProperties
+from preprocessing.runner import CacheEntry, load_cache_entry, load_cached_array
+from sss_auto.errors import CacheError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CachedVolume:
+    """One cached case, arrays memory-mapped.
+
+    Attributes:
+        data: float32 (C, S, H, W) normalized image.
+        seg: int16 (S, H, W) or None (unlabeled).
+        foreground: int32 (N, 4) rows (class, z, y, x) for oversampling.
+    """
+
+    case_id: str
+    data: np.ndarray
+    seg: np.ndarray | None
+    foreground: np.ndarray
+    properties: CaseProperties
+
+
+class CaseCache:
+    """The cached cases of one configuration folder, by subset."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise CacheError(f"{self.folder}: no preprocessed cases; run sss_plan_and_preprocess first")
+        self.entries: dict[str, CacheEntry] = {p.stem: load_cache_entry(p) for p in sorted(self.folder.glob("*.json"))}
+        if not self.entries:
+            raise CacheError(f"{self.folder}: no preprocessed cases; run sss_plan_and_preprocess first")
+
+    def ids(self, subset: str) -> list[str]:
+        """Case ids of "labeled" or "unlabeled" cases."""
+        return [case_id for case_id, entry in self.entries.items() if entry.subset == subset]
+
+    def verify(self, case_ids: list[str], progress: bool = True) -> None:
+        """Check every array of these cases against the size and digest recorded at write time."""
+        for case_id in tqdm(case_ids, desc="verify cache", unit="case", disable=None if progress else True):
+            entry = self._entry(case_id)
+            for name in entry.arrays:
+                load_cached_array(self.folder, entry, name, verify=True, mmap=True)
+
+    def load(self, case_id: str) -> CachedVolume:
+        """Memory-map one case's arrays (sizes checked; digests were checked by `verify`)."""
+        entry = self._entry(case_id)
+        arrays = {name: load_cached_array(self.folder, entry, name, verify=False, mmap=True) for name in entry.arrays}
+        return CachedVolume(case_id, arrays["data"], arrays.get("seg"), arrays["foreground"], entry.properties)
+
+    def _entry(self, case_id: str) -> CacheEntry:
+        if case_id not in self.entries:
+            raise CacheError(f"{self.folder}: case {case_id!r} is not preprocessed; re-run sss_preprocess")
+        return self.entries[case_id]

@@ -1,0 +1,112 @@
+"""Training batches assembled in background workers: labeled slices with GT prompts, weak unlabeled views with bank prompts.
+
+Each epoch gets a fresh, seeded stream: worker w of rank r in epoch e draws from
+default_rng([seed, e, r, w]), so a run resumed at an epoch boundary sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from sss_auto.data import augment
+from sss_auto.data.cache import CaseCache
+from sss_auto.data.sampling import choose_slice_and_center, crop_slice
+from sss_auto.networks.prompts import Prompts
+from sss_auto.prompting.bank import PromptBank
+from sss_auto.prompting.from_masks import prompts_from_label_maps
+
+PROMPT_DROP_PROBABILITY = 0.2
+
+
+@dataclass(frozen=True)
+class LoaderSpec:
+    """What to sample: cases, patch side, batch sizes (unlabeled 0 = supervised only), oversampling."""
+
+    cache_folder: Path
+    labeled_ids: tuple[str, ...]
+    unlabeled_ids: tuple[str, ...]
+    patch: int
+    batch_labeled: int
+    batch_unlabeled: int
+    num_foreground: int
+    foreground_oversampling: float = 0.33
+
+
+@dataclass
+class TrainBatch:
+    """x_l float32 (B, C, P, P), y_l int64 (B, P, P), prompts_l; x_w weak unlabeled views and prompts_u (or None)."""
+
+    x_l: torch.Tensor
+    y_l: torch.Tensor
+    prompts_l: Prompts
+    x_w: torch.Tensor | None
+    prompts_u: Prompts | None
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
+        return TrainBatch(move(self.x_l), move(self.y_l), self.prompts_l.to(device), move(self.x_w),
+                          self.prompts_u.to(device) if self.prompts_u is not None else None)
+
+
+def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.random.Generator,
+               transform) -> TrainBatch:
+    """Sample, augment and prompt one batch (runs in a loader worker)."""
+    size = augment.sampling_size(spec.patch)
+    images, labels = [], []
+    first_forced = int(round(spec.batch_labeled * (1 - spec.foreground_oversampling)))
+    for index in range(spec.batch_labeled):
+        volume = cache.load(spec.labeled_ids[rng.integers(len(spec.labeled_ids))])
+        z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
+        image, label = crop_slice(np.asarray(volume.data[:, z]), np.asarray(volume.seg[z]), (y, x), size, rng)
+        images.append(image)
+        labels.append(label)
+    x_l, y_l = augment.apply(transform, np.stack(images), np.stack(labels))
+    prompts_l = prompts_from_label_maps(y_l, spec.num_foreground, rng, PROMPT_DROP_PROBABILITY)
+    x_w = prompts_u = None
+    if spec.batch_unlabeled and spec.unlabeled_ids:
+        images, objects = [], []
+        for _ in range(spec.batch_unlabeled):
+            case_id = spec.unlabeled_ids[rng.integers(len(spec.unlabeled_ids))]
+            volume = cache.load(case_id)
+            z, y, x = choose_slice_and_center(volume, rng, force_foreground=False)
+            kept = bank.slice_labels(case_id, z, volume.data.shape[2:])
+            image, kept = crop_slice(np.asarray(volume.data[:, z]), kept, (y, x), size, rng)
+            images.append(image)
+            objects.append(kept)
+        x_w_np, objects_w = augment.apply(transform, np.stack(images), np.stack(objects))
+        x_w = torch.from_numpy(x_w_np)
+        prompts_u = prompts_from_label_maps(objects_w, spec.num_foreground)
+    return TrainBatch(torch.from_numpy(x_l), torch.from_numpy(y_l), prompts_l, x_w, prompts_u)
+
+
+class EpochBatches(IterableDataset):
+    """`iterations` batches of one epoch, shared out over the loader's workers."""
+
+    def __init__(self, spec: LoaderSpec, bank: PromptBank, iterations: int, seed: int, epoch: int, rank: int = 0) -> None:
+        super().__init__()
+        self.spec, self.bank, self.iterations = spec, bank, iterations
+        self.seed, self.epoch, self.rank = seed, epoch, rank
+
+    def __iter__(self) -> Iterator[TrainBatch]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        seed_sequence = [self.seed, self.epoch, self.rank, worker]
+        rng = np.random.default_rng(seed_sequence)
+        np.random.seed(np.random.SeedSequence(seed_sequence).generate_state(1)[0])  # batchgenerators
+        cache = CaseCache(self.spec.cache_folder)
+        transform = augment.spatial_and_intensity(self.spec.patch)
+        for _ in range(worker, self.iterations, workers):
+            yield make_batch(self.spec, cache, self.bank, rng, transform)
+
+
+def epoch_loader(spec: LoaderSpec, bank: PromptBank, iterations: int, seed: int, epoch: int, rank: int = 0,
+                 num_workers: int = 1, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over one epoch's batches (order deterministic for a given number of workers)."""
+    return DataLoader(EpochBatches(spec, bank, iterations, seed, epoch, rank), batch_size=None,
+                      num_workers=num_workers, pin_memory=pin_memory, prefetch_factor=2 if num_workers else None)

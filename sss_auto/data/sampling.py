@@ -1,0 +1,49 @@
+"""Pick 2D training patches from cached volumes, with foreground oversampling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sss_auto.data.cache import CachedVolume
+
+
+def choose_slice_and_center(volume: CachedVolume, rng: np.random.Generator, force_foreground: bool) -> tuple[int, int, int]:
+    """(z, y, x): a random voxel of a random present class when forced (and any exists), else uniform."""
+    shape = volume.data.shape[1:]
+    if force_foreground and len(volume.foreground):
+        classes = np.unique(volume.foreground[:, 0])
+        rows = volume.foreground[volume.foreground[:, 0] == rng.choice(classes)]
+        _, z, y, x = rows[rng.integers(len(rows))]
+        return int(z), int(y), int(x)
+    return tuple(int(rng.integers(n)) for n in shape)
+
+
+def crop_slice(image: np.ndarray, label: np.ndarray, center_yx: tuple[int, int], size: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A size×size window around `center_yx` (randomly offset so the center is not always in the middle).
+
+    Args:
+        image: float32 (C, H, W); label: integer (H, W).
+
+    Returns:
+        float32 (C, size, size) and int16 (size, size); zero-padded where the window leaves the slice.
+    """
+    height, width = label.shape
+    out_image = np.zeros((image.shape[0], size, size), np.float32)
+    out_label = np.zeros((size, size), np.int16)
+    starts = []
+    for center, extent in zip(center_yx, (height, width)):
+        offset = int(rng.integers(-size // 4, size // 4 + 1))
+        start = center - size // 2 + offset
+        if extent >= size:
+            start = int(np.clip(start, 0, extent - size))
+        else:
+            start = -int(rng.integers(0, size - extent + 1))
+        starts.append(start)
+    (y0, x0) = starts
+    sy, sx = slice(max(y0, 0), min(y0 + size, height)), slice(max(x0, 0), min(x0 + size, width))
+    ty = slice(sy.start - y0, sy.stop - y0)
+    tx = slice(sx.start - x0, sx.stop - x0)
+    out_image[:, ty, tx] = image[:, sy, sx]
+    out_label[ty, tx] = label[sy, sx]
+    return out_image, out_label

@@ -1,0 +1,89 @@
+"""Strong views drawn on top of a weak view: photometric jitter, blur, noise, and CutMix in the batch.
+
+Photometric changes keep the geometry, so the weak view's prompts serve the strong views; CutMix
+pastes a box from a partner sample, and the pseudo labels are mixed with the same box.
+All randomness comes from the `torch.Generator` passed in (seeded per epoch by the loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+CUTMIX_PROBABILITY = 0.5
+CUTMIX_AREA = (0.02, 0.4)
+CUTMIX_ASPECT = (0.3, 1 / 0.3)
+
+
+@dataclass
+class StrongView:
+    """A strong view: images (B, C, H, W); `mix` bool (B, H, W) where pixels come from `partner[b]`."""
+
+    x: torch.Tensor
+    mix: torch.Tensor
+    partner: torch.Tensor
+
+    def mix_targets(self, *targets: torch.Tensor) -> list[torch.Tensor]:
+        """Mix per-pixel targets (B, H, W) the way the images were mixed."""
+        return [torch.where(self.mix, t[self.partner], t) for t in targets]
+
+
+def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float, device) -> torch.Tensor:
+    return (torch.rand(shape, generator=generator) * (high - low) + low).to(device)
+
+
+def photometric(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample brightness/contrast/gamma jitter (p=0.8), Gaussian blur (p=0.5) and noise (p=0.5)."""
+    batch, device = x.shape[0], x.device
+    shape = (batch, 1, 1, 1)
+    apply = (torch.rand(shape, generator=generator) < 0.8).to(device)
+    low = x.amin((1, 2, 3), keepdim=True)
+    span = (x.amax((1, 2, 3), keepdim=True) - low).clamp_min(1e-6)
+    unit = (x - low) / span
+    gamma = _uniform(generator, shape, 0.7, 1.5, device)
+    unit = unit.clamp(0, 1) ** gamma
+    unit = (unit - 0.5) * _uniform(generator, shape, 0.75, 1.25, device) + 0.5 + _uniform(generator, shape, -0.1, 0.1, device)
+    x = torch.where(apply, unit * span + low, x)
+    sigma = _uniform(generator, (batch,), 0.1, 1.5, device)
+    blurred = torch.stack([_blur(x[b], float(sigma[b])) for b in range(batch)])
+    x = torch.where((torch.rand(shape, generator=generator) < 0.5).to(device), blurred, x)
+    noise = torch.randn(x.shape, generator=generator).to(device) * _uniform(generator, shape, 0.0, 0.1, device) * span
+    return torch.where((torch.rand(shape, generator=generator) < 0.5).to(device), x + noise, x)
+
+
+def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(2 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = image.shape[0]
+    out = F.conv2d(F.pad(image[None], (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return out[0]
+
+
+def cutmix_masks(batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """bool (B, H, W): one random box per sample (with probability 0.5), else all False."""
+    masks = torch.zeros(batch, height, width, dtype=torch.bool)
+    for b in range(batch):
+        if torch.rand((), generator=generator) >= CUTMIX_PROBABILITY:
+            continue
+        area = float(_uniform(generator, (), *CUTMIX_AREA, "cpu")) * height * width
+        aspect = float(_uniform(generator, (), *CUTMIX_ASPECT, "cpu"))
+        h = min(height, max(1, int(round((area * aspect) ** 0.5))))
+        w = min(width, max(1, int(round((area / aspect) ** 0.5))))
+        y0 = int(torch.randint(0, height - h + 1, (), generator=generator))
+        x0 = int(torch.randint(0, width - w + 1, (), generator=generator))
+        masks[b, y0:y0 + h, x0:x0 + w] = True
+    return masks
+
+
+def strong_view(x_w: torch.Tensor, generator: torch.Generator) -> StrongView:
+    """Photometric augmentation of the weak view, then CutMix with a random partner in the batch."""
+    batch, _, height, width = x_w.shape
+    x = photometric(x_w, generator)
+    partner = torch.randperm(batch, generator=generator).to(x_w.device)
+    mix = cutmix_masks(batch, height, width, generator).to(x_w.device)
+    return StrongView(torch.where(mix[:, None], x[partner], x), mix, partner)

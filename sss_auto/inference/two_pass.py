@@ -1,0 +1,77 @@
+"""The fully automatic SSS prediction of one preprocessed volume.
+
+Pass 1: coarse probabilities of every slice → PCSW per class on the whole volume → pass 2: fused
+probabilities with those prompts. Several models (folds) are averaged in both passes. Training
+validation, the PCSW bank refresh and `sss_predict` all use these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sss_auto.inference.sliding_window import predict_slices
+from sss_auto.networks.model import SSSNet
+from sss_auto.prompting.pcsw import ClassConstraint, PCSWResult, pcsw_label_volume
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How to predict: tile side, TTA, tiles per forward, device, PCSW τ and whether to run pass 2."""
+
+    patch: int
+    tta: bool = True
+    batch_size: int = 8
+    device: str = "cpu"
+    pcsw_tau: float = 0.8
+    use_prompts: bool = True
+
+
+@dataclass(frozen=True)
+class VolumePrediction:
+    """probabilities: float32 (K+1, S, H, W); prompt_map: uint8 (S, H, W) objects PCSW kept."""
+
+    probabilities: np.ndarray
+    prompt_map: np.ndarray | None
+    pcsw: list[PCSWResult]
+
+
+def mean_probabilities(models: list[SSSNet], data: np.ndarray, settings: InferenceSettings,
+                       prompt_map: np.ndarray | None = None, tta: bool | None = None) -> np.ndarray:
+    """Mean over models of the probabilities, float32 (K+1, S, H, W): coarse without a prompt map, else fused."""
+    tta = settings.tta if tta is None else tta
+    total = None
+    for model in models:
+        if prompt_map is None:
+            def tiles(x, _prompts, model=model):
+                return model(x, None).coarse
+        else:
+            def tiles(x, prompts, model=model):
+                return model(x, prompts).fused
+        p = predict_slices(tiles, data, settings.patch, model.config.num_classes, prompt_map, tta,
+                           settings.batch_size, settings.device)
+        total = p if total is None else total + p
+    return total / len(models)
+
+
+@torch.no_grad()
+def predict_volume(models: list[SSSNet], data: np.ndarray, spacing_mm: tuple[float, float, float],
+                   settings: InferenceSettings, constraints: dict[int, ClassConstraint] | None = None) -> VolumePrediction:
+    """Two-pass prediction of a volume on the cached grid.
+
+    Args:
+        models: trained networks in eval mode (same classes and patch).
+        data: float32 (C, S, H, W) preprocessed image.
+        spacing_mm: (z, y, x) spacing of `data` (PCSW's physical constraints are in mm³).
+        constraints: per class value, from the fingerprint.
+    """
+    coarse = mean_probabilities(models, data, settings)
+    refine = settings.use_prompts and all(m.refiner is not None for m in models)
+    if not refine:
+        return VolumePrediction(coarse, None, [])
+    prompt_map, results = pcsw_label_volume(coarse, spacing_mm, settings.pcsw_tau, constraints)
+    if not prompt_map.any():
+        return VolumePrediction(coarse, prompt_map, results)
+    return VolumePrediction(mean_probabilities(models, data, settings, prompt_map), prompt_map, results)

@@ -1,0 +1,1 @@
+"""The SSS trainer as composition: config, build, steps, loop, checkpoints, progress, DDP."""

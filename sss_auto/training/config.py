@@ -1,0 +1,77 @@
+"""What one training run does: the plan's settings, command-line overrides and ablation switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from planners.plans import ConfigurationPlan, TrainingPlan
+
+SUPERVISED_WEIGHT = 0.5  # L = ½(L_l + L_u)
+COARSE_WEIGHT = 0.5  # L_l = ½ coarse + ½ fused
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Switches for the ablations of SSS_METHOD.md; the defaults are full SSS.
+
+    Attributes:
+        supervised_only: labeled data only (no unlabeled stream, no teacher).
+        use_dfe: DFE on the strong branch (off: strong features pass through).
+        use_pcsw: prompts for unlabeled data and at inference from PCSW (off: no prompts, coarse only).
+        refine: SAM-2 prompt encoder + mask decoder refinement (off: not built).
+        pcsw_tau: continuity threshold override (None: the plan's).
+    """
+
+    supervised_only: bool = False
+    use_dfe: bool = True
+    use_pcsw: bool = True
+    refine: bool = True
+    pcsw_tau: float | None = None
+
+    def run_name(self) -> str:
+        """Folder name of the run: "SSS", with a suffix per switch that differs from full SSS."""
+        parts = ["SSS"]
+        parts += ["supervised"] if self.supervised_only else []
+        parts += ["noDFE"] if not self.use_dfe and not self.supervised_only else []
+        parts += ["noPCSW"] if not self.use_pcsw else []
+        parts += ["noRefine"] if not self.refine else []
+        parts += [f"tau{self.pcsw_tau:g}"] if self.pcsw_tau is not None else []
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `fit` needs, saved as training_config.json beside the checkpoints.
+
+    Attributes:
+        dataset: dataset folder name; configuration: e.g. "2d"; fold: "0".."4" or "all".
+        plan: the configuration's plan (patch, batch, variant, ...), training overrides applied.
+        ablation: the switches.
+        seed: seeds model initialisation, data and strong views.
+        device: "cpu" or "cuda".
+        sam2_checkpoint: official SAM-2 weights, or None (random initialisation; said in the log).
+        finetune_encoder: train a pretrained encoder at lr × encoder_lr_factor (else frozen).
+        num_workers: loader worker processes.
+        validation_tta: mirror TTA in the final validation.
+    """
+
+    dataset: str
+    configuration: str
+    fold: str
+    plan: ConfigurationPlan
+    ablation: Ablation = field(default_factory=Ablation)
+    seed: int = 0
+    device: str = "cpu"
+    sam2_checkpoint: Path | None = None
+    finetune_encoder: bool = False
+    num_workers: int = 1
+    validation_tta: bool = True
+
+    @property
+    def training(self) -> TrainingPlan:
+        return self.plan.training
+
+    @property
+    def pcsw_tau(self) -> float:
+        return self.ablation.pcsw_tau if self.ablation.pcsw_tau is not None else self.training.pcsw_tau

@@ -1,0 +1,99 @@
+"""Set up and run one fold: results folder, splits, cache, constraints, modules, then `fit`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from planners.fingerprint import load_fingerprint
+from planners.plans import load_plans
+from sss_auto import paths
+from sss_auto.data.cache import CaseCache
+from sss_auto.dataset.raw import RawDataset
+from sss_auto.errors import CheckpointError, PlansError
+from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.serialization import to_dict
+from sss_auto.stages import preprocessed_folder
+from sss_auto.training import progress
+from sss_auto.training.build import build_modules
+from sss_auto.training.checkpoint import load_checkpoint
+from sss_auto.training.config import TrainConfig
+from sss_auto.training.distributed import DistInfo, broadcast_module
+from sss_auto.training.loop import FINAL, LATEST, RunContext, final_validation, fit
+from sss_auto.training.splits import fold_cases, load_or_create_splits
+from sss_auto.training.validation import constraints_from_fingerprint
+
+logger = logging.getLogger(__name__)
+
+
+def run_folder(dataset_name: str, run_name: str, configuration: str) -> Path:
+    """SSS_results/<dataset>/<run>__<configuration> (one folder per ablation, like nnU-Net's trainer folders)."""
+    return paths.root("results") / dataset_name / f"{run_name}__{configuration}"
+
+
+def fold_folder(dataset_name: str, run_name: str, configuration: str, fold: str) -> Path:
+    return run_folder(dataset_name, run_name, configuration) / f"fold_{fold}"
+
+
+def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_progress: bool) -> RunContext:
+    """Read plans, cache, fingerprint and splits; copy plans.json and dataset.json next to the folds."""
+    pre = preprocessed_folder(dataset)
+    plans = load_plans(pre / "plans.json")
+    cache = CaseCache(pre / config.configuration)
+    labeled, unlabeled = cache.ids("labeled"), cache.ids("unlabeled")
+    if not labeled:
+        raise PlansError(f"{cache.folder}: no labeled case is preprocessed; training needs at least two")
+    splits = load_or_create_splits(pre / "splits_final.json", labeled, seed=12345)
+    train_ids, val_ids = fold_cases(splits, config.fold, labeled)
+    if not config.ablation.supervised_only and not unlabeled:
+        logger.warning("no unlabeled cases in %s: the weak-to-strong loss has nothing to learn from", cache.folder)
+    if dist.is_main:
+        cache.verify(train_ids + val_ids + unlabeled, show_progress)
+    folder = fold_folder(dataset.name, config.ablation.run_name(), config.configuration, config.fold)
+    folder.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        shutil.copyfile(pre / "plans.json", folder.parent / "plans.json")
+        shutil.copyfile(dataset.folder / "dataset.json", folder.parent / "dataset.json")
+        shutil.copyfile(pre / "fingerprint.json", folder.parent / "fingerprint.json")
+    constraints = constraints_from_fingerprint(load_fingerprint(pre / "fingerprint.json"), plans)
+    references = {c.case_id: c.label for c in dataset.cases("labeled") if c.case_id in val_ids}
+    logger.info("fold %s: %d labeled training case(s), %d validation case(s), %d unlabeled case(s)",
+                config.fold, len(train_ids), len(val_ids), len(unlabeled))
+    return RunContext(folder, cache, plans, train_ids, val_ids, unlabeled, references, constraints, dist, show_progress)
+
+
+def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,
+               show_progress: bool = True) -> dict:
+    """Train (or continue, or only validate) one fold; returns the training or validation summary."""
+    run = prepare_run(dataset, config, dist, show_progress)
+    handler = progress.add_log_file(run.folder / "training_log.txt") if dist.is_main else None
+    try:
+        plans = run.plans
+        modules = build_modules(config, len(plans.channel_names), max(plans.labels.values()) + 1)
+        if val_only:
+            return _validate_only(config, run, modules)
+        latest = run.folder / LATEST
+        if latest.exists() and not resume:
+            raise CheckpointError(f"{run.folder} already holds a training run; continue it with --c, "
+                                  "or delete the folder to start over")
+        if resume and not latest.exists():
+            logger.info("--c: no checkpoint in %s yet; starting from the beginning", run.folder)
+            resume = False
+        broadcast_module(modules.student)
+        if modules.teacher is not None:
+            broadcast_module(modules.teacher)
+        if dist.is_main:
+            write_json_atomic(to_dict(config), run.folder / "training_config.json")
+        return fit(config, run, modules, resume)
+    finally:
+        if handler is not None:
+            progress.remove_log_file(handler)
+
+
+def _validate_only(config: TrainConfig, run: RunContext, modules) -> dict:
+    path = run.folder / FINAL
+    if not path.exists():
+        raise CheckpointError(f"{path}: no final checkpoint; finish training first (or continue it with --c)")
+    modules.student.load_state_dict(load_checkpoint(path)["student"])
+    return final_validation(config, run, modules) or {}

@@ -1,0 +1,94 @@
+"""Validation of a fold: Dice per class with the same two-pass inference the predictor uses.
+
+Every epoch: a cheaper proxy — no TTA, on the cached grid. At the end: the full inference (with
+TTA), exported to the original geometry, written as NIfTI and scored against the raw labels.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from planners.fingerprint import Fingerprint
+from planners.plans import Plans
+from preprocessing.case import restore_probabilities
+from sss_auto.data.cache import CaseCache
+from sss_auto.evaluation.metrics import dice_per_class
+from sss_auto.inference.two_pass import InferenceSettings, predict_volume
+from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.nifti import read_image, write_image
+from sss_auto.networks.model import SSSNet
+from sss_auto.prompting.pcsw import ClassConstraint
+
+
+def constraints_from_fingerprint(fingerprint: Fingerprint, plans: Plans) -> dict[int, ClassConstraint]:
+    """PCSW's physical constraints per class value, from the labeled components in the fingerprint.
+
+    Slice extents are only used when the slice axis was not transposed (they were counted on the
+    raw first axis); classes never seen in labeled data get no constraint.
+    """
+    constraints = {}
+    slices_kept = plans.transpose_forward[0] == 0
+    for value, stats in fingerprint.classes.items():
+        if stats.num_components == 0:
+            continue
+        extent = (stats.slice_extent_min, stats.slice_extent_max) if slices_kept else (1, 10**6)
+        constraints[int(value)] = ClassConstraint.from_stats(stats.volume_mm3_min, stats.volume_mm3_max, *extent)
+    return constraints
+
+
+def mean_dice(per_class: dict[int, float]) -> float:
+    """Mean over classes that are defined (NaN when none is)."""
+    values = [v for v in per_class.values() if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
+                    constraints: dict[int, ClassConstraint]) -> dict[str, float]:
+    """Per-class Dice over the cases (voxels pooled per class across cases) on the cached grid."""
+    num_classes = models[0].config.num_classes
+    intersection, size_sum = np.zeros(num_classes), np.zeros(num_classes)
+    for case_id in case_ids:
+        volume = cache.load(case_id)
+        prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
+                                    settings, constraints).probabilities.argmax(0)
+        reference = np.asarray(volume.seg)
+        for k in range(1, num_classes):
+            p, r = prediction == k, reference == k
+            intersection[k] += np.logical_and(p, r).sum()
+            size_sum[k] += p.sum() + r.sum()
+    per_class = {k: (2 * intersection[k] / size_sum[k]) if size_sum[k] else math.nan for k in range(1, num_classes)}
+    return {**{f"dice_{k}": float(v) for k, v in per_class.items()}, "dice_mean": mean_dice(per_class)}
+
+
+def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], references: dict[str, Path],
+                     plans: Plans, settings: InferenceSettings, constraints: dict[int, ClassConstraint],
+                     folder: Path) -> dict:
+    """Predict each case, write `<case>.nii.gz` in its original geometry, and score it against its raw label.
+
+    Returns (and writes as folder/summary.json) per-case and mean per-class Dice.
+    """
+    classes = [v for v in sorted(plans.labels.values()) if v > 0]
+    per_case = {}
+    for case_id in case_ids:
+        volume = cache.load(case_id)
+        prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
+                                    settings, constraints)
+        probabilities = restore_probabilities(prediction.probabilities, volume.properties, plans)
+        label = probabilities.argmax(0).astype(np.uint8)
+        write_image(label, volume.properties.geometry, folder / f"{case_id}.nii.gz")
+        reference, _ = read_image(references[case_id])
+        per_case[case_id] = {str(k): v for k, v in dice_per_class(label, np.rint(reference).astype(np.int64), classes).items()}
+    means = {str(k): _nanmean([per_case[c][str(k)] for c in per_case]) for k in classes}
+    summary = {"metric": "dice", "absent_from_both": "NaN, left out of means", "per_case": per_case,
+               "mean_per_class": means, "mean": _nanmean(list(means.values()))}
+    write_json_atomic(summary, folder / "summary.json")
+    return summary
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+

@@ -1,0 +1,125 @@
+"""sss_train through its installed entry point on the small demo dataset, with the tiny SAM-2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from sss_auto.io.nifti import read_header
+from sss_auto.training.checkpoint import load_checkpoint
+
+FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--batch-size", "2", "--num-workers", "1", "--no-progress"]
+
+
+def _run(args, env, timeout=600):
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def prepared(roots, dataset_dir):
+    env = dict(os.environ)
+    result = _run(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"], env)
+    assert result.returncode == 0, result.stderr
+    return env, roots["results"] / "Dataset900_DemoBHSD"
+
+
+def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_then_continues(prepared, dataset_dir):
+    env, results = prepared
+    first = _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", *FAST], env)
+    assert first.returncode == 0, first.stderr
+    fold = results / "SSS__2d" / "fold_0"
+    for name in ("checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth", "progress.png",
+                 "training_log.txt", "training_summary.json", "training_config.json", "validation/summary.json"):
+        assert (fold / name).is_file(), name
+    assert (fold.parent / "plans.json").is_file() and (fold.parent / "dataset.json").is_file()
+    summary = json.loads((fold / "training_summary.json").read_text())
+    assert summary["sam2_pretrained"] is False and "RANDOMLY INITIALISED" in summary["sam2_note"]
+    assert "RANDOMLY INITIALISED" in (fold / "training_log.txt").read_text()
+    validated = sorted(p.name for p in (fold / "validation").glob("*.nii.gz"))
+    splits = json.loads((results.parents[1] / "preprocessed" / "Dataset900_DemoBHSD" / "splits_final.json").read_text())
+    assert validated == sorted(f"{c}.nii.gz" for c in splits[0]["val"])
+    for name in validated:
+        assert read_header(fold / "validation" / name) == read_header(dataset_dir / "labelsTr" / name)
+
+    again = _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", *FAST], env)
+    assert again.returncode == 2 and "--c" in again.stderr
+
+    more = _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "2", "--c", *FAST], env)
+    assert more.returncode == 0, more.stderr
+    assert "continuing from" in more.stderr
+    state = load_checkpoint(fold / "checkpoint_final.pth")
+    assert state["epoch"] == 2 and state["iteration"] == 4
+    assert state["history"]["epoch"] == [1.0, 2.0]
+
+
+def test_ablation_switches_train_into_their_own_folders(prepared):
+    env, results = prepared
+    result = _run(["sss_train", "DemoBHSD", "2d", "1", "--epochs", "1", "--supervised-only", "--no-refine",
+                   "--disable-val-tta", *FAST], env)
+    assert result.returncode == 0, result.stderr
+    state = load_checkpoint(results / "SSS-supervised-noRefine__2d" / "fold_1" / "checkpoint_final.pth")
+    assert state["teacher"] == {} and not any(k.startswith("refiner.") for k in state["student"])
+    assert not any(k.startswith("dfe.blocks") for k in state["student"])
+
+
+def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):
+    env = dict(os.environ)
+    missing = _run(["sss_train", "DemoBHSD", "2d", "0"], env)
+    assert missing.returncode == 2 and "plans.json" in missing.stderr
+    wrong_fold = _run(["sss_train", "DemoBHSD", "2d", "7"], env)
+    assert wrong_fold.returncode == 2 and "invalid choice" in wrong_fold.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_mid_training_then_continue_matches_an_uninterrupted_run(prepared, tmp_path):
+    env, results = prepared
+    args = ["sss_train", "DemoBHSD", "2d", "2", "--epochs", "3", "--iters-per-epoch", "3", "--warmup-epochs", "1",
+            "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta"]
+    whole = _run(args, env)
+    assert whole.returncode == 0, whole.stderr
+    fold = results / "SSS__2d" / "fold_2"
+    reference = load_checkpoint(fold / "checkpoint_final.pth")
+    (fold.parent).rename(tmp_path / "uninterrupted")
+
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (fold / "checkpoint_latest.pth").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (fold / "checkpoint_final.pth").exists(), "killed before the end"
+    resumed = _run(args + ["--c"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint(fold / "checkpoint_final.pth")
+    assert final["iteration"] == reference["iteration"] == 9
+    for key, value in reference["student"].items():
+        torch.testing.assert_close(final["student"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.ddp
+def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
+    env, results = prepared
+    env = dict(env, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               _script("sss_train"), "DemoBHSD", "2d", "3", "--epochs", "1", "--iters-per-epoch", "2",
+               "--warmup-epochs", "0", "--batch-size", "1", "--num-workers", "0", "--no-progress", "--disable-val-tta"]
+    result = _run(command, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 ranks finished with identical weights" in result.stderr
+    state = load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")
+    assert state["iteration"] == 2
+
+
+def _script(name: str) -> str:
+    import shutil
+
+    path = shutil.which(name)
+    assert path, f"{name} is not installed"
+    return path

@@ -1,0 +1,61 @@
+import numpy as np
+import torch
+
+from sss_auto.data.loader import TrainBatch
+from sss_auto.data.strong import strong_view
+from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.prompting.from_masks import prompts_from_label_maps
+from sss_auto.training.ema import make_teacher
+from sss_auto.training.steps import sss_step, supervised_step
+
+
+def _batch(size=64):
+    rng = np.random.default_rng(0)
+    y = np.zeros((2, size, size), np.int64)
+    y[0, 10:30, 12:40] = 1
+    y[1, 30:50, 20:44] = 2
+    x = (y[:, None] > 0).astype(np.float32) * 2 + rng.normal(0, 0.3, (2, 1, size, size)).astype(np.float32)
+    u = np.roll(x, 5, axis=-1)
+    objects = np.roll(y, 5, axis=-1)
+    return TrainBatch(torch.from_numpy(x), torch.from_numpy(y), prompts_from_label_maps(y, 2),
+                      torch.from_numpy(u), prompts_from_label_maps(objects, 2))
+
+
+def test_sss_loss_goes_down_on_a_fixed_batch(use_dfe=True):
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(1, 2) if use_dfe else ()))
+    teacher = make_teacher(student)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=2e-3)
+    b = _batch()
+    losses = []
+    for step in range(10):
+        g = torch.Generator().manual_seed(step)
+        out = sss_step(b, student, teacher, [strong_view(b.x_w, g) for _ in range(2)], confidence=0.0)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        teacher.load_state_dict(student.state_dict())
+        losses.append(out.metrics["loss"])
+    assert set(out.metrics) == {"loss", "loss_l", "loss_u", "mask_ratio"}
+    assert out.metrics["mask_ratio"] == 1.0  # confidence 0 keeps every pixel
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+
+
+def test_supervised_step_trains_the_refiner_through_the_prompts_and_no_dfe_gradient():
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test"))
+    out = supervised_step(_batch(), student)
+    out.loss.backward()
+    assert student.refiner.mask_decoder.output_upscaling[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in student.dfe.parameters())
+
+
+def test_unlabeled_loss_reaches_dfe_but_not_the_teacher():
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test"))
+    teacher = make_teacher(student)
+    b = _batch()
+    out = sss_step(b, student, teacher, [strong_view(b.x_w, torch.Generator().manual_seed(0))], confidence=0.0)
+    out.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.dfe.parameters())
+    assert all(p.grad is None for p in teacher.parameters())

@@ -1,0 +1,143 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sss_auto.data.strong import StrongView, cutmix_masks, strong_view
+from sss_auto.errors import CheckpointError, PlansError
+from sss_auto.training.checkpoint import load_checkpoint, save_checkpoint
+from sss_auto.training.config import Ablation
+from sss_auto.training.ema import ema_decay, make_teacher, update_teacher
+from sss_auto.training.losses import dice_ce_loss
+from sss_auto.training.splits import fold_cases, load_or_create_splits, make_splits
+
+
+def test_ema_decay_follows_min_formula_and_update_moves_towards_student():
+    assert ema_decay(0, 0.996) == 0.0
+    assert ema_decay(9, 0.996) == pytest.approx(0.9)
+    assert ema_decay(10_000, 0.996) == 0.996
+    student = torch.nn.Linear(2, 2)
+    teacher = make_teacher(student)
+    assert not any(p.requires_grad for p in teacher.parameters())
+    before = teacher.weight.clone()
+    with torch.no_grad():
+        student.weight.add_(1.0)
+    update_teacher(teacher, student, 0.75)
+    torch.testing.assert_close(teacher.weight, 0.75 * before + 0.25 * student.weight)
+
+
+def test_dice_ce_is_low_for_a_correct_prediction_and_masked_pixels_do_not_count():
+    target = torch.zeros(2, 8, 8, dtype=torch.long)
+    target[:, 2:5, 2:5] = 1
+    good = torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).float() * 20 - 10
+    bad = -good
+    assert dice_ce_loss(good, target) < 0.01 < 0.9 < dice_ce_loss(bad, target)
+    valid = torch.zeros_like(target, dtype=torch.bool)
+    assert dice_ce_loss(bad, target, valid) == 0.0
+    valid[:, 2:5, 2:5] = True  # only the correct part of a half-wrong prediction counts
+    half = good.clone()
+    half[:, :, :2] = bad[:, :, :2]
+    assert dice_ce_loss(half, target, valid) < 0.01
+
+
+def test_cutmix_mixes_images_and_pseudo_labels_with_the_same_boxes():
+    g = torch.Generator().manual_seed(3)
+    x_w = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 16, 16).contiguous()
+    view = strong_view(x_w, g)
+    assert view.mix.any(), "seed 3 draws at least one box"
+    y_hat = torch.arange(4).view(4, 1, 1).expand(4, 16, 16)
+    conf = torch.rand(4, 16, 16)
+    y_mix, conf_mix = view.mix_targets(y_hat, conf)
+    for b in range(4):
+        inside = view.mix[b]
+        assert torch.all(y_mix[b][inside] == view.partner[b]) and torch.all(y_mix[b][~inside] == b)
+        torch.testing.assert_close(conf_mix[b][inside], conf[view.partner[b]][inside])
+
+
+def test_strong_views_are_reproducible_from_the_seed():
+    x = torch.randn(3, 1, 16, 16)
+    a = strong_view(x, torch.Generator().manual_seed(1))
+    b = strong_view(x, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.x, b.x)
+    assert torch.equal(a.mix, b.mix)
+    assert not torch.equal(a.x, x)
+
+
+def test_cutmix_boxes_respect_the_area_range():
+    masks = cutmix_masks(200, 32, 32, torch.Generator().manual_seed(0))
+    areas = masks.flatten(1).float().mean(1)
+    boxed = areas[areas > 0]
+    assert 60 < len(boxed) < 140  # probability 0.5
+    assert boxed.min() >= 0.01 and boxed.max() <= 0.45
+
+
+def test_splits_are_seeded_cover_every_case_once_and_respect_a_user_file(tmp_path):
+    ids = [f"c{i}" for i in range(12)]
+    splits = make_splits(ids)
+    assert splits == make_splits(ids) and len(splits) == 5
+    assert sorted(c for s in splits for c in s["val"]) == sorted(ids)
+    assert all(not set(s["val"]) & set(s["train"]) for s in splits)
+    path = tmp_path / "splits_final.json"
+    load_or_create_splits(path, ids)
+    edited = [{"train": ids[2:], "val": ids[:2]}]
+    path.write_text(json.dumps(edited))
+    assert load_or_create_splits(path, ids) == edited
+    assert fold_cases(edited, "0", ids) == (ids[2:], ids[:2])
+    assert fold_cases(edited, "all", ids) == (sorted(ids), [])
+    with pytest.raises(PlansError, match="fold 3 does not exist"):
+        fold_cases(edited, "3", ids)
+    path.write_text(json.dumps([{"train": ["ghost"], "val": ids[:1]}]))
+    with pytest.raises(PlansError, match="ghost"):
+        load_or_create_splits(path, ids)
+
+
+def test_few_cases_still_give_five_folds_with_a_validation_case():
+    splits = make_splits(["a", "b", "c"])
+    assert len(splits) == 5 and all(len(s["val"]) == 1 and len(s["train"]) == 2 for s in splits)
+
+
+def test_checkpoint_round_trip_and_corruption_is_detected(tmp_path):
+    state = {"student": {"w": torch.randn(1000)}, "epoch": 3, "history": {"loss": [1.0, math.nan]}}
+    path = tmp_path / "c.pth"
+    save_checkpoint(state, path)
+    loaded = load_checkpoint(path)
+    torch.testing.assert_close(loaded["student"]["w"], state["student"]["w"])
+    assert loaded["epoch"] == 3
+    data = bytearray(path.read_bytes())
+    offset = data.find(state["student"]["w"].numpy().tobytes()[:64])
+    data[offset + 100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="differs from the digest"):
+        load_checkpoint(path)
+    path.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(path)
+
+
+class _Bomb:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_pickle_checkpoint_with_code_is_refused(tmp_path):
+    path = tmp_path / "bomb.pth"
+    torch.save({"student": _Bomb()}, path)
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(path)
+
+
+def test_ablation_run_names():
+    assert Ablation().run_name() == "SSS"
+    assert Ablation(supervised_only=True).run_name() == "SSS-supervised"
+    assert Ablation(use_dfe=False, pcsw_tau=0.6).run_name() == "SSS-noDFE-tau0.6"
+    assert Ablation(use_pcsw=False, refine=False).run_name() == "SSS-noPCSW-noRefine"
+
+
+def test_strong_view_keeps_geometry_when_no_box_is_drawn():
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 2:4, 2:4] = 5.0
+    view = StrongView(x, torch.zeros(2, 8, 8, dtype=torch.bool), torch.tensor([1, 0]))
+    (same,) = view.mix_targets(torch.ones(2, 8, 8))
+    assert torch.equal(same, torch.ones(2, 8, 8))
