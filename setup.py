@@ -28,6 +28,9 @@ setup(
             "sss_preprocess=sss_auto.cli.plan_and_preprocess:preprocess_main",
             "sss_make_demo=sss_auto.cli.make_demo:main",
             "sss_train=sss_auto.cli.train:main",
+            "sss_predict=sss_auto.cli.predict:main",
+            "sss_evaluate=sss_auto.cli.evaluate:evaluate_main",
+            "sss_summarize=sss_auto.cli.evaluate:summarize_main",
         ]
     },
 )

@@ -84,8 +84,10 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         shutdown()
     if dist.is_main:
-        print(f"done: {summary.get('mean', (summary.get('final_validation') or {}).get('mean'))} mean validation Dice; "
-              f"files in the fold folder under {paths.root('results') / dataset.name}")
+        validation = summary.get("final_validation", summary) or {}
+        dice = (validation.get("mean") or {}).get("dice")
+        print(f"done: mean validation Dice {dice if dice is None else round(dice, 4)}; "
+              f"files in {paths.root('results') / dataset.name}")
     return 0
 
 

@@ -123,7 +123,7 @@ def find_dataset(spec: str, raw_root: Path) -> RawDataset:
     if not raw_root.is_dir():
         raise DatasetError(f"{raw_root}: the raw data folder does not exist; set SSS_raw or run sss_make_demo")
     folders = sorted(p for p in raw_root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    matches = [p for p in folders if _matches(p.name, spec)]
+    matches = [p for p in folders if matches_dataset(p.name, spec)]
     if len(matches) != 1:
         existing = ", ".join(p.name for p in folders) or "none"
         what = "no dataset" if not matches else f"several datasets ({', '.join(p.name for p in matches)})"
@@ -131,7 +131,8 @@ def find_dataset(spec: str, raw_root: Path) -> RawDataset:
     return load_dataset(matches[0])
 
 
-def _matches(folder_name: str, spec: str) -> bool:
+def matches_dataset(folder_name: str, spec: str) -> bool:
+    """True when `spec` (name, folder name or id) designates the folder `folder_name`."""
     match = _FOLDER_PATTERN.match(folder_name)
     if folder_name == spec:
         return True

@@ -45,7 +45,7 @@ class RunContext:
     train_ids: list[str]
     val_ids: list[str]
     unlabeled_ids: list[str]
-    references: dict[str, Path]  # raw label file per validation case
+    reference_folder: Path  # raw labels (labelsTr) of the validation cases
     constraints: dict[int, ClassConstraint]
     dist: DistInfo
     show_progress: bool = True
@@ -218,11 +218,11 @@ def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dic
     if not run.val_ids:
         return None
     m.student.eval()
-    summary = export_and_score([m.student], run.cache, run.val_ids, run.references, run.plans,
-                               inference_settings(config), run.constraints, run.folder / "validation")
+    summary = export_and_score([m.student], run.cache, run.val_ids, run.reference_folder, run.plans,
+                               inference_settings(config), run.constraints, run.folder / "validation", False)
     logger.info("final validation (original geometry, TTA %s): mean Dice %s per class %s",
-                "on" if config.validation_tta else "off", _fmt(summary["mean"]),
-                {k: _fmt(v) for k, v in summary["mean_per_class"].items()})
+                "on" if config.validation_tta else "off", _fmt(summary["mean"]["dice"]),
+                {k: _fmt(v["dice"]) for k, v in summary["mean_per_class"].items()})
     return {"mean": summary["mean"], "mean_per_class": summary["mean_per_class"]}
 
 

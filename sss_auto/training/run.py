@@ -57,10 +57,10 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
         shutil.copyfile(dataset.folder / "dataset.json", folder.parent / "dataset.json")
         shutil.copyfile(pre / "fingerprint.json", folder.parent / "fingerprint.json")
     constraints = constraints_from_fingerprint(load_fingerprint(pre / "fingerprint.json"), plans)
-    references = {c.case_id: c.label for c in dataset.cases("labeled") if c.case_id in val_ids}
     logger.info("fold %s: %d labeled training case(s), %d validation case(s), %d unlabeled case(s)",
                 config.fold, len(train_ids), len(val_ids), len(unlabeled))
-    return RunContext(folder, cache, plans, train_ids, val_ids, unlabeled, references, constraints, dist, show_progress)
+    return RunContext(folder, cache, plans, train_ids, val_ids, unlabeled, dataset.folder / "labelsTr", constraints,
+                      dist, show_progress)
 
 
 def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,

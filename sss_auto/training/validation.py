@@ -13,12 +13,11 @@ import numpy as np
 
 from planners.fingerprint import Fingerprint
 from planners.plans import Plans
-from preprocessing.case import restore_probabilities
 from sss_auto.data.cache import CaseCache
-from sss_auto.evaluation.metrics import dice_per_class
+from sss_auto.evaluation.evaluate import evaluate_folders
 from sss_auto.inference.two_pass import InferenceSettings, predict_volume
 from sss_auto.io.atomic import write_json_atomic
-from sss_auto.io.nifti import read_image, write_image
+from sss_auto.inference.export import export_prediction
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint
 
@@ -63,32 +62,19 @@ def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str],
     return {**{f"dice_{k}": float(v) for k, v in per_class.items()}, "dice_mean": mean_dice(per_class)}
 
 
-def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], references: dict[str, Path],
+def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], reference_folder: Path,
                      plans: Plans, settings: InferenceSettings, constraints: dict[int, ClassConstraint],
-                     folder: Path) -> dict:
-    """Predict each case, write `<case>.nii.gz` in its original geometry, and score it against its raw label.
+                     folder: Path, progress: bool = True) -> dict:
+    """Predict each case, write `<case>.nii.gz` in its original geometry, and evaluate it like sss_evaluate.
 
-    Returns (and writes as folder/summary.json) per-case and mean per-class Dice.
+    Returns (and writes as folder/summary.json) the evaluation summary.
     """
-    classes = [v for v in sorted(plans.labels.values()) if v > 0]
-    per_case = {}
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
                                     settings, constraints)
-        probabilities = restore_probabilities(prediction.probabilities, volume.properties, plans)
-        label = probabilities.argmax(0).astype(np.uint8)
-        write_image(label, volume.properties.geometry, folder / f"{case_id}.nii.gz")
-        reference, _ = read_image(references[case_id])
-        per_case[case_id] = {str(k): v for k, v in dice_per_class(label, np.rint(reference).astype(np.int64), classes).items()}
-    means = {str(k): _nanmean([per_case[c][str(k)] for c in per_case]) for k in classes}
-    summary = {"metric": "dice", "absent_from_both": "NaN, left out of means", "per_case": per_case,
-               "mean_per_class": means, "mean": _nanmean(list(means.values()))}
+        export_prediction(prediction.probabilities, volume.properties, plans, folder / f"{case_id}.nii.gz")
+    classes = [v for v in sorted(plans.labels.values()) if v > 0]
+    summary = evaluate_folders(reference_folder, folder, classes, progress)
     write_json_atomic(summary, folder / "summary.json")
     return summary
-
-
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return float(np.mean(finite)) if finite else math.nan
-

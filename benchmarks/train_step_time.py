@@ -1,0 +1,133 @@
+"""Step time of the SSS trainer vs the supervised-only ablation with the same model, and where time goes.
+
+Usage (after sss_plan_and_preprocess of the demo dataset; SSS_* variables set):
+    python benchmarks/train_step_time.py -d DemoBHSD [--batch 4] [--steps 10] [--threads 2]
+
+Batches come from the real loader code (in this process, timed separately); the model, steps,
+optimizer and EMA are the trainer's. Forward time is attributed to modules with forward hooks
+(student/teacher encoder, SAM-2 refiner, DFE, coarse head); "backward + optimizer" is the rest of
+the step. PCSW is timed on the whole unlabeled pool (one bank refresh) and amortised over the plan's
+refresh interval. Prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-d", default="DemoBHSD")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from planners.plans import load_plans
+    from sss_auto import paths
+    from sss_auto.data import augment
+    from sss_auto.data.cache import CaseCache
+    from sss_auto.data.loader import LoaderSpec, make_batch
+    from sss_auto.data.strong import strong_view
+    from sss_auto.dataset.raw import find_dataset
+    from sss_auto.inference.two_pass import InferenceSettings
+    from sss_auto.prompting.bank import PromptBank
+    from sss_auto.stages import preprocessed_folder
+    from sss_auto.training.build import build_modules
+    from sss_auto.training.config import Ablation, TrainConfig
+    from sss_auto.training.ema import update_teacher
+    from sss_auto.training.pcsw_bank import refresh_bank
+    from sss_auto.training.steps import sss_step, supervised_step
+
+    dataset = find_dataset(args.d, paths.root("raw"))
+    folder = preprocessed_folder(dataset)
+    plans = load_plans(folder / "plans.json")
+    plan = replace(plans.configuration("2d"), batch_size_labeled=args.batch, batch_size_unlabeled=args.batch)
+    cache = CaseCache(folder / "2d")
+    num_classes = max(plans.labels.values()) + 1
+    patch = plan.patch_size[0]
+
+    config = TrainConfig(dataset.name, "2d", "0", plan, Ablation())
+    m = build_modules(config, len(plans.channel_names), num_classes)
+    settings = InferenceSettings(patch=patch, tta=False, batch_size=args.batch)
+    unlabeled = cache.ids("unlabeled")
+    started = time.perf_counter()
+    bank = refresh_bank(m.teacher, cache, unlabeled, settings, {}, 0, progress=False)
+    bank_s = time.perf_counter() - started
+
+    spec = LoaderSpec(cache.folder, tuple(cache.ids("labeled")), tuple(unlabeled), patch, args.batch, args.batch,
+                      num_classes - 1)
+    rng = np.random.default_rng(0)
+    np.random.seed(0)
+    transform = augment.spatial_and_intensity(patch)
+    load_times, batches = [], []
+    for _ in range(args.steps + 2):
+        t0 = time.perf_counter()
+        batches.append(make_batch(spec, cache, bank, rng, transform))
+        load_times.append(time.perf_counter() - t0)
+
+    timers: dict[str, float] = defaultdict(float)
+
+    def hook_pair(name: str, module: torch.nn.Module) -> None:
+        def pre(*_):
+            timers[f"_start_{name}"] = time.perf_counter()
+
+        def post(*_):
+            timers[name] += time.perf_counter() - timers[f"_start_{name}"]
+
+        module.register_forward_pre_hook(pre)
+        module.register_forward_hook(post)
+
+    for owner, net in (("student", m.student), ("teacher", m.teacher)):
+        hook_pair(f"{owner}.encoder (SAM-2 Hiera)", net.encoder)
+        hook_pair(f"{owner}.refiner (SAM-2 prompt enc + mask dec)", net.refiner)
+        hook_pair(f"{owner}.coarse_head", net.coarse_head)
+    hook_pair("student.dfe", m.student.dfe)
+
+    def run(kind: str) -> dict:
+        timers.clear()
+        generator = torch.Generator().manual_seed(0)
+        times = []
+        for index, b in enumerate(batches):
+            t0 = time.perf_counter()
+            if kind == "sss":
+                out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(2)], 0.95)
+            else:
+                out = supervised_step(b, m.student)
+            m.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in m.student.parameters() if p.requires_grad], 12.0)
+            m.optimizer.step()
+            if kind == "sss":
+                update_teacher(m.teacher, m.student, 0.996)
+            if index >= 2:  # warm-up steps are not counted
+                times.append(time.perf_counter() - t0)
+            else:
+                timers.clear()
+        step_s = float(np.mean(times))
+        shares = {k: v / len(times) / step_s for k, v in timers.items() if not k.startswith("_")}
+        shares["backward + optimizer + rest"] = 1 - sum(shares.values())
+        return {"step_s": round(step_s, 3), "share_of_step": {k: round(v, 3) for k, v in shares.items()}}
+
+    supervised, sss = run("supervised"), run("sss")
+    refresh_every = plan.training.pcsw_refresh_epochs * plan.training.iterations_per_epoch
+    print(json.dumps({
+        "dataset": dataset.name, "variant": plan.sam2_variant, "patch": patch, "batch_labeled": args.batch,
+        "batch_unlabeled": args.batch, "threads": args.threads, "steps": args.steps,
+        "supervised": supervised, "sss": sss, "ratio_sss_over_supervised": round(sss["step_s"] / supervised["step_s"], 2),
+        "data_loading_s_per_batch_one_process": round(float(np.mean(load_times)), 3),
+        "pcsw_bank_refresh_s": round(bank_s, 2), "unlabeled_cases": len(unlabeled),
+        "pcsw_amortised_s_per_step": round(bank_s / refresh_every, 4),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Evaluate a folder of predictions against a folder of reference labels."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sss_auto.errors import DatasetError
+from sss_auto.evaluation.metrics import class_metrics
+from sss_auto.io.nifti import read_image
+
+METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
+FILE_ENDING = ".nii.gz"
+
+
+def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int]) -> dict[str, dict[str, float]]:
+    """Metrics per class of one case (keys: class value as str)."""
+    prediction, p_geometry = read_image(prediction_path)
+    reference, r_geometry = read_image(reference_path)
+    if p_geometry.shape != r_geometry.shape:
+        raise DatasetError(f"{prediction_path}: shape {p_geometry.shape} differs from {reference_path} {r_geometry.shape}")
+    if not np.allclose(p_geometry.spacing_mm, r_geometry.spacing_mm, rtol=1e-3):
+        raise DatasetError(f"{prediction_path}: spacing {p_geometry.spacing_mm} differs from {reference_path} {r_geometry.spacing_mm}")
+    prediction, reference = np.rint(prediction).astype(np.int64), np.rint(reference).astype(np.int64)
+    return {str(k): class_metrics(prediction == k, reference == k, r_geometry.spacing_mm) for k in classes}
+
+
+def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: list[int], progress: bool = True) -> dict:
+    """Score every prediction that has a reference; summary with per-case, per-class means and overall means.
+
+    Raises:
+        DatasetError: a folder is missing, no prediction matches a reference, or shapes differ.
+    """
+    for folder in (reference_folder, prediction_folder):
+        if not Path(folder).is_dir():
+            raise DatasetError(f"{folder}: folder not found")
+    predictions = sorted(p for p in Path(prediction_folder).glob(f"*{FILE_ENDING}") if not p.name.startswith("."))
+    pairs = [(p, Path(reference_folder) / p.name) for p in predictions if (Path(reference_folder) / p.name).is_file()]
+    if not pairs:
+        raise DatasetError(f"{prediction_folder}: no prediction has a reference of the same name in {reference_folder}")
+    missing = sorted(p.name for p in Path(reference_folder).glob(f"*{FILE_ENDING}") if not (Path(prediction_folder) / p.name).is_file())
+    per_case = {}
+    for prediction, reference in tqdm(pairs, desc="evaluate", unit="case", disable=None if progress else True):
+        per_case[prediction.name[: -len(FILE_ENDING)]] = evaluate_case(prediction, reference, classes)
+    mean_per_class = {str(k): {m: nanmean([c[str(k)][m] for c in per_case.values()]) for m in METRICS} for k in classes}
+    overall = {m: nanmean([v[m] for v in mean_per_class.values()]) for m in METRICS}
+    undefined = sum(1 for c in per_case.values() for v in c.values() if math.isnan(v["hd95_mm"]) and not math.isnan(v["dice"]))
+    return {"reference_folder": str(reference_folder), "prediction_folder": str(prediction_folder),
+            "conventions": "class absent from both: NaN, excluded from means; present in one only: Dice 0, "
+                           "distances NaN (counted in n_undefined_distance)",
+            "n_cases": len(per_case), "references_without_prediction": missing, "n_undefined_distance": undefined,
+            "mean": overall, "mean_per_class": mean_per_class, "per_case": per_case}
+
+
+def nanmean(values: list[float]) -> float:
+    """Mean of the values that are not NaN (NaN when none is)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def format_table(summary: dict, class_names: dict[str, str]) -> str:
+    """A plain-text table of the mean metrics per class and overall."""
+    rows = [f"{'class':<16}" + "".join(f"{m:>10}" for m in METRICS)]
+    for value, metrics in summary["mean_per_class"].items():
+        rows.append(f"{class_names.get(value, value):<16}" + "".join(_cell(metrics[m]) for m in METRICS))
+    rows.append(f"{'mean':<16}" + "".join(_cell(summary["mean"][m]) for m in METRICS))
+    return "\n".join(rows)
+
+
+def _cell(value: float | None) -> str:
+    return f"{'n/a':>10}" if value is None or math.isnan(value) else f"{value:>10.4f}"

@@ -1,0 +1,36 @@
+"""Write a prediction back in the input's original geometry (and optionally its probabilities)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from planners.plans import Plans
+from preprocessing.case import CaseProperties, restore_probabilities
+from sss_auto.io.atomic import write_atomic
+from sss_auto.io.nifti import write_image
+
+
+def export_prediction(probabilities: np.ndarray, properties: CaseProperties, plans: Plans, path: Path,
+                      save_probabilities: bool = False) -> np.ndarray:
+    """Undo preprocessing, take the argmax, write `path` atomically; returns the label map.
+
+    Args:
+        probabilities: float32 (K+1, z, y, x) on the cached grid.
+        path: `<case>.nii.gz`; probabilities go to `<case>_probabilities.npz` beside it
+            (float16 (K+1, z, y, x) in the raw array order, with the spacing).
+
+    Returns:
+        uint8 (z, y, x) labels in the raw image's shape; class index = label value (dataset.json
+        labels are consecutive from 0).
+    """
+    restored = restore_probabilities(probabilities, properties, plans)
+    label = restored.argmax(0).astype(np.uint8)
+    if save_probabilities:
+        name = path.name[: -len("".join(path.suffixes))] if path.suffixes else path.name
+        write_atomic(path.with_name(f"{name}_probabilities.npz"),
+                     lambda handle: np.savez_compressed(handle, probabilities=restored.astype(np.float16),
+                                                        spacing_mm=np.array(properties.geometry.spacing_mm)))
+    write_image(label, properties.geometry, path)
+    return label

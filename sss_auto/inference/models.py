@@ -1,0 +1,98 @@
+"""Find trained runs under SSS_results and load their folds for prediction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from planners.fingerprint import load_fingerprint
+from planners.plans import Plans, load_plans
+from sss_auto.dataset.raw import matches_dataset
+from sss_auto.errors import CheckpointError, PlansError
+from sss_auto.io.atomic import read_json
+from sss_auto.io.serialization import SchemaError, from_dict
+from sss_auto.networks.model import SSSNet
+from sss_auto.prompting.pcsw import ClassConstraint
+from sss_auto.training.build import model_config
+from sss_auto.training.checkpoint import load_checkpoint
+from sss_auto.training.config import TrainConfig
+from sss_auto.training.validation import constraints_from_fingerprint
+
+logger = logging.getLogger(__name__)
+CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth"}
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run folder SSS_results/<dataset>/<run>__<configuration> and its folds that have the checkpoint."""
+
+    dataset: str
+    run: str
+    configuration: str
+    folder: Path
+    folds: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{self.dataset} {self.run}__{self.configuration} (folds {', '.join(self.folds)})"
+
+
+@dataclass
+class LoadedRun:
+    """Everything inference needs: one network per fold, the plans and PCSW constraints."""
+
+    models: list[SSSNet]
+    plans: Plans
+    config: TrainConfig
+    constraints: dict[int, ClassConstraint]
+
+
+def find_trained_runs(results_root: Path, checkpoint: str = "final") -> list[TrainedRun]:
+    """Every run folder with at least one fold holding the chosen checkpoint."""
+    runs = []
+    for plans_path in sorted(Path(results_root).glob("*/*__*/plans.json")):
+        folder = plans_path.parent
+        run, _, configuration = folder.name.rpartition("__")
+        folds = tuple(sorted(f.name[len("fold_"):] for f in folder.glob("fold_*") if (f / CHECKPOINTS[checkpoint]).is_file()))
+        if folds:
+            runs.append(TrainedRun(folder.parent.name, run, configuration, folder, folds))
+    return runs
+
+
+def choose_run(runs: list[TrainedRun], dataset: str | None, configuration: str | None, run: str | None,
+               results_root: Path) -> TrainedRun:
+    """The single run matching the filters; the error lists what exists when none or several match."""
+    matching = [r for r in runs if (dataset is None or matches_dataset(r.dataset, dataset))
+                and (configuration is None or r.configuration == configuration) and (run is None or r.run == run)]
+    if len(matching) == 1:
+        return matching[0]
+    existing = "; ".join(r.describe() for r in runs) or "none"
+    if not matching:
+        raise CheckpointError(f"no trained model in {results_root} matches; trained models: {existing}")
+    raise CheckpointError(f"several trained models match, choose with -d/-c/--run: {existing}")
+
+
+def load_run(run: TrainedRun, folds: list[str] | None, checkpoint: str, device: str) -> LoadedRun:
+    """Build each fold's network from its training_config.json and load its checkpoint (weights_only)."""
+    folds = folds or list(run.folds)
+    unknown = sorted(set(folds) - set(run.folds))
+    if unknown:
+        raise CheckpointError(f"{run.folder}: fold(s) {', '.join(unknown)} have no {CHECKPOINTS[checkpoint]}; "
+                              f"available: {', '.join(run.folds)}")
+    plans = load_plans(run.folder / "plans.json")
+    models, config = [], None
+    for fold in folds:
+        folder = run.folder / f"fold_{fold}"
+        try:
+            config = from_dict(TrainConfig, read_json(folder / "training_config.json"), "training_config")
+        except (OSError, ValueError, SchemaError) as err:
+            raise PlansError(f"{folder / 'training_config.json'}: {err}") from err
+        model = SSSNet(model_config(config, len(plans.channel_names), max(plans.labels.values()) + 1), None, "cpu")
+        state = load_checkpoint(folder / CHECKPOINTS[checkpoint])
+        model.load_state_dict(state["student"])
+        models.append(model.to(device).eval())
+    constraints = constraints_from_fingerprint(load_fingerprint(run.folder / "fingerprint.json"), plans)
+    logger.info("loaded %s, fold(s) %s, %s checkpoint", run.describe().split(" (")[0], ", ".join(folds), checkpoint)
+    return LoadedRun(models, plans, config, constraints)
