@@ -31,6 +31,8 @@ setup(
             "sss_predict=sss_auto.cli.predict:main",
             "sss_evaluate=sss_auto.cli.evaluate:evaluate_main",
             "sss_summarize=sss_auto.cli.evaluate:summarize_main",
+            "sss_download_sam2=sss_auto.cli.download_sam2:main",
+            "sss_demo=sss_auto.cli.demo:main",
         ]
     },
 )

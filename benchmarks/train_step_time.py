@@ -39,7 +39,6 @@ def main() -> None:
     from sss_auto.data.strong import strong_view
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.inference.two_pass import InferenceSettings
-    from sss_auto.prompting.bank import PromptBank
     from sss_auto.stages import preprocessed_folder
     from sss_auto.training.build import build_modules
     from sss_auto.training.config import Ablation, TrainConfig

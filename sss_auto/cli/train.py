@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from sss_auto.cli.common import add_common_options, run_command
@@ -26,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, help="labeled and unlabeled slices per step (each)")
     s = p.add_argument_group("SAM-2")
     s.add_argument("--sam2-checkpoint", type=Path, default=os.environ.get("SSS_SAM2_CHECKPOINT") or None,
-                   help="official SAM-2 checkpoint of the planned variant (default: $SSS_SAM2_CHECKPOINT; "
-                        "none: random initialisation, said in the log)")
+                   help="official SAM-2 checkpoint of the planned variant (default: $SSS_SAM2_CHECKPOINT, else one "
+                        "downloaded by sss_download_sam2; none: random initialisation, said in the log)")
     s.add_argument("--finetune-encoder", action="store_true", help="fine-tune a pretrained encoder at lr x encoder_lr_factor")
     a = p.add_argument_group("ablations")
     a.add_argument("--supervised-only", action="store_true", help="labeled data only")
@@ -49,36 +48,27 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from planners.plans import load_plans
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import SSSError
-    from sss_auto.stages import preprocessed_folder
-    from sss_auto.training.config import Ablation, TrainConfig
+    from sss_auto.training.config import Ablation
     from sss_auto.training.distributed import init_distributed, shutdown
+    from sss_auto.training.options import make_train_config
     from sss_auto.training.run import train_fold
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise SSSError("--device cuda: no CUDA device is available")
     dataset = find_dataset(args.dataset, paths.root("raw"))
-    plan = load_plans(preprocessed_folder(dataset) / "plans.json").configuration(args.configuration)
-    overrides = {name: value for name, value in (
-        ("num_epochs", args.epochs), ("iterations_per_epoch", args.iters_per_epoch), ("warmup_epochs", args.warmup_epochs),
-        ("learning_rate", args.lr), ("pcsw_refresh_epochs", args.pcsw_refresh_epochs)) if value is not None}
-    for name, value in overrides.items():
-        if value <= 0 and name != "warmup_epochs":
-            raise SSSError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    plan = replace(plan, training=replace(plan.training, **overrides))
-    if args.batch_size is not None:
-        plan = replace(plan, batch_size_labeled=args.batch_size, batch_size_unlabeled=args.batch_size)
-    if args.pcsw_tau is not None and not 0 < args.pcsw_tau <= 1:
-        raise SSSError(f"--pcsw-tau must be in (0, 1], got {args.pcsw_tau}")
+    overrides = {"num_epochs": args.epochs, "iterations_per_epoch": args.iters_per_epoch, "warmup_epochs": args.warmup_epochs,
+                 "learning_rate": args.lr, "pcsw_refresh_epochs": args.pcsw_refresh_epochs}
     ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau)
     workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
     dist = init_distributed(device)
-    config = TrainConfig(dataset.name, args.configuration, args.fold, plan, ablation, args.seed, dist.device,
-                         args.sam2_checkpoint, args.finetune_encoder, workers, not args.disable_val_tta)
+    config = make_train_config(dataset, args.configuration, args.fold, overrides=overrides, batch_size=args.batch_size,
+                               ablation=ablation, seed=args.seed, device=dist.device, sam2_checkpoint=args.sam2_checkpoint,
+                               finetune_encoder=args.finetune_encoder, num_workers=workers,
+                               validation_tta=not args.disable_val_tta)
     try:
         summary = train_fold(dataset, config, dist, args.c, args.val_only, not args.no_progress)
     finally:

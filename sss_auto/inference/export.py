@@ -28,7 +28,7 @@ def export_prediction(probabilities: np.ndarray, properties: CaseProperties, pla
     restored = restore_probabilities(probabilities, properties, plans)
     label = restored.argmax(0).astype(np.uint8)
     if save_probabilities:
-        name = path.name[: -len("".join(path.suffixes))] if path.suffixes else path.name
+        name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
         write_atomic(path.with_name(f"{name}_probabilities.npz"),
                      lambda handle: np.savez_compressed(handle, probabilities=restored.astype(np.float16),
                                                         spacing_mm=np.array(properties.geometry.spacing_mm)))

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from planners.fingerprint import load_fingerprint
 from planners.plans import Plans, load_plans

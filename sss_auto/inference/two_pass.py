@@ -7,6 +7,7 @@ validation, the PCSW bank refresh and `sss_predict` all use these functions.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 from sss_auto.inference.sliding_window import predict_slices
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint, PCSWResult, pcsw_label_volume
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def predict_volume(models: list[SSSNet], data: np.ndarray, spacing_mm: tuple[flo
     if not refine:
         return VolumePrediction(coarse, None, [])
     prompt_map, results = pcsw_label_volume(coarse, spacing_mm, settings.pcsw_tau, constraints)
+    statuses = ", ".join(f"class {k}: {r.status}" for k, r in enumerate(results, start=1))
     if not prompt_map.any():
+        logger.debug("pass 2 skipped, no class got a prompt (PCSW %s)", statuses)
         return VolumePrediction(coarse, prompt_map, results)
+    logger.debug("pass 2 runs (PCSW %s)", statuses)
     return VolumePrediction(mean_probabilities(models, data, settings, prompt_map), prompt_map, results)

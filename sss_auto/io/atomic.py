@@ -6,6 +6,7 @@ A reader never sees a half-written file: either the old file, the new complete f
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -16,10 +17,14 @@ from typing import IO
 
 import numpy as np
 
+from sss_auto.errors import SSSError
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target`, on failure it is removed.
+
+    A full disk (ENOSPC, EDQUOT) becomes an SSSError naming the target; the old file stays intact.
 
     Args:
         target: final path of the file.
@@ -39,6 +44,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise SSSError(f"{target}: no space left on the device ({err.strerror}); nothing was written, "
+                           "free space and run the command again") from err
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

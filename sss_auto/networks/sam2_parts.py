@@ -29,6 +29,10 @@ TEST_OVERRIDES = [
     "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
     "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
 ]
+# SAM 2.0 (first release) configs; the parts sss-auto uses are the same modules as in 2.1
+CONFIGS_2_0 = {"tiny": "configs/sam2/sam2_hiera_t.yaml", "small": "configs/sam2/sam2_hiera_s.yaml",
+               "base_plus": "configs/sam2/sam2_hiera_b+.yaml", "large": "configs/sam2/sam2_hiera_l.yaml"}
+SAM21_ONLY_KEY = "no_obj_embed_spatial"  # present in every 2.1 checkpoint, absent from 2.0
 FEATURE_CHANNELS = 256
 FEATURE_STRIDES = (4, 8, 16)
 
@@ -66,14 +70,18 @@ def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = No
     if image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
     config_name, _ = VARIANTS[variant]
+    state = _read_official_checkpoint(Path(checkpoint), variant) if checkpoint is not None else None
+    if state is not None and SAM21_ONLY_KEY not in state and variant in CONFIGS_2_0:
+        config_name = CONFIGS_2_0[variant]
+        logger.info("%s is a SAM 2.0 checkpoint; building with %s", checkpoint, config_name)
     overrides = [f"++model.image_size={image_size}"] + (TEST_OVERRIDES if variant == "test" else [])
     if not GlobalHydra.instance().is_initialized():
         initialize_config_module("sam2", version_base="1.2")
     config = compose(config_name=config_name, overrides=overrides)
     with _parameters_on_meta() if str(device) == "meta" else contextlib.nullcontext():
         model = instantiate(config.model, _recursive_=True)
-    if checkpoint is not None:
-        _load_official_checkpoint(model, Path(checkpoint), variant)
+    if state is not None:
+        _load_state(model, state, Path(checkpoint), variant)
     model = model.to(device)
     return Sam2Parts(model.image_encoder, model.sam_prompt_encoder, model.sam_mask_decoder, model.no_mem_embed,
                      pretrained=checkpoint is not None)
@@ -99,7 +107,8 @@ def _parameters_on_meta():
         nn.Module.register_parameter = register
 
 
-def _load_official_checkpoint(model: nn.Module, path: Path, variant: str) -> None:
+def _read_official_checkpoint(path: Path, variant: str) -> dict[str, torch.Tensor]:
+    """The "model" state dict of an official checkpoint file (weights_only)."""
     if not path.is_file():
         raise CheckpointError(f"{path}: SAM-2 checkpoint not found; run sss_download_sam2 --variant {variant}")
     try:
@@ -108,8 +117,12 @@ def _load_official_checkpoint(model: nn.Module, path: Path, variant: str) -> Non
         raise CheckpointError(f"{path}: cannot be loaded as a SAM-2 checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an official SAM-2 checkpoint (expected a dict with a 'model' state dict)")
+    return state["model"]
+
+
+def _load_state(model: nn.Module, incoming: dict[str, torch.Tensor], path: Path, variant: str) -> None:
+    """Strict load: missing, unexpected or mis-shaped keys are reported with the variant."""
     own = model.state_dict()
-    incoming = state["model"]
     missing = sorted(set(own) - set(incoming))
     unexpected = sorted(set(incoming) - set(own))
     mismatched = sorted(k for k in set(own) & set(incoming) if tuple(own[k].shape) != tuple(incoming[k].shape)

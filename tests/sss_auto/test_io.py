@@ -55,3 +55,22 @@ def test_dataclass_round_trip_and_strict_keys():
         from_dict(ResamplingPlan, {**to_dict(ResamplingPlan()), "extra": 1})
     with pytest.raises(SchemaError, match="num_epochs"):
         from_dict(TrainingPlan, {"num_epochs": "many"})
+
+
+def test_disk_full_is_a_clear_error_and_keeps_the_old_file(tmp_path):
+    import errno
+
+    from sss_auto.errors import SSSError
+    from sss_auto.io.atomic import write_atomic
+
+    target = tmp_path / "plans.json"
+    target.write_text("old")
+
+    def full_disk(handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(SSSError, match="plans.json: no space left"):
+        write_atomic(target, full_disk)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["plans.json"]

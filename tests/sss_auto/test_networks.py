@@ -92,3 +92,17 @@ def test_wrong_variant_and_truncated_checkpoints_are_refused(tmp_path):
     truncated.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated.pt"):
         build_sam2_parts("test", 64, truncated)
+
+
+def test_a_sam_2_0_checkpoint_is_recognised_and_loads_into_the_same_parts(tmp_path):
+    from hydra import compose
+    from hydra.utils import instantiate
+
+    from sss_auto.networks.sam2_parts import CONFIGS_2_0
+
+    build_sam2_parts("test", 64)  # initialises hydra
+    model = instantiate(compose(config_name=CONFIGS_2_0["tiny"], overrides=["++model.image_size=64"]).model, _recursive_=True)
+    path = tmp_path / "sam2_hiera_tiny.pt"
+    torch.save({"model": model.state_dict()}, path)
+    parts = build_sam2_parts("tiny", 64, path)
+    torch.testing.assert_close(parts.prompt_encoder.state_dict(), model.sam_prompt_encoder.state_dict())

@@ -1,0 +1,114 @@
+"""Meta's official SAM-2 checkpoints: where they come from, where they are kept, and downloading them.
+
+Nothing downloads unless the user runs `sss_download_sam2`. A download goes to a temporary file
+beside the target, is checked against the server's Content-Length and for loadability
+(`torch.load(weights_only=True)`, a dict with a "model" state dict), and only then renamed into place;
+its SHA-256, computed while downloading, is written next to it (`<file>.sha256`). No checksum is
+invented: Meta publishes none, so the recorded hash documents what was downloaded, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sss_auto.errors import CheckpointError
+from sss_auto.io.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+BASE_URLS = {"2.1": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/",
+             "2.0": "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"}
+FILE_PREFIX = {"2.1": "sam2.1_hiera_", "2.0": "sam2_hiera_"}
+DOWNLOADABLE = ("tiny", "small", "base_plus", "large")
+DEFAULT_DIR = Path.home() / "sss_data" / "sam2_checkpoints"
+CHUNK = 1 << 20
+
+
+def checkpoint_dir() -> Path:
+    """SSS_SAM2_DIR, or ~/sss_data/sam2_checkpoints."""
+    value = os.environ.get("SSS_SAM2_DIR")
+    return Path(value).expanduser() if value else DEFAULT_DIR
+
+
+def checkpoint_name(variant: str, version: str = "2.1") -> str:
+    """Official file name, e.g. sam2.1_hiera_tiny.pt."""
+    if variant not in DOWNLOADABLE:
+        raise CheckpointError(f"no official checkpoint for SAM-2 variant {variant!r}; choose one of {', '.join(DOWNLOADABLE)}")
+    if version not in BASE_URLS:
+        raise CheckpointError(f"unknown SAM-2 version {version!r}; choose 2.1 or 2.0")
+    return f"{FILE_PREFIX[version]}{variant}.pt"
+
+
+def checkpoint_url(variant: str, version: str = "2.1") -> str:
+    return BASE_URLS[version] + checkpoint_name(variant, version)
+
+
+def find_checkpoint(variant: str, folder: Path | None = None) -> Path | None:
+    """A downloaded checkpoint of `variant` in the cache folder (2.1 preferred over 2.0), or None."""
+    if variant not in DOWNLOADABLE:
+        return None
+    folder = folder or checkpoint_dir()
+    for version in ("2.1", "2.0"):
+        path = folder / checkpoint_name(variant, version)
+        if path.is_file():
+            return path
+    return None
+
+
+def download_checkpoint(variant: str, version: str = "2.1", folder: Path | None = None, progress: bool = True,
+                        opener: Callable = urllib.request.urlopen, timeout_s: float = 60.0) -> Path:
+    """Download one official checkpoint into `folder` (the cache folder by default) and return its path.
+
+    Raises:
+        CheckpointError: no connection (the message gives the manual steps), an incomplete
+            download, or a file that does not load as a SAM-2 checkpoint. Nothing is left behind.
+    """
+    folder = folder or checkpoint_dir()
+    name, url = checkpoint_name(variant, version), checkpoint_url(variant, version)
+    target = folder / name
+    if target.is_file():
+        logger.info("%s is already downloaded", target)
+        return target
+    manual = (f"download {url} yourself (browser, or wget/curl on a machine with internet), put it in {folder}, "
+              f"or pass the file to sss_train with --sam2-checkpoint")
+    digest = hashlib.sha256()
+    try:
+        with opener(url, timeout=timeout_s) as response, atomic_path(target) as tmp:
+            expected = response.headers.get("Content-Length")
+            received = 0
+            with open(tmp, "wb") as handle, tqdm(total=int(expected) if expected else None, unit="B", unit_scale=True,
+                                                 desc=name, disable=None if progress else True) as bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    handle.write(block)
+                    digest.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+            if expected is not None and received != int(expected):
+                raise CheckpointError(f"{url}: download incomplete ({received} of {expected} bytes); run the command again")
+            if expected is None:
+                logger.warning("%s: the server sent no length; the size could not be checked", url)
+            _check_loadable(tmp, url)
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+        raise CheckpointError(f"cannot download {url} ({err}); {manual}") from err
+    (folder / f"{name}.sha256").write_text(f"{digest.hexdigest()}  {name}\n")
+    logger.info("downloaded %s (%d bytes, sha256 %s)", target, target.stat().st_size, digest.hexdigest())
+    return target
+
+
+def _check_loadable(path: Path, url: str) -> None:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # several types for truncated or foreign files
+        raise CheckpointError(f"{url}: the downloaded file does not load safely ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise CheckpointError(f"{url}: the downloaded file is not a SAM-2 checkpoint (no 'model' state dict)")
