@@ -16,7 +16,7 @@ run() {
   sss_train "${COMMON[@]}" "$@" > /dev/null 2>"benchmarks/results/ablation_${name}.log"
   echo "$name wall_s=$((SECONDS - start))"
 }
-run supervised --supervised-only --iters-per-epoch 120
-run weak_to_strong --no-dfe --no-pcsw --no-refine --iters-per-epoch 40
+run supervised --supervised-only --iters-per-epoch 97
+run weak_to_strong --no-dfe --no-pcsw --no-refine --iters-per-epoch 57
 run sss --iters-per-epoch 28
 sss_summarize -d DemoBHSD

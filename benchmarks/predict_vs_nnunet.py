@@ -24,14 +24,16 @@ from pathlib import Path
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 
 TRAINER = "nnUNetTrainer_SSSBenchmark"
-TRAINER_SOURCE = f'''from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+TRAINER_SOURCE = f'''import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
 class {TRAINER}(nnUNetTrainer):
     """Benchmark only: one epoch of two iterations (prediction time does not depend on the weights)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = 1
         self.num_iterations_per_epoch = 2
         self.num_val_iterations_per_epoch = 1
@@ -52,6 +54,7 @@ def main() -> int:
     parser.add_argument("--test", type=int, default=10)
     parser.add_argument("-d", default="DemoBHSD")
     parser.add_argument("--fold", default="0")
+    parser.add_argument("--run", default="SSS", help="SSS run name (default SSS, the full method)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_predict_"))
     raw = work / "nn_raw"
@@ -75,7 +78,7 @@ def main() -> int:
                                 + ([] if tta else ["--disable_tta"]), nn_env)
             rows.append(("nnUNetv2_predict", tta, seconds, ""))
             out = work / f"sss_out_{tta}"
-            seconds, log = _timed(["sss_predict", "-i", str(images), "-o", str(out), "-d", args.d, "-c", "2d", "-f", args.fold,
+            seconds, log = _timed(["sss_predict", "-i", str(images), "-o", str(out), "-d", args.d, "-c", "2d", "-f", args.fold, "--run", args.run,
                                    "-np", "1", "--no-progress", "--verbose"] + ([] if tta else ["--disable-tta"]), dict(os.environ))
             rows.append(("sss_predict", tta, seconds, f"pass 2 ran for {log.count('pass 2 runs')} of {args.test} cases"))
         plans = json.loads((work / "nn_pre" / "Dataset900_DemoBHSD" / "nnUNetPlans.json").read_text())["configurations"]["2d"]

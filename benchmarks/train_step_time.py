@@ -26,6 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-d", default="DemoBHSD")
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--supervised-batch", type=int, default=None,
+                        help="labeled batch of the supervised run (default: --batch; 2x --batch compares equal images per step)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -72,6 +74,8 @@ def main() -> None:
         t0 = time.perf_counter()
         batches.append(make_batch(spec, cache, bank, rng, transform))
         load_times.append(time.perf_counter() - t0)
+    supervised_spec = replace(spec, batch_labeled=args.supervised_batch or args.batch, batch_unlabeled=0)
+    supervised_batches = [make_batch(supervised_spec, cache, bank, rng, transform) for _ in range(args.steps + 2)]
 
     timers: dict[str, float] = defaultdict(float)
 
@@ -95,7 +99,7 @@ def main() -> None:
         timers.clear()
         generator = torch.Generator().manual_seed(0)
         times = []
-        for index, b in enumerate(batches):
+        for index, b in enumerate(batches if kind == "sss" else supervised_batches):
             t0 = time.perf_counter()
             if kind == "sss":
                 out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(2)], 0.95)
@@ -120,7 +124,8 @@ def main() -> None:
     refresh_every = plan.training.pcsw_refresh_epochs * plan.training.iterations_per_epoch
     print(json.dumps({
         "dataset": dataset.name, "variant": plan.sam2_variant, "patch": patch, "batch_labeled": args.batch,
-        "batch_unlabeled": args.batch, "threads": args.threads, "steps": args.steps,
+        "batch_unlabeled": args.batch, "supervised_batch": args.supervised_batch or args.batch,
+        "threads": args.threads, "steps": args.steps,
         "supervised": supervised, "sss": sss, "ratio_sss_over_supervised": round(sss["step_s"] / supervised["step_s"], 2),
         "data_loading_s_per_batch_one_process": round(float(np.mean(load_times)), 3),
         "pcsw_bank_refresh_s": round(bank_s, 2), "unlabeled_cases": len(unlabeled),

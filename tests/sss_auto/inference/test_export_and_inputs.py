@@ -65,3 +65,22 @@ def test_empty_or_missing_input_is_an_error(tmp_path):
         find_input_cases(_touch(tmp_path / "empty"), 1)
     with pytest.raises(DatasetError, match="not found"):
         find_input_cases(tmp_path / "nope", 1)
+
+
+def test_model_choice_lists_what_exists_when_ambiguous_or_missing(tmp_path):
+    from sss_auto.errors import CheckpointError
+    from sss_auto.inference.models import choose_run, find_trained_runs
+
+    for run in ("SSS__2d", "SSS-supervised__2d"):
+        fold = tmp_path / "Dataset900_DemoBHSD" / run / "fold_0"
+        fold.mkdir(parents=True)
+        (fold.parent / "plans.json").write_text("{}")
+        (fold / "checkpoint_final.pth").write_bytes(b"")
+    runs = find_trained_runs(tmp_path)
+    assert sorted(r.run for r in runs) == ["SSS", "SSS-supervised"]
+    with pytest.raises(CheckpointError, match="several trained models match.*SSS-supervised__2d"):
+        choose_run(runs, None, None, None, tmp_path)
+    assert choose_run(runs, "900", "2d", "SSS", tmp_path).run == "SSS"
+    with pytest.raises(CheckpointError, match="no trained model .* matches; trained models: .*SSS__2d"):
+        choose_run(runs, "BHSD", None, None, tmp_path)
+    assert find_trained_runs(tmp_path, "best") == []

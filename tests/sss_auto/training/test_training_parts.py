@@ -140,3 +140,22 @@ def test_strong_view_keeps_geometry_when_no_box_is_drawn():
     view = StrongView(x, torch.zeros(2, 8, 8, dtype=torch.bool), torch.tensor([1, 0]))
     (same,) = view.mix_targets(torch.ones(2, 8, 8))
     assert torch.equal(same, torch.ones(2, 8, 8))
+
+
+def test_ablation_switches_change_what_is_built_and_how_inference_runs():
+    from dataclasses import replace
+
+    from planners.plans import ConfigurationPlan
+    from sss_auto.training.build import model_config
+    from sss_auto.training.config import TrainConfig
+    from sss_auto.training.loop import inference_settings
+
+    plan = ConfigurationPlan((5.0, 1.0, 1.0), False, (20, 128, 128), (64, 64), 2, 2, "test", "hiera", (1, 2), True, 8.0, 1.0)
+    full = TrainConfig("D", "2d", "0", plan)
+    assert model_config(full, 1, 4).dfe_levels == (1, 2) and model_config(full, 1, 4).refine
+    assert inference_settings(full).use_prompts and inference_settings(full).pcsw_tau == 0.8
+    assert model_config(replace(full, ablation=Ablation(use_dfe=False)), 1, 4).dfe_levels == ()
+    assert model_config(replace(full, ablation=Ablation(supervised_only=True)), 1, 4).dfe_levels == ()
+    assert not model_config(replace(full, ablation=Ablation(refine=False)), 1, 4).refine
+    assert not inference_settings(replace(full, ablation=Ablation(use_pcsw=False))).use_prompts
+    assert inference_settings(replace(full, ablation=Ablation(pcsw_tau=0.6))).pcsw_tau == 0.6
