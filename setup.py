@@ -33,6 +33,8 @@ setup(
             "sss_summarize=sss_auto.cli.evaluate:summarize_main",
             "sss_download_sam2=sss_auto.cli.download_sam2:main",
             "sss_demo=sss_auto.cli.demo:main",
+            "sss_convert_bhsd=sss_auto.cli.convert:bhsd_main",
+            "sss_convert_acdc=sss_auto.cli.convert:acdc_main",
         ]
     },
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -42,3 +43,46 @@ def write_volume(path: Path, array: np.ndarray, spacing=(3.0, 1.0, 1.0), origin=
                  direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)) -> None:
     """Write a (z, y, x) array as an image with the given geometry."""
     write_image(array, Geometry(tuple(array.shape), tuple(spacing), tuple(origin), tuple(direction)), path)
+
+
+def _bhsd_volume(path, array, spacing=(5.0, 0.5, 0.5)):
+    write_volume(path, array, spacing, (-90.0, -110.0, 12.5))
+
+
+def _release(root, n_labeled=6, n_unlabeled=3, official=True):
+    """A tiny BHSD release tree: label_192/{images,ground truths}, unlabel_2000/{anybleed,nobleed}, dataset.json."""
+    rng = np.random.default_rng(0)
+    images, truths = root / "label_192" / "images", root / "label_192" / "ground truths"
+    images.mkdir(parents=True)
+    truths.mkdir(parents=True)
+    names = [f"ID_{i:08x}_ID_{i:010x}" for i in range(n_labeled)]
+    for i, name in enumerate(names):
+        _bhsd_volume(images / f"{name}.nii.gz", rng.normal(40, 10, (4, 16, 16)).astype(np.float32))
+        label = np.zeros((4, 16, 16), np.int16)
+        label[1:3, 4:10, 4:10] = 2  # IPH everywhere
+        if i % 2:
+            label[2, 12:14, 12:14] = 3
+        if i == 0:
+            label[1, 0:2, 0:2] = 1  # EDH once
+        _bhsd_volume(truths / f"{name}.nii.gz", label)
+    for j in range(n_unlabeled):
+        folder = root / "unlabel_2000" / ("anybleed" if j % 2 else "nobleed")
+        folder.mkdir(parents=True, exist_ok=True)
+        _bhsd_volume(folder / f"ID_u{j:07x}_ID_{j:010x}.nii.gz", rng.normal(40, 10, (4, 16, 16)).astype(np.float32))
+    if official:
+        (root / "dataset.json").write_text(json.dumps({
+            "training": [{"image": f"./imagesTr/{n}.nii.gz", "label": f"./labelsTr/{n}.nii.gz"} for n in names[:4]],
+            "test": [f"./imagesTs/{n}.nii.gz" for n in names[4:]]}))
+    return names
+
+
+@pytest.fixture
+def bhsd_release():
+    """Build a tiny BHSD release tree in a folder: bhsd_release(root, n_labeled=6, n_unlabeled=3, official=True)."""
+    return _release
+
+
+@pytest.fixture
+def write_volume_geometry():
+    """write_volume with BHSD-like thick slices: (path, array, spacing=(5, 0.5, 0.5))."""
+    return _bhsd_volume

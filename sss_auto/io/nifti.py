@@ -159,3 +159,26 @@ def write_image(array: np.ndarray, geometry: Geometry, path: Path) -> None:
     image.SetDirection(geometry.direction)
     with atomic_path(Path(path)) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def read_image_4d(path: Path) -> tuple[np.ndarray, Geometry]:
+    """Read a 4D (x, y, z, t) image such as a cine sequence.
+
+    Returns:
+        `frames`: float32 (t, z, y, x); `geometry`: the 3D geometry shared by every frame (spacing,
+        origin and direction of the first three axes).
+
+    Raises:
+        DatasetError: missing, unreadable or not 4D.
+    """
+    image = _read_sitk(path)
+    check_nifti_complete(path)
+    if image.GetDimension() != 4:
+        raise DatasetError(f"{path}: expected a 4D image (x, y, z, t), found {image.GetDimension()}D")
+    direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3]
+    size = image.GetSize()
+    geometry = Geometry(shape=(int(size[2]), int(size[1]), int(size[0])),
+                        spacing_mm=tuple(float(s) for s in reversed(image.GetSpacing()[:3])),
+                        origin=tuple(float(v) for v in image.GetOrigin()[:3]),
+                        direction=tuple(float(v) for v in direction.ravel()))
+    return sitk.GetArrayFromImage(image).astype(np.float32, copy=False), geometry

@@ -44,6 +44,9 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
     labeled, unlabeled = cache.ids("labeled"), cache.ids("unlabeled")
     if not labeled:
         raise PlansError(f"{cache.folder}: no labeled case is preprocessed; training needs at least two")
+    if not (pre / "splits_final.json").exists() and (dataset.folder / "splits_final.json").is_file():
+        shutil.copyfile(dataset.folder / "splits_final.json", pre / "splits_final.json")
+        logger.info("using the splits the converter wrote in %s", dataset.folder / "splits_final.json")
     splits = load_or_create_splits(pre / "splits_final.json", labeled, seed=12345)
     train_ids, val_ids = fold_cases(splits, config.fold, labeled)
     if not config.ablation.supervised_only and not unlabeled:

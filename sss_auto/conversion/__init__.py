@@ -1,0 +1,1 @@
+"""Converters from public dataset releases to the raw dataset format."""
