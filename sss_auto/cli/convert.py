@@ -55,6 +55,7 @@ def _acdc_parser() -> argparse.ArgumentParser:
     p.add_argument("--labeled-cases", type=int, default=7, help="labeled training patients: 3 or 7 as in the literature (default 7)")
     p.add_argument("--cine-unlabeled", action="store_true", help="add every other cine frame of the training patients as unlabeled")
     p.add_argument("--split", type=Path, help="JSON with labeled/unlabeled/val/test patient lists (replaces the standard split)")
+    p.add_argument("--include-testing", action="store_true", help="also convert testing/ (patients 101-150) into imagesTs")
     add_common_options(p)
     return p
 
@@ -63,7 +64,8 @@ def _acdc(args: argparse.Namespace) -> int:
     from sss_auto.conversion.acdc import convert_acdc
 
     target, counts = _write_dataset("ACDC", args.d, lambda t: convert_acdc(args.source, t, args.labeled_cases,
-                                                                            args.cine_unlabeled, args.split, not args.no_progress))
+                                                                            args.cine_unlabeled, args.split, args.include_testing,
+                                                                            not args.no_progress))
     print(f"done: {counts['labeled']} labeled frames (incl. validation), {counts['test']} test, {counts['unlabeled']} "
           f"unlabeled in {target}; fold 0 of its splits_final.json is the standard validation split")
     return 0

@@ -100,14 +100,17 @@ def find_training_folder(source: Path, scratch: Path) -> Path:
     raise DatasetError(f"{source}: no training/patientXXX folders (the CREATIS ACDC release)")
 
 
-def _frames(folder: Path) -> dict[str, tuple[Path, Path, int]]:
-    """{"ED": (image, label, frame number), "ES": ...} of one patient, checked."""
+def _frames(folder: Path, labels_required: bool = True) -> dict[str, tuple[Path, Path | None, int]]:
+    """{"ED": (image, label, frame number), "ES": ...} of one patient, checked (label None when absent and not required)."""
     info = parse_info(folder / "Info.cfg")
     out = {}
     for phase in ("ED", "ES"):
         frame = int(info[phase])
         image = folder / f"{folder.name}_frame{frame:02d}{ENDING}"
         label = folder / f"{folder.name}_frame{frame:02d}_gt{ENDING}"
+        if not labels_required and not label.is_file() and image.is_file():
+            out[phase] = (image, None, frame)
+            continue
         for path in (image, label):
             if not path.is_file():
                 raise DatasetError(f"{path}: missing ({phase} is frame {frame} in {folder / 'Info.cfg'})")
@@ -123,13 +126,15 @@ def _frames(folder: Path) -> dict[str, tuple[Path, Path, int]]:
 
 
 def convert_acdc(source: Path, target: Path, labeled_cases: int = 7, cine_unlabeled: bool = False,
-                 split_file: Path | None = None, progress: bool = True) -> dict:
+                 split_file: Path | None = None, include_testing: bool = False, progress: bool = True) -> dict:
     """Write the raw dataset folder `target`; returns counts per subset.
 
     Labeled and validation patients' ED/ES frames → imagesTr/labelsTr (the validation patients form
     fold 0's validation set, written to `splits_final.json` in `target` for sss_train); the other
     training patients' ED/ES → imagesUnlabeled; test patients → imagesTs/labelsTs. With
     `cine_unlabeled`, every other cine frame (besides ED/ES) of the training patients is added as unlabeled.
+    With `include_testing`, the release's testing/ patients (101–150, not part of the protocol) are
+    added to imagesTs (with labelsTs where the release has ground truth).
     """
     target = Path(target)
     with tempfile.TemporaryDirectory(prefix=".acdc_") as scratch:
@@ -148,7 +153,8 @@ def convert_acdc(source: Path, target: Path, labeled_cases: int = 7, cine_unlabe
             if cine_unlabeled and patient not in split.val + split.test:
                 cine += _write_cine(training / patient / f"{patient}_4d{ENDING}", {f for _, _, f in frames.values()},
                                     target / "imagesUnlabeled", patient)
-    counts = {"labeled": 2 * len(split.labeled + split.val), "test": 2 * len(split.test),
+        extra_test = _convert_testing(training.parent / "testing", target, progress) if include_testing else 0
+    counts = {"labeled": 2 * len(split.labeled + split.val), "test": 2 * len(split.test) + extra_test,
               "unlabeled": 2 * len(split.unlabeled) + cine}
     write_json_atomic({"name": "ACDC", "description": "ACDC cardiac cine MRI (CREATIS), converted by sss_convert_acdc",
                        "channel_names": {"0": "MRI"}, "labels": LABELS, "numTraining": counts["labeled"],
@@ -160,6 +166,21 @@ def convert_acdc(source: Path, target: Path, labeled_cases: int = 7, cine_unlabe
             "val": [f"{p}_{s}" for p in split.val for s in ("ED", "ES")]}
     write_json_atomic([fold], target / "splits_final.json")
     return counts
+
+
+def _convert_testing(testing: Path, target: Path, progress: bool) -> int:
+    """The release's testing/ patients → imagesTs (+ labelsTs when labeled); returns the number of frames."""
+    if not testing.is_dir():
+        raise DatasetError(f"{testing}: no testing folder in the release (--include-testing)")
+    written = 0
+    for folder in tqdm(sorted(p for p in testing.glob("patient*") if p.is_dir()), desc="ACDC testing", unit="patient",
+                       disable=None if progress else True):
+        for phase, (image, label, _) in _frames(folder, labels_required=False).items():
+            copy_atomic(image, target / "imagesTs" / f"{folder.name}_{phase}_0000{ENDING}")
+            if label is not None:
+                copy_atomic(label, target / "labelsTs" / f"{folder.name}_{phase}{ENDING}")
+            written += 1
+    return written
 
 
 def _write_cine(path: Path, skip_frames: set[int], folder: Path, patient: str) -> int:

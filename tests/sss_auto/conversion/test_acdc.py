@@ -16,8 +16,8 @@ from sss_auto.io.nifti import read_header
 PATIENTS = ["patient099", "patient038", "patient050", "patient100", "patient002", "patient001", "patient003", "patient004"]
 
 
-def _patient(root, name, es=4, frames=6):
-    folder = root / "training" / name
+def _patient(root, name, es=4, frames=6, subset="training", labeled=True):
+    folder = root / subset / name
     folder.mkdir(parents=True)
     (folder / "Info.cfg").write_text(f"ED: 1\nES: {es}\nGroup: DCM\nHeight: 184.0\nNbFrame: {frames}\nWeight: 95.0\n")
     cine = np.random.default_rng(0).random((frames, 3, 10, 12)).astype(np.float32)
@@ -28,6 +28,8 @@ def _patient(root, name, es=4, frames=6):
         image = sitk.GetImageFromArray(cine[frame - 1])
         image.SetSpacing((1.5, 1.5, 10.0))
         sitk.WriteImage(image, str(folder / f"{name}_frame{frame:02d}.nii.gz"))
+        if not labeled:
+            continue
         label = np.zeros((3, 10, 12), np.uint8)
         label[1, 2:5, 3:6], label[1, 5:7, 3:6], label[2, 2:4, 6:9] = 1, 2, 3
         gt = sitk.GetImageFromArray(label)
@@ -88,3 +90,13 @@ def test_zip_and_cli_and_bad_label(release, tmp_path, roots):
     sitk.WriteImage(bad, str(release / "training" / "patient099" / "patient099_frame04_gt.nii.gz"))
     with pytest.raises(DatasetError, match="patient099_frame04_gt.nii.gz: label values"):
         convert_acdc(release, tmp_path / "out", labeled_cases=3, progress=False)
+
+
+def test_testing_folder_is_added_on_request(release, tmp_path):
+    _patient(release, "patient101", subset="testing")
+    _patient(release, "patient102", subset="testing", labeled=False)
+    target = tmp_path / "raw" / "Dataset027_ACDC"
+    counts = convert_acdc(release, target, labeled_cases=3, include_testing=True, progress=False)
+    assert counts["test"] == 2 + 4
+    assert (target / "labelsTs" / "patient101_ED.nii.gz").is_file() and not (target / "labelsTs" / "patient102_ED.nii.gz").exists()
+    assert (target / "imagesTs" / "patient102_ES_0000.nii.gz").is_file()
