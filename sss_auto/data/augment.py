@@ -3,7 +3,8 @@
 The spatial transform moves the `seg` channels with the image, so everything that must follow the
 weak view's geometry — the label of a labeled slice, the PCSW objects of an unlabeled slice from
 which its prompts are derived — rides along as `seg`. batchgenerators draws from numpy's global
-generator; each loader worker seeds it from (seed, epoch, rank, worker), so runs are reproducible.
+generator (and Python's `random` for noise and blur strengths); each loader worker seeds both from
+(seed, epoch, rank, worker), so runs are reproducible.
 """
 
 from __future__ import annotations

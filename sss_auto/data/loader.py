@@ -1,11 +1,14 @@
 """Training batches assembled in background workers: labeled slices with GT prompts, weak unlabeled views with bank prompts.
 
 Each epoch gets a fresh, seeded stream: worker w of rank r in epoch e draws from
-default_rng([seed, e, r, w]), so a run resumed at an epoch boundary sees exactly the same batches.
+default_rng([seed, e, r, w]) (and seeds numpy's and Python's global generators, which
+batchgenerators uses, from the same numbers), so a run resumed at an epoch boundary sees exactly
+the same batches.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from sss_auto.data import augment
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.sampling import choose_slice_and_center, crop_slice
+from sss_auto.errors import SSSError
 from sss_auto.networks.prompts import Prompts
 from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.from_masks import prompts_from_label_maps
@@ -98,11 +102,24 @@ class EpochBatches(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         seed_sequence = [self.seed, self.epoch, self.rank, worker]
         rng = np.random.default_rng(seed_sequence)
-        np.random.seed(np.random.SeedSequence(seed_sequence).generate_state(1)[0])  # batchgenerators
+        global_seed = int(np.random.SeedSequence(seed_sequence).generate_state(1)[0])
+        np.random.seed(global_seed)  # batchgenerators draws from numpy's global generator ...
+        random.seed(global_seed)  # ... and, for noise and blur strengths, from Python's
         cache = CaseCache(self.spec.cache_folder)
         transform = augment.spatial_and_intensity(self.spec.patch)
         for _ in range(worker, self.iterations, workers):
             yield make_batch(self.spec, cache, self.bank, rng, transform)
+
+
+def iterate_safely(loader: DataLoader) -> Iterator[TrainBatch]:
+    """Iterate a loader; a worker process that dies becomes an SSSError that says what to do."""
+    try:
+        yield from loader
+    except RuntimeError as err:
+        if "DataLoader worker" not in str(err):
+            raise
+        raise SSSError(f"a data-loading worker process died ({str(err).splitlines()[0]}), often out of memory; "
+                       "continue with --c and fewer --num-workers") from err
 
 
 def epoch_loader(spec: LoaderSpec, bank: PromptBank, iterations: int, seed: int, epoch: int, rank: int = 0,

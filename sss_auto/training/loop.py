@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from planners.plans import Plans
 from sss_auto.data.cache import CaseCache
-from sss_auto.data.loader import LoaderSpec, epoch_loader
+from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely
 from sss_auto.data.strong import strong_view
 from sss_auto.inference.two_pass import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
@@ -89,7 +89,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
         sums: dict[str, float] = {}
         m.student.train()
-        bar = tqdm(loader, total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{t.num_epochs}", unit="it",
+        bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{t.num_epochs}", unit="it",
                    disable=None if run.show_progress and run.dist.is_main else True)
         for batch in bar:
             lr = poly_lr(m.optimizer, state.iteration, total, t.poly_exponent)

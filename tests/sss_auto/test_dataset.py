@@ -2,6 +2,7 @@ import json
 import shutil
 
 import numpy as np
+import SimpleITK as sitk
 import pytest
 
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
@@ -86,6 +87,10 @@ def _corrupt(dataset_dir, kind):
     if kind == "unsafe case id":
         (tr / "demo_000_0000.nii.gz").rename(tr / "de mo_0000.nii.gz")
         return "de mo"
+    if kind == "4d image":
+        image = sitk.GetImageFromArray(np.zeros((3, 8, 16, 16), np.float32), isVector=False)
+        sitk.WriteImage(image, str(tr / "demo_001_0000.nii.gz"))
+        return "demo_001_0000.nii.gz"
     if kind == "empty imagesTr":
         shutil.rmtree(tr)
         tr.mkdir()
@@ -96,7 +101,7 @@ def _corrupt(dataset_dir, kind):
 
 BAD_INPUTS = ["missing dataset.json", "missing key", "wrong channel suffix", "label missing", "label without image",
               "shape mismatch", "spacing mismatch", "undeclared label", "truncated file",
-              "numTraining wrong", "unsafe case id", "empty imagesTr"]
+              "numTraining wrong", "unsafe case id", "4d image", "empty imagesTr"]
 
 
 @pytest.mark.parametrize("kind", BAD_INPUTS)
