@@ -100,11 +100,11 @@ def test_kill_9_mid_training_then_continue_matches_an_uninterrupted_run(prepared
     final = load_checkpoint(fold / "checkpoint_final.pth")
     assert final["iteration"] == reference["iteration"] == 9
     assert final["history"]["epoch"] == reference["history"]["epoch"] == [1.0, 2.0, 3.0]
-    # Two uninterrupted CPU runs already differ by up to ~1e-4 in some weights (accumulation order in the
-    # backward of indexing ops), so "identical" means equal up to that rounding.
+    # Same batches and views by construction; multithreaded CPU kernels still leave float noise
+    # (losses of two fresh runs differ at the 1e-8 level), which a few Adam steps amplify slightly.
+    np.testing.assert_allclose(final["history"]["loss"], reference["history"]["loss"], rtol=1e-5)
     for key, value in reference["student"].items():
-        torch.testing.assert_close(final["student"][key], value, rtol=1e-3, atol=1e-3, msg=key)
-    np.testing.assert_allclose(final["history"]["loss"], reference["history"]["loss"], rtol=1e-4)
+        torch.testing.assert_close(final["student"][key], value, rtol=1e-3, atol=1e-4, msg=key)
 
 
 @pytest.mark.ddp
