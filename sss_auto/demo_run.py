@@ -19,12 +19,11 @@ from sss_auto.evaluation.evaluate import evaluate_folders
 from sss_auto.inference.inputs import find_input_cases
 from sss_auto.inference.models import choose_run, find_trained_runs, load_run
 from sss_auto.inference.predictor import predict_cases
-from sss_auto.inference.two_pass import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.report.overlays import write_index, write_overlay
 from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
 from sss_auto.training.distributed import DistInfo
-from sss_auto.training.loop import FINAL, LATEST
+from sss_auto.training.loop import FINAL, LATEST, inference_settings
 from sss_auto.training.options import make_train_config
 from sss_auto.training.run import fold_folder, train_fold
 
@@ -99,8 +98,7 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
     cases, problems = find_input_cases(raw / "imagesTs", len(dataset.channel_names))
     for problem in problems:
         logger.warning("%s", problem.message)
-    settings = InferenceSettings(patch=config.plan.patch_size[0], tta=True, batch_size=2 * schedule.batch_size,
-                                 device=device, pcsw_tau=config.pcsw_tau)
+    settings = inference_settings(config, tta=True, device=device, batch_size=2 * schedule.batch_size)
     predict_cases(cases, loaded, predictions, settings, resume=True, num_processes=1, progress=progress)
     classes = sorted(v for v in dataset.labels.values() if v > 0)
     summary = evaluate_folders(raw / "labelsTs", predictions, classes, progress)

@@ -35,8 +35,8 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.inference.inputs import find_input_cases
     from sss_auto.inference.models import choose_run, find_trained_runs, load_run
     from sss_auto.inference.predictor import predict_cases
-    from sss_auto.inference.two_pass import InferenceSettings
     from sss_auto.io.atomic import write_json_atomic
+    from sss_auto.training.loop import inference_settings
 
     source, output = args.i.resolve(), args.o.resolve()
     input_folder = source if source.is_dir() else source.parent
@@ -53,10 +53,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SSSError(problems[0].message)
     for problem in problems:
         print(f"error: {problem.message}")
-    config = loaded.config
-    settings = InferenceSettings(patch=config.plan.patch_size[0], tta=not args.disable_tta,
-                                 batch_size=max(2 * config.plan.batch_size_labeled, 1), device=device,
-                                 pcsw_tau=config.pcsw_tau, use_prompts=config.ablation.use_pcsw)
+    settings = inference_settings(loaded.config, tta=not args.disable_tta, device=device,
+                                  batch_size=max(2 * loaded.config.plan.batch_size_labeled, 1))
     report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
                            args.np, not args.no_progress)
     write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,

@@ -135,11 +135,13 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     return summary
 
 
-def inference_settings(config: TrainConfig) -> InferenceSettings:
-    """Inference as the predictor does it, with the run's τ and ablations."""
-    return InferenceSettings(patch=config.plan.patch_size[0], tta=config.validation_tta,
-                             batch_size=max(config.plan.batch_size_labeled, 1), device=config.device,
-                             pcsw_tau=config.pcsw_tau, use_prompts=config.ablation.use_pcsw)
+def inference_settings(config: TrainConfig, tta: bool | None = None, device: str | None = None,
+                       batch_size: int | None = None) -> InferenceSettings:
+    """Inference as the predictor does it, with the run's patch, τ and ablations (defaults: the run's own)."""
+    return InferenceSettings(patch=config.plan.patch_size[0], tta=config.validation_tta if tta is None else tta,
+                             batch_size=batch_size or max(config.plan.batch_size_labeled, 1),
+                             device=device or config.device, pcsw_tau=config.pcsw_tau,
+                             use_prompts=config.ablation.use_pcsw)
 
 
 def _no_prompts(prompts):

@@ -14,7 +14,7 @@ import numpy as np
 from planners.fingerprint import Fingerprint
 from planners.plans import Plans
 from sss_auto.data.cache import CaseCache
-from sss_auto.evaluation.evaluate import evaluate_folders
+from sss_auto.evaluation.evaluate import evaluate_folders, nanmean
 from sss_auto.inference.two_pass import InferenceSettings, predict_volume
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.inference.export import export_prediction
@@ -38,12 +38,6 @@ def constraints_from_fingerprint(fingerprint: Fingerprint, plans: Plans) -> dict
     return constraints
 
 
-def mean_dice(per_class: dict[int, float]) -> float:
-    """Mean over classes that are defined (NaN when none is)."""
-    values = [v for v in per_class.values() if not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
-
-
 def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
                     constraints: dict[int, ClassConstraint]) -> dict[str, float]:
     """Per-class Dice over the cases (voxels pooled per class across cases) on the cached grid."""
@@ -59,7 +53,7 @@ def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str],
             intersection[k] += np.logical_and(p, r).sum()
             size_sum[k] += p.sum() + r.sum()
     per_class = {k: (2 * intersection[k] / size_sum[k]) if size_sum[k] else math.nan for k in range(1, num_classes)}
-    return {**{f"dice_{k}": float(v) for k, v in per_class.items()}, "dice_mean": mean_dice(per_class)}
+    return {**{f"dice_{k}": float(v) for k, v in per_class.items()}, "dice_mean": nanmean(list(per_class.values()))}
 
 
 def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], reference_folder: Path,
