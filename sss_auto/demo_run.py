@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sss_auto.evaluation.evaluate import evaluate_folders
 from sss_auto.inference.inputs import find_input_cases
 from sss_auto.inference.models import choose_run, find_trained_runs, load_run
 from sss_auto.inference.predictor import predict_cases
-from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.atomic import copy_atomic, write_json_atomic
 from sss_auto.report.overlays import write_index, write_overlay
 from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
 from sss_auto.training.distributed import DistInfo
@@ -114,7 +113,7 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
                       names, report / name)
         pictures.append(name)
     if (fold / "progress.png").is_file():
-        shutil.copyfile(fold / "progress.png", report / "progress.png")
+        copy_atomic(fold / "progress.png", report / "progress.png")
         pictures.append("progress.png")
     index = write_index(report, summary, names, pictures, "sss-auto demo: test cases")
     return DemoResult(folder, fold, predictions, index, summary, {str(v): k for k, v in dataset.labels.items()})

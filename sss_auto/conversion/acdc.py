@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sss_auto.conversion.archives import copy_atomic, extract_zip
+from sss_auto.conversion.archives import extract_zip
 from sss_auto.errors import DatasetError
-from sss_auto.io.atomic import read_json, write_json_atomic
+from sss_auto.io.atomic import copy_atomic, read_json, write_json_atomic
 from sss_auto.io.nifti import read_header, read_image, read_image_4d, write_image
 
 logger = logging.getLogger(__name__)

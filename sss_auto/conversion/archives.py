@@ -1,13 +1,11 @@
-"""File handling of converters: safe zip extraction (no member outside the folder) and atomic copies."""
+"""Unpack release zips safely (no member may land outside the extraction folder)."""
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
 from sss_auto.errors import DatasetError
-from sss_auto.io.atomic import atomic_path
 
 
 def extract_zip(archive: Path, folder: Path) -> Path:
@@ -28,9 +26,3 @@ def extract_zip(archive: Path, folder: Path) -> Path:
     except zipfile.BadZipFile as err:
         raise DatasetError(f"{archive}: not a readable zip file ({err})") from err
     return folder
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    """Copy a file so that `target` is either absent or complete."""
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)

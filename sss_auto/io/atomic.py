@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import math
+import shutil
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -74,6 +75,12 @@ def _finite(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy a file so that `target` is either absent, the old file, or the complete copy."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def save_npy_atomic(array: np.ndarray, target: Path) -> None:

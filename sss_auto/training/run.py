@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from planners.fingerprint import load_fingerprint
@@ -12,7 +11,7 @@ from sss_auto import paths
 from sss_auto.data.cache import CaseCache
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import CheckpointError, PlansError
-from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.atomic import copy_atomic, write_json_atomic
 from sss_auto.io.serialization import to_dict
 from sss_auto.stages import preprocessed_folder
 from sss_auto.training import progress
@@ -45,7 +44,7 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
     if not labeled:
         raise PlansError(f"{cache.folder}: no labeled case is preprocessed; training needs at least two")
     if not (pre / "splits_final.json").exists() and (dataset.folder / "splits_final.json").is_file():
-        shutil.copyfile(dataset.folder / "splits_final.json", pre / "splits_final.json")
+        copy_atomic(dataset.folder / "splits_final.json", pre / "splits_final.json")
         logger.info("using the splits the converter wrote in %s", dataset.folder / "splits_final.json")
     splits = load_or_create_splits(pre / "splits_final.json", labeled, seed=12345)
     train_ids, val_ids = fold_cases(splits, config.fold, labeled)
@@ -56,9 +55,9 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
     folder = fold_folder(dataset.name, config.ablation.run_name(), config.configuration, config.fold)
     folder.mkdir(parents=True, exist_ok=True)
     if dist.is_main:
-        shutil.copyfile(pre / "plans.json", folder.parent / "plans.json")
-        shutil.copyfile(dataset.folder / "dataset.json", folder.parent / "dataset.json")
-        shutil.copyfile(pre / "fingerprint.json", folder.parent / "fingerprint.json")
+        copy_atomic(pre / "plans.json", folder.parent / "plans.json")
+        copy_atomic(dataset.folder / "dataset.json", folder.parent / "dataset.json")
+        copy_atomic(pre / "fingerprint.json", folder.parent / "fingerprint.json")
     constraints = constraints_from_fingerprint(load_fingerprint(pre / "fingerprint.json"), plans)
     logger.info("fold %s: %d labeled training case(s), %d validation case(s), %d unlabeled case(s)",
                 config.fold, len(train_ids), len(val_ids), len(unlabeled))
