@@ -113,15 +113,15 @@ def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> t
     size = (cfg.image_size, cfg.image_size)
     x_l = torch.randn(shape.batch_labeled, cfg.in_channels, *size, device=device)
     x_u = torch.randn(shape.batch_unlabeled, cfg.in_channels, *size, device=device)
-    loss = model(x_l, _all_prompted(shape.batch_labeled, cfg.num_classes - 1, device)).fused.float().mean()
     prompts_u = _all_prompted(shape.batch_unlabeled, cfg.num_classes - 1, device)
     with torch.no_grad():
         f_w = model.encode(x_u)
         model.decode(f_w, prompts_u, size)
-    f_s = model.encode(torch.cat([x_u, x_u]))
-    f_dfe = model.dfe([torch.cat([f, f]) for f in f_w], f_s)
-    prompts_s = _all_prompted(2 * shape.batch_unlabeled, cfg.num_classes - 1, device)
-    return loss + model.decode(f_dfe, prompts_s, size).fused.float().mean()
+    f_student = model.encode(torch.cat([x_l, x_u, x_u]))  # labeled + two strong views in one forward
+    f_dfe = model.dfe([torch.cat([f, f]) for f in f_w], [f[shape.batch_labeled:] for f in f_student])
+    features = [torch.cat([f[:shape.batch_labeled], s]) for f, s in zip(f_student, f_dfe)]
+    prompts = _all_prompted(shape.batch_labeled + 2 * shape.batch_unlabeled, cfg.num_classes - 1, device)
+    return model.decode(features, prompts, size).fused.float().mean()
 
 
 def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:

@@ -26,7 +26,7 @@ from preprocessing.case import CaseProperties, preprocess_case
 from sss_auto.dataset.integrity import read_case
 from sss_auto.dataset.raw import Case
 from sss_auto.errors import CacheError
-from sss_auto.io.atomic import read_json, save_npy_atomic, write_json_atomic
+from sss_auto.io.atomic import read_json, remove_stale_temporaries, save_npy_atomic, write_json_atomic
 from sss_auto.io.serialization import SchemaError, from_dict, to_dict
 from sss_auto.parallel import map_unordered
 
@@ -124,8 +124,8 @@ def preprocess_dataset(cases: list[Case], plans: Plans, configuration: str, fold
         (number preprocessed now, number skipped as already finished).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".*.tmp*"):  # left by a killed run; never trusted
-        stale.unlink()
+    if removed := remove_stale_temporaries(folder):
+        logger.info("removed %d temporary file(s) left by an interrupted run", removed)
     jobs, skipped = [], 0
     for case in cases:
         signature = case_signature(case, plans, configuration)

@@ -39,6 +39,23 @@ def dataset_dir(demo_template, roots) -> Path:
     return target
 
 
+@pytest.fixture
+def cache_folder(dataset_dir, roots) -> Path:
+    """The small demo dataset planned (test SAM-2) and preprocessed into SSS_preprocessed/2d."""
+    from planners.fingerprint import extract_fingerprint
+    from planners.planner import plan
+    from preprocessing.runner import preprocess_dataset
+    from sss_auto.dataset.integrity import check_dataset_structure
+    from sss_auto.dataset.raw import load_dataset
+
+    dataset = load_dataset(dataset_dir)
+    plans = plan(extract_fingerprint(dataset, 1, False), 8.0, "test")
+    subsets = check_dataset_structure(dataset)
+    folder = roots["preprocessed"] / "2d"
+    preprocess_dataset(subsets["labeled"] + subsets["unlabeled"], plans, "2d", folder, 1, False)
+    return folder
+
+
 def write_volume(path: Path, array: np.ndarray, spacing=(3.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
                  direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)) -> None:
     """Write a (z, y, x) array as an image with the given geometry."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -29,3 +30,6 @@ def run_command(body: Callable[[argparse.Namespace], int], parser: argparse.Argu
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and a re-run continues from it", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

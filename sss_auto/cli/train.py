@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--val-only", action="store_true", help="only run the final validation of a finished fold")
     r.add_argument("--seed", type=int, default=0, help="seed of initialisation, data and strong views")
     r.add_argument("--num-workers", type=int, default=None, help="data loader workers (default: CPUs - 1, at most 8)")
+    r.add_argument("--verify-cache", action="store_true",
+                   help="hash every cached array again (default: only arrays new or changed since the last check)")
     r.add_argument("--disable-val-tta", action="store_true", help="no mirror TTA in the final validation")
     add_common_options(p)
     return p
@@ -70,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
                                finetune_encoder=args.finetune_encoder, num_workers=workers,
                                validation_tta=not args.disable_val_tta)
     try:
-        summary = train_fold(dataset, config, dist, args.c, args.val_only, not args.no_progress)
+        summary = train_fold(dataset, config, dist, args.c, args.val_only, not args.no_progress, args.verify_cache)
     finally:
         shutdown()
     if dist.is_main:

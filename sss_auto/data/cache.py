@@ -12,6 +12,7 @@ from tqdm import tqdm
 from preprocessing.case import CaseProperties
 from preprocessing.runner import CacheEntry, load_cache_entry, load_cached_array
 from sss_auto.errors import CacheError
+from sss_auto.io.atomic import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,25 @@ class CachedVolume:
     properties: CaseProperties
 
 
+VERIFIED_STAMP = "verified_arrays.stamp"  # not *.json: every *.json in the folder is a case entry
+
+
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _read_stamp(path: Path) -> dict[str, list]:
+    try:
+        data = read_json(path) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class CaseCache:
     """The cached cases of one configuration folder, by subset."""
 
@@ -48,12 +68,31 @@ class CaseCache:
         """Case ids of "labeled" or "unlabeled" cases."""
         return [case_id for case_id, entry in self.entries.items() if entry.subset == subset]
 
-    def verify(self, case_ids: list[str], progress: bool = True) -> None:
-        """Check every array of these cases against the size and digest recorded at write time."""
+    def verify(self, case_ids: list[str], progress: bool = True, rehash_all: bool = False) -> int:
+        """Check the arrays of these cases against the size and digest recorded at write time.
+
+        An array whose digest was checked before (recorded in VERIFIED_STAMP) and whose size and
+        modification time have not changed since is not hashed again, unless `rehash_all`; a
+        changed, truncated or rewritten file always is. Returns the number of arrays hashed now.
+        """
+        stamp = self.folder / VERIFIED_STAMP
+        known = {} if rehash_all else _read_stamp(stamp)
+        checked: dict[str, list] = {}
         for case_id in tqdm(case_ids, desc="verify cache", unit="case", disable=None if progress else True):
             entry = self._entry(case_id)
-            for name in entry.arrays:
-                load_cached_array(self.folder, entry, name, verify=True, mmap=True)
+            for name, record in entry.arrays.items():
+                path = self.folder / str(record["file"])
+                state = [record["blake2b"], *_size_and_mtime(path)]
+                if known.get(path.name) != state:
+                    load_cached_array(self.folder, entry, name, verify=True, mmap=True)  # raises naming the file
+                checked[path.name] = state
+        hashed = sum(known.get(name) != state for name, state in checked.items())
+        if hashed:
+            try:
+                write_json_atomic({**known, **checked}, stamp)
+            except OSError as err:  # a read-only cache still trains; it is hashed again next time
+                logger.warning("%s: could not record the verified arrays (%s)", stamp, err)
+        return hashed
 
     def load(self, case_id: str) -> CachedVolume:
         """Memory-map one case's arrays (sizes checked; digests were checked by `verify`)."""

@@ -11,6 +11,7 @@ from sss_auto.io.atomic import read_json
 
 REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
 _FOLDER_PATTERN = re.compile(r"^Dataset(\d{3})_(.+)$")
+_CHANNEL_PATTERN = re.compile(r"(.+)_(\d{4})")
 _CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -88,13 +89,11 @@ def list_case_ids(folder: Path, file_ending: str, num_channels: int) -> list[str
             continue
         if not path.name.endswith(file_ending):
             raise DatasetError(f"{path}: does not end with the dataset's file_ending {file_ending!r}")
-        stem = path.name[: -len(file_ending)]
-        match = re.fullmatch(r"(.+)_(\d{4})", stem)
-        if match is None:
+        case_id, channel = split_channel_name(path.name, file_ending)
+        if channel is None:
             raise DatasetError(
-                f"{path}: image names must be <case>_<4-digit channel>{file_ending}, e.g. {stem}_0000{file_ending}"
+                f"{path}: image names must be <case>_<4-digit channel>{file_ending}, e.g. {case_id}_0000{file_ending}"
             )
-        case_id, channel = match.group(1), int(match.group(2))
         check_case_id(case_id, path)
         if channel >= num_channels:
             raise DatasetError(f"{path}: channel {channel:04d} but dataset.json declares {num_channels} channel(s)")
@@ -104,6 +103,13 @@ def list_case_ids(folder: Path, file_ending: str, num_channels: int) -> list[str
         if missing:
             raise DatasetError(f"{folder / f'{case_id}_{missing[0]:04d}{file_ending}'}: missing channel file of case {case_id}")
     return sorted(channels)
+
+
+def split_channel_name(file_name: str, file_ending: str) -> tuple[str, int | None]:
+    """`<case>_0001<file_ending>` -> ("<case>", 1); a name without the channel suffix -> (stem, None)."""
+    stem = file_name[: -len(file_ending)] if file_name.endswith(file_ending) else file_name
+    match = _CHANNEL_PATTERN.fullmatch(stem)
+    return (match.group(1), int(match.group(2))) if match else (stem, None)
 
 
 def check_case_id(case_id: str, source: Path | str) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sss_auto.dataset.raw import Case, check_case_id
+from sss_auto.dataset.raw import Case, check_case_id, split_channel_name
 from sss_auto.errors import DatasetError
-
-CHANNEL_PATTERN = re.compile(r"(.+)_(\d{4})")
 
 
 @dataclass(frozen=True)
@@ -40,9 +37,8 @@ def find_input_cases(source: Path, num_channels: int, file_ending: str = ".nii.g
     for path in files:
         if not path.name.endswith(file_ending):
             raise DatasetError(f"{path}: not a {file_ending} file")
+        case_id, channel = split_channel_name(path.name, file_ending)
         stem = path.name[: -len(file_ending)]
-        match = CHANNEL_PATTERN.fullmatch(stem)
-        case_id, channel = (match.group(1), int(match.group(2))) if match else (stem, None)
         if channel is None:
             if num_channels != 1:
                 problems.append(InputProblem(stem, f"{path}: the model needs {num_channels} channels; name files "

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-
 from sss_auto.dataset.raw import Case
 from sss_auto.errors import SSSError
+from sss_auto.io.atomic import remove_stale_temporaries
 from sss_auto.inference.case_io import export_one, read_and_preprocess
 from sss_auto.inference.inputs import InputProblem
 from sss_auto.inference.models import LoadedRun
@@ -60,6 +60,8 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
     """Predict every case into `output/<case>.nii.gz`."""
     output.mkdir(parents=True, exist_ok=True)
     report = PredictionReport()
+    if resume and (removed := remove_stale_temporaries(output)):
+        logger.info("removed %d temporary file(s) left by an interrupted run in %s", removed, output)
     todo = []
     for case in cases:
         if resume and (output / f"{case.case_id}.nii.gz").is_file():
@@ -75,7 +77,16 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
         window = max(1, num_processes) + 1
         queued: deque[tuple[Case, Future]] = deque()
         pending = iter(todo)
-        exports: list[tuple[str, Future]] = []
+        exports: deque[tuple[str, Future]] = deque()  # at most `window` in flight: bounded memory
+
+        def finish_exports(keep: int) -> None:
+            while len(exports) > keep:
+                case_id, export = exports.popleft()
+                try:
+                    export.result()
+                    report.done.append(case_id)
+                except Exception as err:
+                    _fail(report, case_id, err, fail_fast)
 
         def refill() -> None:
             while len(queued) < window:
@@ -91,6 +102,7 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
             refill()
             try:
                 cached = future.result()
+                finish_exports(keep=window - 1)
                 probabilities = predict_volume(loaded.models, cached.data, cached.properties.spacing_after_resampling_mm,
                                                settings, loaded.constraints).probabilities
                 exports.append((case.case_id, pool.submit(export_one, (probabilities, cached.properties, loaded.plans,
@@ -99,12 +111,7 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
                 _fail(report, case.case_id, err, fail_fast)
             bar.update()
         bar.close()
-        for case_id, future in exports:
-            try:
-                future.result()
-                report.done.append(case_id)
-            except Exception as err:
-                _fail(report, case_id, err, fail_fast)
+        finish_exports(keep=0)
     return report
 
 

@@ -55,6 +55,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+TEMPORARY_PATTERN = ".*.tmp*"  # the names atomic_path gives its temporary files
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files that a killed writer left in `folder` (never trusted); returns how many.
+
+    Call it only where no other process is writing into `folder` (a re-run or --continue of the
+    command that owns it).
+    """
+    stale = [p for p in Path(folder).glob(TEMPORARY_PATTERN) if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_atomic(target: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write a file atomically through a callback that receives an open binary handle."""
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:

@@ -27,6 +27,12 @@ class Prompts:
         return cls(torch.zeros(batch, num_foreground, 4, device=device), torch.zeros(batch, num_foreground, 2, device=device),
                    torch.zeros(batch, num_foreground, dtype=torch.bool, device=device))
 
+    @classmethod
+    def cat(cls, parts: list[Prompts]) -> Prompts:
+        """Concatenate along the batch axis (same K in every part)."""
+        return cls(torch.cat([p.boxes for p in parts]), torch.cat([p.points for p in parts]),
+                   torch.cat([p.valid for p in parts]))
+
     def to(self, device: torch.device | str) -> Prompts:
         return Prompts(self.boxes.to(device), self.points.to(device), self.valid.to(device))
 

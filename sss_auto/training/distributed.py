@@ -76,6 +76,15 @@ def check_in_sync(module: nn.Module) -> None:
         raise RuntimeError(f"ranks diverged: parameter sums {[float(g) for g in gathered]}")
 
 
+def gather_from_ranks(local: object) -> list[object]:
+    """Every rank's `local` (picklable, from our own processes only), in rank order; [local] when not distributed."""
+    if not dist.is_initialized():
+        return [local]
+    gathered: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, local)
+    return gathered
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

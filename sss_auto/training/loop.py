@@ -80,7 +80,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         if ssl and settings.use_prompts and m.student.refiner is not None and (
                 state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
-                                      run.show_progress and run.dist.is_main)
+                                      run.show_progress and run.dist.is_main, run.dist.rank, run.dist.world_size)
         spec = LoaderSpec(run.cache.folder, tuple(run.train_ids), tuple(run.unlabeled_ids) if ssl else (),
                           config.plan.patch_size[0], config.plan.batch_size_labeled,
                           config.plan.batch_size_unlabeled if ssl else 0, num_classes - 1, t.foreground_oversampling)

@@ -9,7 +9,7 @@ SMOOTH = 1e-5
 
 
 def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """½·CE + ½·(1 − soft Dice over foreground classes), averaged over valid pixels.
+    """½·CE + ½·(1 − soft Dice over the foreground classes present in the target), over valid pixels.
 
     Args:
         logits: (B, K+1, H, W) raw scores.
@@ -17,8 +17,12 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
         valid: bool (B, H, W) pixels that count (e.g. pseudo-label confidence ≥ τ); None = all.
             With no valid pixel the loss is 0 (and still part of the graph).
 
-    The Dice is computed over the whole batch per class ("batch Dice"), so a slice without a class
-    does not produce a meaningless 0/0 term.
+    The Dice is computed over the whole batch per class ("batch Dice") and averaged over the classes
+    that have at least one valid target pixel; false positives of absent classes are left to the CE.
+    A smoothed Dice of an absent class is ~0 unless the summed probability of that class falls below
+    SMOOTH, which rewards driving it to exactly zero: on unlabeled batches (mostly lesion-free slices
+    with background pseudo labels) that drove the student and then the EMA teacher to collapse to
+    background (documentation/method.md, "Deviations").
     """
     logits = logits.float()
     mask = torch.ones_like(target, dtype=logits.dtype) if valid is None else valid.to(logits.dtype)
@@ -30,4 +34,6 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     intersection = (probs * onehot * m).sum((0, 2, 3))
     denominator = ((probs + onehot) * m).sum((0, 2, 3))
     dice = (2 * intersection + SMOOTH) / (denominator + SMOOTH)
-    return 0.5 * ce + 0.5 * (1 - dice.mean())  # no valid pixel: ce = 0 and every Dice = SMOOTH/SMOOTH = 1
+    present = ((onehot * m).sum((0, 2, 3)) > 0).to(logits.dtype)
+    dice_loss = ((1 - dice) * present).sum() / present.sum().clamp_min(1.0)
+    return 0.5 * ce + 0.5 * dice_loss  # no valid pixel: ce = 0 and no class present -> 0

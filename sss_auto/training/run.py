@@ -11,7 +11,7 @@ from sss_auto import paths
 from sss_auto.data.cache import CaseCache
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import CheckpointError, PlansError
-from sss_auto.io.atomic import copy_atomic, write_json_atomic
+from sss_auto.io.atomic import copy_atomic, remove_stale_temporaries, write_json_atomic
 from sss_auto.io.serialization import to_dict
 from sss_auto.stages import preprocessed_folder
 from sss_auto.training import progress
@@ -35,7 +35,8 @@ def fold_folder(dataset_name: str, run_name: str, configuration: str, fold: str)
     return run_folder(dataset_name, run_name, configuration) / f"fold_{fold}"
 
 
-def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_progress: bool) -> RunContext:
+def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_progress: bool,
+                rehash_cache: bool = False) -> RunContext:
     """Read plans, cache, fingerprint and splits; copy plans.json and dataset.json next to the folds."""
     pre = preprocessed_folder(dataset)
     plans = load_plans(pre / "plans.json")
@@ -51,7 +52,8 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
     if not config.ablation.supervised_only and not unlabeled:
         logger.warning("no unlabeled cases in %s: the weak-to-strong loss has nothing to learn from", cache.folder)
     if dist.is_main:
-        cache.verify(train_ids + val_ids + unlabeled, show_progress)
+        hashed = cache.verify(train_ids + val_ids + unlabeled, show_progress, rehash_cache)
+        logger.info("cache verified: %d array(s) hashed now, the others unchanged since their last check", hashed)
     folder = fold_folder(dataset.name, config.ablation.run_name(), config.configuration, config.fold)
     folder.mkdir(parents=True, exist_ok=True)
     if dist.is_main:
@@ -66,9 +68,9 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
 
 
 def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,
-               show_progress: bool = True) -> dict:
+               show_progress: bool = True, rehash_cache: bool = False) -> dict:
     """Train (or continue, or only validate) one fold; returns the training or validation summary."""
-    run = prepare_run(dataset, config, dist, show_progress)
+    run = prepare_run(dataset, config, dist, show_progress, rehash_cache)
     handler = progress.add_log_file(run.folder / "training_log.txt") if dist.is_main else None
     try:
         plans = run.plans
@@ -79,6 +81,10 @@ def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume:
         if latest.exists() and not resume:
             raise CheckpointError(f"{run.folder} already holds a training run; continue it with --c, "
                                   "or delete the folder to start over")
+        if resume and dist.is_main:
+            for folder in (run.folder, run.folder / "validation"):
+                if folder.is_dir() and (removed := remove_stale_temporaries(folder)):
+                    logger.info("removed %d temporary file(s) left by an interrupted run in %s", removed, folder)
         if resume and not latest.exists():
             logger.info("--c: no checkpoint in %s yet; starting from the beginning", run.folder)
             resume = False

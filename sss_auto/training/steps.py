@@ -15,6 +15,7 @@ import torch
 from sss_auto.data.loader import TrainBatch
 from sss_auto.data.strong import StrongView
 from sss_auto.networks.model import SSSNet
+from sss_auto.networks.prompts import Prompts
 from sss_auto.training.config import COARSE_WEIGHT, SUPERVISED_WEIGHT
 from sss_auto.training.losses import dice_ce_loss
 
@@ -27,32 +28,40 @@ class StepOutput:
     metrics: dict[str, float]
 
 
-def labeled_loss(student: SSSNet, b: TrainBatch) -> torch.Tensor:
+def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
     """L_l = ½ DiceCE(coarse) + ½ DiceCE(fused with jittered GT prompts)."""
-    out = student(b.x_l, b.prompts_l)
-    return COARSE_WEIGHT * dice_ce_loss(out.coarse, b.y_l) + (1 - COARSE_WEIGHT) * dice_ce_loss(out.fused, b.y_l)
+    return COARSE_WEIGHT * dice_ce_loss(coarse, y_l) + (1 - COARSE_WEIGHT) * dice_ce_loss(fused, y_l)
 
 
 def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
     """Labeled loss only (warm-up epochs and the supervised-only ablation)."""
-    loss_l = labeled_loss(student, b)
+    out = student(b.x_l, b.prompts_l)
+    loss_l = labeled_loss(out.coarse, out.fused, b.y_l)
     return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()})
 
 
 def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> StepOutput:
-    """Supervised loss + weak-to-strong loss on unlabeled slices (SSS_METHOD "One training iteration")."""
-    loss_l = labeled_loss(student, b)
+    """Supervised loss + weak-to-strong loss on unlabeled slices (SSS_METHOD "One training iteration").
+
+    The student sees the labeled slices and every strong view in one batched forward (no batch
+    statistics anywhere in the network, so the losses equal those of separate forwards).
+    """
     size = tuple(b.x_w.shape[-2:])
+    n_l, n_u, n_views = len(b.x_l), len(b.x_w), len(views)
+    prompts_u = b.prompts_u if b.prompts_u is not None else Prompts.empty(n_u, b.prompts_l.valid.shape[1], b.x_w.device)
     with torch.no_grad():
         f_w = teacher.encode(b.x_w)
-        conf, y_hat = teacher.decode(f_w, b.prompts_u, size).fused.float().softmax(1).max(1)  # (B, H, W) each
+        conf, y_hat = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1).max(1)  # (B, H, W) each
+    f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
+    f_strong = student.dfe([f.repeat(n_views, 1, 1, 1) for f in f_w], [f[n_l:] for f in f_student])
+    features = [torch.cat([f[:n_l], s]) for f, s in zip(f_student, f_strong)]
+    out = student.decode(features, Prompts.cat([b.prompts_l] + [prompts_u] * n_views), size)
+    loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)
     losses_u = []
-    for view in views:  # s1, s2; each with its own CutMix boxes
+    for view, logits in zip(views, out.fused[n_l:].split(n_u)):  # s1, s2; each with its own CutMix boxes
         y_mix, conf_mix = view.mix_targets(y_hat, conf)
-        f_s = student.dfe(f_w, student.encode(view.x))
-        logits = student.decode(f_s, b.prompts_u, size).fused
         losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= confidence))
-    loss_u = sum(losses_u) / len(losses_u)
+    loss_u = sum(losses_u) / n_views
     loss = SUPERVISED_WEIGHT * loss_l + (1 - SUPERVISED_WEIGHT) * loss_u
     metrics = {"loss": loss.item(), "loss_l": loss_l.item(), "loss_u": loss_u.item(),
                "mask_ratio": float((conf >= confidence).float().mean())}

@@ -3,11 +3,15 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sss_auto.io.nifti import read_header
+from sss_auto.io.nifti import read_header, read_image
 
 
 def _run(args, env):
@@ -67,3 +71,77 @@ def test_predict_without_a_trained_model_lists_what_exists(roots, tmp_path):
     (tmp_path / "in").mkdir()
     result = _run(["sss_predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")], dict(os.environ))
     assert result.returncode == 2 and "no trained model" in result.stderr
+
+
+def _several_inputs(dataset_dir, folder):
+    folder.mkdir()
+    for subset in ("imagesTr", "imagesTs", "imagesUnlabeled"):
+        for path in (dataset_dir / subset).glob("*_0000.nii.gz"):
+            shutil.copy(path, folder / path.name)
+    return sorted(p.name.replace("_0000.nii.gz", ".nii.gz") for p in folder.iterdir())
+
+
+def _final_outputs(folder):
+    return sorted(p.name for p in folder.glob("*.nii.gz") if not p.name.startswith("."))
+
+
+def _voxels(path):
+    return read_image(path)[0]
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live child processes of `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append((int(stat.parent.name), (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return found
+
+
+@pytest.mark.slow
+def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dying_worker_is_reported(
+        trained, dataset_dir, tmp_path):
+    env = trained
+    names = _several_inputs(dataset_dir, tmp_path / "input")
+    assert len(names) >= 5
+    base = ["sss_predict", "-i", str(tmp_path / "input"), "--disable-tta", "--no-progress", "-np", "1"]
+    reference = _run(base + ["-o", str(tmp_path / "reference")], env)
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(base + ["-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and not (out.is_dir() and any(out.glob(".*.tmp*"))):
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)  # the main process and its workers, while a NIfTI is being written
+    process.wait()
+    assert any(out.glob(".*.tmp*")), "killed while a NIfTI was being written"
+    finished = _final_outputs(out)
+    assert len(finished) < len(names), "killed before the end"
+    for name in finished:  # whatever carries a final name is complete
+        np.testing.assert_array_equal(_voxels(out / name), _voxels(tmp_path / "reference" / name))
+    resumed = _run(base + ["-o", str(out), "--continue"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(finished)} skipped" in resumed.stdout
+    assert _final_outputs(out) == names
+    assert not list(out.glob(".*")), "no temporary file remains"
+    for name in names:
+        np.testing.assert_array_equal(_voxels(out / name), _voxels(tmp_path / "reference" / name))
+
+    process = subprocess.Popen(base + ["-o", str(tmp_path / "worker_dies")], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    workers = []
+    while time.time() < deadline and process.poll() is None and not workers:
+        workers = [pid for pid, command in _children(process.pid)
+                   if "spawn_main" in command and "resource_tracker" not in command]
+        time.sleep(0.01)
+    assert workers, "the prediction worker started"
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=120)  # reported, not hung
+    assert process.returncode == 2, stderr
+    assert "prediction worker process died" in stderr and "--continue" in stderr

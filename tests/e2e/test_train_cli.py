@@ -76,8 +76,34 @@ def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):
     assert wrong_fold.returncode == 2 and "invalid choice" in wrong_fold.stderr
 
 
+def _kill_9_when(args, env, condition, timeout=300.0) -> bool:
+    """Start `args` in its own process group and kill -9 the whole group once `condition()` holds."""
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if condition():
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.002)
+    process.kill()
+    process.wait()
+    return False
+
+
+def _seconds_after(condition, seconds: float):
+    """A check that holds once `seconds` have passed since `condition()` first held."""
+    first_seen: list[float] = []
+
+    def check() -> bool:
+        if not first_seen and condition():
+            first_seen.append(time.time())
+        return bool(first_seen) and time.time() > first_seen[0] + seconds
+    return check
+
+
 @pytest.mark.slow
-def test_kill_9_mid_training_then_continue_matches_an_uninterrupted_run(prepared, tmp_path):
+def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an_uninterrupted_run(prepared, tmp_path):
     env, results = prepared
     args = ["sss_train", "DemoBHSD", "2d", "2", "--epochs", "3", "--iters-per-epoch", "3", "--warmup-epochs", "1",
             "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta"]
@@ -87,16 +113,25 @@ def test_kill_9_mid_training_then_continue_matches_an_uninterrupted_run(prepared
     reference = load_checkpoint(fold / "checkpoint_final.pth")
     (fold.parent).rename(tmp_path / "uninterrupted")
 
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (fold / "checkpoint_latest.pth").exists():
-        time.sleep(0.05)
-    time.sleep(1.0)  # well inside epoch 2
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    epoch_1_saved = _seconds_after(lambda: (fold / "checkpoint_latest.pth").exists(), 1.0)
+    assert _kill_9_when(args, env, epoch_1_saved), "killed about 1 s into epoch 2"
     assert not (fold / "checkpoint_final.pth").exists(), "killed before the end"
+    assert load_checkpoint(fold / "checkpoint_latest.pth")["epoch"] == 1
+
+    def writing_a_checkpoint() -> bool:
+        return any(fold.glob(".checkpoint_*.tmp*"))
+
+    assert _kill_9_when(args + ["--c"], env, writing_a_checkpoint), "killed while a checkpoint was being written"
+    left = list(fold.glob(".checkpoint_*.tmp*"))
+    latest = load_checkpoint(fold / "checkpoint_latest.pth")  # the last complete checkpoint loads and verifies
+    assert latest["epoch"] in (1, 2)
+
     resumed = _run(args + ["--c"], env)
     assert resumed.returncode == 0, resumed.stderr
+    assert "continuing from" in resumed.stderr
+    if left:
+        assert "temporary file(s) left by an interrupted run" in resumed.stderr
+    assert not list(fold.glob(".*.tmp*")), "no temporary file remains"
     final = load_checkpoint(fold / "checkpoint_final.pth")
     assert final["iteration"] == reference["iteration"] == 9
     assert final["history"]["epoch"] == reference["history"]["epoch"] == [1.0, 2.0, 3.0]
@@ -117,6 +152,7 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     result = _run(command, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 ranks finished with identical weights" in result.stderr
+    assert "PCSW bank at epoch 0: 2 case(s)" in result.stderr, "each rank did one unlabeled case; the parts were gathered"
     state = load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")
     assert state["iteration"] == 2
 

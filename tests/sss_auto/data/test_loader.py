@@ -19,22 +19,6 @@ def test_a_dying_worker_is_reported_not_hung():
         list(iterate_safely(DataLoader(_DyingWorker(), batch_size=None, num_workers=1)))
 
 
-@pytest.fixture
-def cache_folder(dataset_dir, roots):
-    from planners.fingerprint import extract_fingerprint
-    from planners.planner import plan
-    from preprocessing.runner import preprocess_dataset
-    from sss_auto.dataset.integrity import check_dataset_structure
-    from sss_auto.dataset.raw import load_dataset
-
-    dataset = load_dataset(dataset_dir)
-    plans = plan(extract_fingerprint(dataset, 1, False), 8.0, "test")
-    subsets = check_dataset_structure(dataset)
-    folder = roots["preprocessed"] / "2d"
-    preprocess_dataset(subsets["labeled"] + subsets["unlabeled"], plans, "2d", folder, 1, False)
-    return folder
-
-
 def test_batches_are_reproducible_per_epoch_and_oversample_foreground(cache_folder):
     from sss_auto.data.cache import CaseCache
 
@@ -49,3 +33,22 @@ def test_batches_are_reproducible_per_epoch_and_oversample_foreground(cache_fold
     assert b.x_l.shape == (3, 1, 64, 64) and b.y_l.shape == (3, 64, 64) and b.x_w.shape == (2, 1, 64, 64)
     assert (b.y_l[-1] > 0).any(), "the last third of the labeled batch is forced to contain foreground"
     assert b.prompts_u is not None and not b.prompts_u.valid.any(), "an empty bank gives no prompts"
+
+
+def test_cache_verification_hashes_new_or_changed_arrays_and_detects_an_altered_file(cache_folder):
+    from sss_auto.data.cache import CaseCache
+    from sss_auto.errors import CacheError
+
+    cache = CaseCache(cache_folder)
+    ids = cache.ids("labeled") + cache.ids("unlabeled")
+    arrays = sum(len(cache.entries[i].arrays) for i in ids)
+    assert cache.verify(ids, progress=False) == arrays  # first start: everything hashed
+    assert cache.verify(ids, progress=False) == 0  # unchanged since: nothing hashed again
+    assert cache.verify(ids, progress=False, rehash_all=True) == arrays
+
+    altered = cache_folder / f"{ids[0]}.npy"
+    raw = bytearray(altered.read_bytes())
+    raw[-3] ^= 0xFF
+    altered.write_bytes(bytes(raw))  # rewritten: new modification time
+    with pytest.raises(CacheError, match=f"{ids[0]}.npy: content differs"):
+        cache.verify(ids, progress=False)

@@ -59,3 +59,26 @@ def test_unlabeled_loss_reaches_dfe_but_not_the_teacher():
     out.loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.dfe.parameters())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
+    from sss_auto.training.losses import dice_ce_loss
+    from sss_auto.training.steps import labeled_loss
+
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test"))
+    teacher = make_teacher(student)
+    b = _batch()
+    views = [strong_view(b.x_w, torch.Generator().manual_seed(k)) for k in range(2)]
+    batched = sss_step(b, student, teacher, views, confidence=0.5)
+    with torch.no_grad():  # the same iteration written view by view
+        out_l = student(b.x_l, b.prompts_l)
+        f_w = teacher.encode(b.x_w)
+        conf, y_hat = teacher.decode(f_w, b.prompts_u, (64, 64)).fused.softmax(1).max(1)
+        losses_u = []
+        for view in views:
+            y_mix, conf_mix = view.mix_targets(y_hat, conf)
+            logits = student.decode(student.dfe(f_w, student.encode(view.x)), b.prompts_u, (64, 64)).fused
+            losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= 0.5))
+    assert abs(batched.metrics["loss_l"] - labeled_loss(out_l.coarse, out_l.fused, b.y_l).item()) < 1e-5
+    assert abs(batched.metrics["loss_u"] - (sum(losses_u) / 2).item()) < 1e-5

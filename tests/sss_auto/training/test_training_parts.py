@@ -41,6 +41,18 @@ def test_dice_ce_is_low_for_a_correct_prediction_and_masked_pixels_do_not_count(
     assert dice_ce_loss(half, target, valid) < 0.01
 
 
+def test_dice_ignores_classes_absent_from_the_target_so_background_batches_do_not_reward_extreme_logits():
+    target = torch.zeros(2, 8, 8, dtype=torch.long)  # a lesion-free batch: class 1 and 2 absent
+    logits = torch.zeros(2, 3, 8, 8)
+    logits[:, 0] = 6.0  # confident, but not infinitely confident, background
+    loss = dice_ce_loss(logits, target)
+    assert loss < 0.01, "with the old smoothed Dice over every class this was ~0.5 until logits diverge"
+    torch.testing.assert_close(loss, 0.5 * torch.nn.functional.cross_entropy(logits, target))
+    target[0, 2:4, 2:4] = 2  # class 2 present: its Dice counts, absent class 1 still does not
+    with_class_2 = dice_ce_loss(logits, target)
+    assert 0.4 < with_class_2 < 0.6
+
+
 def test_cutmix_mixes_images_and_pseudo_labels_with_the_same_boxes():
     g = torch.Generator().manual_seed(3)
     x_w = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 16, 16).contiguous()
