@@ -15,13 +15,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from sss_auto.conversion.archives import extract_zip
+from sss_auto.conversion.pairs import check_labeled_pair
 from sss_auto.errors import DatasetError
 from sss_auto.io.atomic import copy_atomic, read_json, write_json_atomic
-from sss_auto.io.nifti import read_header, read_image, read_image_4d, write_image
+from sss_auto.io.nifti import read_image_4d, write_image
 
 logger = logging.getLogger(__name__)
 LABELS = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
@@ -114,13 +114,7 @@ def _frames(folder: Path, labels_required: bool = True) -> dict[str, tuple[Path,
         for path in (image, label):
             if not path.is_file():
                 raise DatasetError(f"{path}: missing ({phase} is frame {frame} in {folder / 'Info.cfg'})")
-        g_image, g_label = read_header(image), read_header(label)
-        if g_image.shape != g_label.shape or not np.allclose(g_image.spacing_mm, g_label.spacing_mm, rtol=1e-3):
-            raise DatasetError(f"{label}: geometry {g_label.shape} {g_label.spacing_mm} differs from {image} "
-                               f"{g_image.shape} {g_image.spacing_mm}")
-        values = np.unique(np.rint(read_image(label)[0]))
-        if values.min() < 0 or values.max() > 3:
-            raise DatasetError(f"{label}: label values {values.tolist()} outside 0-3 (RV, MYO, LV)")
+        check_labeled_pair(image, label, LABELS)
         out[phase] = (image, label, frame)
     return out
 

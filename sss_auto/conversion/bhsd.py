@@ -19,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from sss_auto.conversion.archives import extract_zip
+from sss_auto.conversion.pairs import check_labeled_pair
 from sss_auto.dataset.raw import check_case_id
 from sss_auto.errors import DatasetError
 from sss_auto.io.atomic import copy_atomic, read_json, write_json_atomic
-from sss_auto.io.nifti import read_header, read_image
 
 logger = logging.getLogger(__name__)
 LABELS = {"background": 0, "EDH": 1, "IPH": 2, "IVH": 3, "SAH": 4, "SDH": 5}
@@ -109,22 +109,12 @@ def select_labeled(case_ids: list[str], labeled: str | None, seed: int) -> tuple
     return sorted(order[:count]), sorted(order[count:])
 
 
-def _check_pair(image: Path, label: Path) -> np.ndarray:
-    """Geometry agreement and label values ⊆ 0..5; returns voxel counts per class value."""
-    g_image, g_label = read_header(image), read_header(label)
-    if g_image.shape != g_label.shape or not np.allclose(g_image.spacing_mm, g_label.spacing_mm, rtol=1e-3):
-        raise DatasetError(f"{label}: geometry {g_label.shape} {g_label.spacing_mm} differs from {image} "
-                           f"{g_image.shape} {g_image.spacing_mm}")
-    values, counts = np.unique(np.rint(read_image(label)[0]).astype(np.int64), return_counts=True)
-    if values.min() < 0 or values.max() > 5:
-        raise DatasetError(f"{label}: label values {values.tolist()} outside 0-5 (BHSD has 5 hemorrhage classes)")
-    out = np.zeros(6, np.int64)
-    out[values] = counts
-    return out
+def check_class_order(presence: np.ndarray) -> list[str]:
+    """Warnings when the label order looks unlike BHSD's (IPH most frequent, EDH rarest).
 
-
-def check_class_order(voxels: np.ndarray, presence: np.ndarray) -> list[str]:
-    """Warnings when the label order looks unlike BHSD's (IPH most frequent, EDH rarest)."""
+    Args:
+        presence: number of cases containing each label value 0..5.
+    """
     warnings = []
     if presence[1:].argmax() + 1 != LABELS["IPH"]:
         warnings.append(f"IPH (2) is not the most frequent class (cases per class 1..5: {presence[1:].tolist()}); "
@@ -146,21 +136,19 @@ def convert_bhsd(source: Path, target: Path, labeled: str | None = None, seed: i
         release = find_release(source, Path(scratch))
         train_ids = sorted(set(release.labeled) - release.test_ids)
         kept, moved = select_labeled(train_ids, labeled, seed)
-        voxels, presence = np.zeros(6, np.int64), np.zeros(6, np.int64)
+        presence = np.zeros(6, np.int64)
         jobs = ([(c, "imagesTr", "labelsTr") for c in kept] + [(c, "imagesTs", "labelsTs") for c in sorted(release.test_ids)]
                 + [(c, "imagesUnlabeled", None) for c in moved])
         for case_id, image_folder, label_folder in tqdm(jobs, desc="BHSD labeled", unit="case", disable=None if progress else True):
             image, label = release.labeled[case_id]
-            counts = _check_pair(image, label)
-            voxels += counts
-            presence += counts > 0
+            presence += check_labeled_pair(image, label, LABELS) > 0
             copy_atomic(image, target / image_folder / f"{case_id}_0000{ENDING}")
             if label_folder:
                 copy_atomic(label, target / label_folder / f"{case_id}{ENDING}")
         for case_id, image in tqdm(sorted(release.unlabeled.items()), desc="BHSD unlabeled", unit="case",
                                    disable=None if progress else True):
             copy_atomic(image, target / "imagesUnlabeled" / f"{case_id}_0000{ENDING}")
-    for warning in check_class_order(voxels, presence):
+    for warning in check_class_order(presence):
         logger.warning("%s", warning)
     counts = {"labeled": len(kept), "test": len(release.test_ids), "unlabeled": len(moved) + len(release.unlabeled)}
     write_json_atomic({"name": "BHSD", "description": "Brain hemorrhage CT (Wu et al., MLMI 2023), converted by sss_convert_bhsd",
