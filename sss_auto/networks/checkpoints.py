@@ -95,7 +95,10 @@ def download_checkpoint(variant: str, version: str = "2.1", folder: Path | None 
                 raise CheckpointError(f"{url}: download incomplete ({received} of {expected} bytes); run the command again")
             if expected is None:
                 logger.warning("%s: the server sent no length; the size could not be checked", url)
-            _check_loadable(tmp, url)
+            try:
+                read_official_checkpoint(tmp, variant)
+            except CheckpointError as err:
+                raise CheckpointError(f"{url}: the downloaded file does not load safely ({err})") from err
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
         raise CheckpointError(f"cannot download {url} ({err}); {manual}") from err
     (folder / f"{name}.sha256").write_text(f"{digest.hexdigest()}  {name}\n")
@@ -103,12 +106,20 @@ def download_checkpoint(variant: str, version: str = "2.1", folder: Path | None 
     return target
 
 
-def _check_loadable(path: Path, url: str) -> None:
+def read_official_checkpoint(path: Path, variant: str) -> dict:
+    """The "model" state dict of an official SAM-2 checkpoint file, loaded with weights_only=True.
+
+    Raises:
+        CheckpointError: missing file, not loadable safely, or no "model" state dict (naming the file).
+    """
     import torch
 
+    if not path.is_file():
+        raise CheckpointError(f"{path}: SAM-2 checkpoint not found; run sss_download_sam2 --variant {variant}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # several types for truncated or foreign files
-        raise CheckpointError(f"{url}: the downloaded file does not load safely ({type(err).__name__}: {err})") from err
+    except Exception as err:  # torch raises several types for truncated or non-torch files
+        raise CheckpointError(f"{path}: cannot be loaded as a SAM-2 checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        raise CheckpointError(f"{url}: the downloaded file is not a SAM-2 checkpoint (no 'model' state dict)")
+        raise CheckpointError(f"{path}: not an official SAM-2 checkpoint (expected a dict with a 'model' state dict)")
+    return state["model"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sss_auto.errors import CheckpointError
+from sss_auto.networks.checkpoints import read_official_checkpoint
 from sss_auto.networks.variants import VARIANTS
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = No
     if image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
     config_name, _ = VARIANTS[variant]
-    state = _read_official_checkpoint(Path(checkpoint), variant) if checkpoint is not None else None
+    state = read_official_checkpoint(Path(checkpoint), variant) if checkpoint is not None else None
     if state is not None and SAM21_ONLY_KEY not in state and variant in CONFIGS_2_0:
         config_name = CONFIGS_2_0[variant]
         logger.info("%s is a SAM 2.0 checkpoint; building with %s", checkpoint, config_name)
@@ -105,19 +106,6 @@ def _parameters_on_meta():
         yield
     finally:
         nn.Module.register_parameter = register
-
-
-def _read_official_checkpoint(path: Path, variant: str) -> dict[str, torch.Tensor]:
-    """The "model" state dict of an official checkpoint file (weights_only)."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: SAM-2 checkpoint not found; run sss_download_sam2 --variant {variant}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or non-torch files
-        raise CheckpointError(f"{path}: cannot be loaded as a SAM-2 checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path}: not an official SAM-2 checkpoint (expected a dict with a 'model' state dict)")
-    return state["model"]
 
 
 def _load_state(model: nn.Module, incoming: dict[str, torch.Tensor], path: Path, variant: str) -> None:
