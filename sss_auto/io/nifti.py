@@ -175,10 +175,7 @@ def read_image_4d(path: Path) -> tuple[np.ndarray, Geometry]:
     check_nifti_complete(path)
     if image.GetDimension() != 4:
         raise DatasetError(f"{path}: expected a 4D image (x, y, z, t), found {image.GetDimension()}D")
-    direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3]
-    size = image.GetSize()
-    geometry = Geometry(shape=(int(size[2]), int(size[1]), int(size[0])),
-                        spacing_mm=tuple(float(s) for s in reversed(image.GetSpacing()[:3])),
-                        origin=tuple(float(v) for v in image.GetOrigin()[:3]),
-                        direction=tuple(float(v) for v in direction.ravel()))
+    direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3].ravel()
+    geometry = _geometry_of(Path(path), 3, image.GetSize()[:3], image.GetSpacing()[:3], image.GetOrigin()[:3],
+                            tuple(direction), image.GetNumberOfComponentsPerPixel())
     return sitk.GetArrayFromImage(image).astype(np.float32, copy=False), geometry
