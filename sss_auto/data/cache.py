@@ -78,6 +78,7 @@ class CaseCache:
         stamp = self.folder / VERIFIED_STAMP
         known = {} if rehash_all else _read_stamp(stamp)
         checked: dict[str, list] = {}
+        hashed = 0
         for case_id in tqdm(case_ids, desc="verify cache", unit="case", disable=None if progress else True):
             entry = self._entry(case_id)
             for name, record in entry.arrays.items():
@@ -85,8 +86,8 @@ class CaseCache:
                 state = [record["blake2b"], *_size_and_mtime(path)]
                 if known.get(path.name) != state:
                     load_cached_array(self.folder, entry, name, verify=True, mmap=True)  # raises naming the file
+                    hashed += 1
                 checked[path.name] = state
-        hashed = sum(known.get(name) != state for name, state in checked.items())
         if hashed:
             try:
                 write_json_atomic({**known, **checked}, stamp)
