@@ -124,8 +124,7 @@ def preprocess_dataset(cases: list[Case], plans: Plans, configuration: str, fold
         (number preprocessed now, number skipped as already finished).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    if removed := remove_stale_temporaries(folder):
-        logger.info("removed %d temporary file(s) left by an interrupted run", removed)
+    remove_stale_temporaries(folder)
     jobs, skipped = [], 0
     for case in cases:
         signature = case_signature(case, plans, configuration)

@@ -60,8 +60,8 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
     """Predict every case into `output/<case>.nii.gz`."""
     output.mkdir(parents=True, exist_ok=True)
     report = PredictionReport()
-    if resume and (removed := remove_stale_temporaries(output)):
-        logger.info("removed %d temporary file(s) left by an interrupted run in %s", removed, output)
+    if resume:
+        remove_stale_temporaries(output)
     todo = []
     for case in cases:
         if resume and (output / f"{case.case_id}.nii.gz").is_file():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import math
 import shutil
 import os
@@ -19,6 +20,8 @@ from typing import IO
 import numpy as np
 
 from sss_auto.errors import SSSError
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -59,14 +62,16 @@ TEMPORARY_PATTERN = ".*.tmp*"  # the names atomic_path gives its temporary files
 
 
 def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporary files that a killed writer left in `folder` (never trusted); returns how many.
+    """Delete (and log) temporary files that a killed writer left in `folder`; returns how many.
 
-    Call it only where no other process is writing into `folder` (a re-run or --continue of the
-    command that owns it).
+    They are never trusted. Call it only where no other process is writing into `folder` (a re-run
+    or --continue of the command that owns it); a missing folder has none.
     """
     stale = [p for p in Path(folder).glob(TEMPORARY_PATTERN) if p.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)
+    if stale:
+        logger.info("removed %d temporary file(s) left by an interrupted run in %s", len(stale), folder)
     return len(stale)
 
 

@@ -83,8 +83,7 @@ def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume:
                                   "or delete the folder to start over")
         if resume and dist.is_main:
             for folder in (run.folder, run.folder / "validation"):
-                if folder.is_dir() and (removed := remove_stale_temporaries(folder)):
-                    logger.info("removed %d temporary file(s) left by an interrupted run in %s", removed, folder)
+                remove_stale_temporaries(folder)
         if resume and not latest.exists():
             logger.info("--c: no checkpoint in %s yet; starting from the beginning", run.folder)
             resume = False
