@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +107,18 @@ def bhsd_release():
 def write_volume_geometry():
     """write_volume with BHSD-like thick slices: (path, array, spacing=(5, 0.5, 0.5))."""
     return _bhsd_volume
+
+
+def kill_9_when(args, env, condition, timeout=300.0) -> bool:
+    """Start `args` in its own process group and kill -9 the whole group once `condition()` holds."""
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if condition():
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.002)
+    process.kill()
+    process.wait()
+    return False

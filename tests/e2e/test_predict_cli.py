@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sss_auto.io.nifti import read_header, read_image
+from tests.conftest import kill_9_when
 
 
 def _run(args, env):
@@ -113,13 +114,8 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dyi
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "interrupted"
-    process = subprocess.Popen(base + ["-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None and not (out.is_dir() and any(out.glob(".*.tmp*"))):
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)  # the main process and its workers, while a NIfTI is being written
-    process.wait()
+    # the main process and its workers, while a NIfTI is being written
+    kill_9_when(base + ["-o", str(out)], env, lambda: out.is_dir() and any(out.glob(".*.tmp*")))
     assert any(out.glob(".*.tmp*")), "killed while a NIfTI was being written"
     finished = _final_outputs(out)
     assert len(finished) < len(names), "killed before the end"
@@ -136,6 +132,7 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dyi
     process = subprocess.Popen(base + ["-o", str(tmp_path / "worker_dies")], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     workers = []
+    deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None and not workers:
         workers = [pid for pid, command in _children(process.pid)
                    if "spawn_main" in command and "resource_tracker" not in command]

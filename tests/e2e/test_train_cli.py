@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import torch
 
 from sss_auto.io.nifti import read_header
 from sss_auto.training.checkpoint import load_checkpoint
+from tests.conftest import kill_9_when
 
 FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--batch-size", "2", "--num-workers", "1", "--no-progress"]
 
@@ -76,21 +76,6 @@ def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):
     assert wrong_fold.returncode == 2 and "invalid choice" in wrong_fold.stderr
 
 
-def _kill_9_when(args, env, condition, timeout=300.0) -> bool:
-    """Start `args` in its own process group and kill -9 the whole group once `condition()` holds."""
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline and process.poll() is None:
-        if condition():
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return True
-        time.sleep(0.002)
-    process.kill()
-    process.wait()
-    return False
-
-
 def _seconds_after(condition, seconds: float):
     """A check that holds once `seconds` have passed since `condition()` first held."""
     first_seen: list[float] = []
@@ -114,14 +99,14 @@ def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an
     (fold.parent).rename(tmp_path / "uninterrupted")
 
     epoch_1_saved = _seconds_after(lambda: (fold / "checkpoint_latest.pth").exists(), 1.0)
-    assert _kill_9_when(args, env, epoch_1_saved), "killed about 1 s into epoch 2"
+    assert kill_9_when(args, env, epoch_1_saved), "killed about 1 s into epoch 2"
     assert not (fold / "checkpoint_final.pth").exists(), "killed before the end"
     assert load_checkpoint(fold / "checkpoint_latest.pth")["epoch"] == 1
 
     def writing_a_checkpoint() -> bool:
         return any(fold.glob(".checkpoint_*.tmp*"))
 
-    assert _kill_9_when(args + ["--c"], env, writing_a_checkpoint), "killed while a checkpoint was being written"
+    assert kill_9_when(args + ["--c"], env, writing_a_checkpoint), "killed while a checkpoint was being written"
     left = list(fold.glob(".checkpoint_*.tmp*"))
     latest = load_checkpoint(fold / "checkpoint_latest.pth")  # the last complete checkpoint loads and verifies
     assert latest["epoch"] in (1, 2)
