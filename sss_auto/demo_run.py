@@ -32,7 +32,7 @@ DEMO_NAME = "Dataset900_DemoBHSD"
 
 @dataclass(frozen=True)
 class DemoSchedule:
-    """The short training of the demo (about 5 minutes on a 2-core CPU with the test SAM-2).
+    """The short training of the demo (about 2 minutes on a 2-core CPU with the test SAM-2).
 
     Most of the budget goes to supervised warm-up: a randomly initialised encoder needs a few hundred
     labeled iterations before its pseudo labels and PCSW prompts are worth learning from.
