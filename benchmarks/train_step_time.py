@@ -1,13 +1,14 @@
 """Step time of the SSS trainer vs the supervised-only ablation with the same model, and where time goes.
 
 Usage (after sss_plan_and_preprocess of the demo dataset; SSS_* variables set):
-    python benchmarks/train_step_time.py -d DemoBHSD [--batch 4] [--steps 10] [--threads 2]
+    python benchmarks/train_step_time.py -d DemoBHSD [--batch 4] [--steps 10] [--threads 2] [--device cuda]
 
 Batches come from the real loader code (in this process, timed separately); the model, steps,
 optimizer and EMA are the trainer's. Forward time is attributed to modules with forward hooks
 (student/teacher encoder, SAM-2 refiner, DFE, coarse head); "backward + optimizer" is the rest of
 the step. PCSW is timed on the whole unlabeled pool (one bank refresh) and amortised over the plan's
-refresh interval. Prints a JSON summary.
+refresh interval. On CUDA the steps run under the trainer's bf16 autocast and every timer waits for
+the GPU (torch.cuda.synchronize), which itself costs a little. Prints a JSON summary.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
                         help="labeled batch of the supervised run (default: --batch; 2x --batch compares equal images per step)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -45,6 +47,7 @@ def main() -> None:
     from sss_auto.training.build import build_modules
     from sss_auto.training.config import Ablation, TrainConfig
     from sss_auto.training.ema import update_teacher
+    from sss_auto.training.loop import mixed_precision
     from sss_auto.training.pcsw_bank import refresh_bank
     from sss_auto.training.steps import sss_step, supervised_step
 
@@ -56,9 +59,10 @@ def main() -> None:
     num_classes = max(plans.labels.values()) + 1
     patch = plan.patch_size[0]
 
-    config = TrainConfig(dataset.name, "2d", "0", plan, Ablation())
+    device = args.device
+    config = TrainConfig(dataset.name, "2d", "0", plan, Ablation(), device=device)
     m = build_modules(config, len(plans.channel_names), num_classes)
-    settings = InferenceSettings(patch=patch, tta=False, batch_size=args.batch)
+    settings = InferenceSettings(patch=patch, tta=False, batch_size=args.batch, device=device)
     unlabeled = cache.ids("unlabeled")
     started = time.perf_counter()
     bank = refresh_bank(m.teacher, cache, unlabeled, settings, {}, 0, progress=False)
@@ -77,14 +81,21 @@ def main() -> None:
     supervised_spec = replace(spec, batch_labeled=args.supervised_batch or args.batch, batch_unlabeled=0)
     supervised_batches = [make_batch(supervised_spec, cache, bank, rng, transform) for _ in range(args.steps + 2)]
 
+    batches = [b.to(device) for b in batches]
+    supervised_batches = [b.to(device) for b in supervised_batches]
     timers: dict[str, float] = defaultdict(float)
+
+    def now() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def hook_pair(name: str, module: torch.nn.Module) -> None:
         def pre(*_):
-            timers[f"_start_{name}"] = time.perf_counter()
+            timers[f"_start_{name}"] = now()
 
         def post(*_):
-            timers[name] += time.perf_counter() - timers[f"_start_{name}"]
+            timers[name] += now() - timers[f"_start_{name}"]
 
         module.register_forward_pre_hook(pre)
         module.register_forward_hook(post)
@@ -100,11 +111,12 @@ def main() -> None:
         generator = torch.Generator().manual_seed(0)
         times = []
         for index, b in enumerate(batches if kind == "sss" else supervised_batches):
-            t0 = time.perf_counter()
-            if kind == "sss":
-                out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(2)], 0.95)
-            else:
-                out = supervised_step(b, m.student)
+            t0 = now()
+            with mixed_precision(device):
+                if kind == "sss":
+                    out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(2)], 0.95)
+                else:
+                    out = supervised_step(b, m.student)
             m.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in m.student.parameters() if p.requires_grad], 12.0)
@@ -112,7 +124,7 @@ def main() -> None:
             if kind == "sss":
                 update_teacher(m.teacher, m.student, 0.996)
             if index >= 2:  # warm-up steps are not counted
-                times.append(time.perf_counter() - t0)
+                times.append(now() - t0)
             else:
                 timers.clear()
         step_s = float(np.mean(times))
@@ -125,7 +137,7 @@ def main() -> None:
     print(json.dumps({
         "dataset": dataset.name, "variant": plan.sam2_variant, "patch": patch, "batch_labeled": args.batch,
         "batch_unlabeled": args.batch, "supervised_batch": args.supervised_batch or args.batch,
-        "threads": args.threads, "steps": args.steps,
+        "threads": args.threads, "steps": args.steps, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "supervised": supervised, "sss": sss, "ratio_sss_over_supervised": round(sss["step_s"] / supervised["step_s"], 2),
         "data_loading_s_per_batch_one_process": round(float(np.mean(load_times)), 3),
         "pcsw_bank_refresh_s": round(bank_s, 2), "unlabeled_cases": len(unlabeled),

@@ -11,8 +11,9 @@ the meta device (shapes only, no memory, about a second), and we count:
 - workspace: the two largest tensors any single operation produces (transients, backward grads).
 
 Activations grow linearly with the batch, so `fit_batch` measures batch 1 and 2 and extrapolates.
-Tensors are counted in float32: under CUDA mixed precision the real use is lower, so the
-estimate is conservative there.
+Tensors are counted in float32 (the meta device has no autocast). For a step under the trainer's
+bf16 autocast on CUDA (`StepShape.mixed_precision`), activations and workspace are scaled by
+MIXED_PRECISION_FACTOR, measured on an H200 (documentation/benchmarks.md, "GPU").
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.networks.prompts import Prompts
 
 GIB = 1024**3
+# bf16 autocast / float32 for activations + workspace. Measured with max_memory_allocated on an H200,
+# 6 classes: 0.51 (tiny, 256², batch 2); at 512²: 0.55 (small, 3), 0.49 (base_plus, 3), 0.44-0.49
+# (large, 3/7/12). On the CPU, autocast's saved tensors gave 0.60-0.62. 0.65 keeps a margin.
+MIXED_PRECISION_FACTOR = 0.65
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class StepShape:
     batch_labeled: int
     batch_unlabeled: int
     encoder_trainable: bool = True
+    mixed_precision: bool = False  # the step runs under bf16 autocast (training on CUDA)
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ def estimate_step_memory(shape: StepShape, model: SSSNet | None = None) -> Memor
     tracker = _LargestOutputs()
     with tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         one_step_forward(model, shape)
-    return MemoryEstimate(persistent, sum(saved.values()), sum(tracker.largest))
+    scale = MIXED_PRECISION_FACTOR if shape.mixed_precision else 1.0
+    return MemoryEstimate(persistent, int(sum(saved.values()) * scale), int(sum(tracker.largest) * scale))
 
 
 def _storage_key(tensor: torch.Tensor) -> int:
@@ -131,8 +138,8 @@ def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:
     return Prompts(boxes, points, torch.ones(batch, num_foreground, dtype=torch.bool))
 
 
-def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int,
-              encoder_trainable: bool = True) -> tuple[int, MemoryEstimate]:
+def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int, encoder_trainable: bool = True,
+              mixed_precision: bool = False) -> tuple[int, MemoryEstimate]:
     """Largest batch b (labeled = unlabeled = b, 1:1) whose step fits `budget_bytes`, and its estimate.
 
     Returns (0, estimate at batch 1) when even batch 1 does not fit.
@@ -140,13 +147,17 @@ def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int,
     model = SSSNet(model_config, device="meta")
 
     def estimate(batch: int) -> MemoryEstimate:
-        return estimate_step_memory(StepShape(model_config, batch, batch, encoder_trainable), model)
+        return estimate_step_memory(StepShape(model_config, batch, batch, encoder_trainable, mixed_precision), model)
 
     one, two = estimate(1), estimate(2)
     per_sample = max(two.activation_bytes - one.activation_bytes, 1)
     fixed = one.total_bytes - per_sample
     batch = int(min(max_batch, (budget_bytes - fixed) // per_sample)) if budget_bytes > one.total_bytes else 0
-    if batch <= 0:
-        return 0, one
-    return batch, MemoryEstimate(one.persistent_bytes, one.activation_bytes + (batch - 1) * per_sample,
-                                 max(one.workspace_bytes, two.workspace_bytes))
+
+    def extrapolated(b: int) -> MemoryEstimate:
+        return MemoryEstimate(one.persistent_bytes, one.activation_bytes + (b - 1) * per_sample,
+                              one.workspace_bytes if b == 1 else max(one.workspace_bytes, two.workspace_bytes))
+
+    while batch > 0 and extrapolated(batch).total_bytes > budget_bytes:  # the larger workspace of batch 2 may not fit
+        batch -= 1
+    return (batch, extrapolated(batch)) if batch > 0 else (0, one)

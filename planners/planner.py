@@ -77,7 +77,7 @@ def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | No
     median_shape = tuple(int(round(v)) for v in np.median(resampled, axis=0))
     patch_side = min(MAX_PATCH, max(MIN_PATCH, PATCH_MULTIPLE * math.ceil(max(median_shape[1:]) / PATCH_MULTIPLE)))
     num_classes = max(fingerprint.labels.values()) + 1
-    variant, patch_side, batch, estimate = _fit(len(fingerprint.channel_names), num_classes, patch_side,
+    variant, patch_side, batch, estimate = choose_model(len(fingerprint.channel_names), num_classes, patch_side,
                                                 gpu_memory_gib, sam2_variant, encoder)
     config = ConfigurationPlan(
         spacing_mm=tuple(float(v) for v in spacing_t), resample_z=False, median_shape=median_shape,
@@ -89,8 +89,8 @@ def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | No
                  tuple(transpose.index(i) for i in range(3)), normalization, ResamplingPlan(), {"2d": config})
 
 
-def _fit(in_channels: int, num_classes: int, patch_side: int, gpu_memory_gib: float, forced_variant: str | None,
-         encoder: str) -> tuple[str, int, int, float]:
+def choose_model(in_channels: int, num_classes: int, patch_side: int, gpu_memory_gib: float,
+                 forced_variant: str | None = None, encoder: str = "hiera") -> tuple[str, int, int, float]:
     """Choose (variant, patch side, batch, estimated GiB): the largest variant at the full patch, else shrink."""
     budget = int(gpu_memory_gib * GIB)
     variants = (forced_variant,) if forced_variant else AUTO_VARIANTS
@@ -98,7 +98,7 @@ def _fit(in_channels: int, num_classes: int, patch_side: int, gpu_memory_gib: fl
     while side >= MIN_PATCH:
         for variant in variants:
             config = ModelConfig(in_channels, num_classes, side, variant, encoder, True, DEFAULT_DFE_LEVELS)
-            batch, estimate = fit_batch(config, budget, MAX_BATCH)
+            batch, estimate = fit_batch(config, budget, MAX_BATCH, mixed_precision=True)  # CUDA trains under bf16
             logger.debug("variant %s patch %d: batch %d (%.2f GiB)", variant, side, batch, estimate.total_gib)
             if batch >= MIN_BATCH:
                 if side < patch_side:

@@ -122,3 +122,20 @@ def kill_9_when(args, env, condition, timeout=300.0) -> bool:
     process.kill()
     process.wait()
     return False
+
+
+@pytest.fixture
+def prepared(roots, dataset_dir) -> tuple[dict, Path]:
+    """The small demo dataset planned (test SAM-2) and preprocessed through the CLI: (environment, results folder)."""
+    env = dict(os.environ)
+    result = subprocess.run(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return env, roots["results"] / "Dataset900_DemoBHSD"
+
+
+def installed_script(name: str) -> str:
+    """Path of an installed console script (torchrun needs a file to run)."""
+    path = shutil.which(name)
+    assert path, f"{name} is not installed"
+    return path

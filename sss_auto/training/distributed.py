@@ -7,12 +7,15 @@ logs, draws progress bars, validates and writes files.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,8 @@ class DistInfo:
 
 
 def init_distributed(device: str) -> DistInfo:
-    """Join the torchrun process group when WORLD_SIZE > 1; otherwise a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """Join the process group when torchrun started this process (also with one process); otherwise run alone."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistInfo(0, 1, device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
@@ -39,6 +41,8 @@ def init_distributed(device: str) -> DistInfo:
         device = f"cuda:{local_rank}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    logger.info("joined the %s process group: rank %d of %d on %s", dist.get_backend(), dist.get_rank(),
+                dist.get_world_size(), device)
     return DistInfo(dist.get_rank(), dist.get_world_size(), device)
 
 
@@ -49,15 +53,15 @@ def broadcast_module(module: nn.Module) -> None:
             dist.broadcast(tensor.data, 0)
 
 
-def average_gradients(parameters: list[nn.Parameter], world_size: int) -> None:
+def average_gradients(parameters: list[nn.Parameter]) -> None:
     """Mean of every trainable parameter's gradient over ranks (missing gradients count as zero)."""
-    if world_size <= 1:
+    if not dist.is_initialized():
         return
     params = [p for p in parameters if p.requires_grad]
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
-    flat /= world_size
+    flat /= dist.get_world_size()
     offset = 0
     for p, g in zip(params, grads):
         n = g.numel()

@@ -96,7 +96,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             batch = batch.to(run.dist.device)
             if not settings.use_prompts:
                 batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
-            with _autocast(run.dist.device):
+            with mixed_precision(run.dist.device):
                 if ssl:
                     views = [strong_view(batch.x_w, generator) for _ in range(2)]
                     out = sss_step(batch, m.student, m.teacher, views, t.confidence_threshold)
@@ -105,7 +105,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             m.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             trainable = [p for p in m.student.parameters() if p.requires_grad]
-            average_gradients(trainable, run.dist.world_size)
+            average_gradients(trainable)
             torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip_norm)
             m.optimizer.step()
             if m.teacher is not None:
@@ -148,7 +148,8 @@ def _no_prompts(prompts):
     return replace(prompts, valid=torch.zeros_like(prompts.valid))
 
 
-def _autocast(device: str):
+def mixed_precision(device: str):
+    """bf16 autocast on CUDA (no loss scaling needed); full precision on the CPU."""
     if device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

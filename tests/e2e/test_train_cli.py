@@ -12,21 +12,13 @@ import torch
 
 from sss_auto.io.nifti import read_header
 from sss_auto.training.checkpoint import load_checkpoint
-from tests.conftest import kill_9_when
+from tests.conftest import installed_script, kill_9_when
 
 FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--batch-size", "2", "--num-workers", "1", "--no-progress"]
 
 
 def _run(args, env, timeout=600):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def prepared(roots, dataset_dir):
-    env = dict(os.environ)
-    result = _run(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"], env)
-    assert result.returncode == 0, result.stderr
-    return env, roots["results"] / "Dataset900_DemoBHSD"
 
 
 def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_then_continues(prepared, dataset_dir):
@@ -132,7 +124,7 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     env, results = prepared
     env = dict(env, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               _script("sss_train"), "DemoBHSD", "2d", "3", "--epochs", "1", "--iters-per-epoch", "2",
+               installed_script("sss_train"), "DemoBHSD", "2d", "3", "--epochs", "1", "--iters-per-epoch", "2",
                "--warmup-epochs", "0", "--batch-size", "1", "--num-workers", "0", "--no-progress", "--disable-val-tta"]
     result = _run(command, env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -140,11 +132,3 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     assert "PCSW bank at epoch 0: 2 case(s)" in result.stderr, "each rank did one unlabeled case; the parts were gathered"
     state = load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")
     assert state["iteration"] == 2
-
-
-def _script(name: str) -> str:
-    import shutil
-
-    path = shutil.which(name)
-    assert path, f"{name} is not installed"
-    return path

@@ -94,6 +94,30 @@ def test_memory_grows_with_batch_and_patch():
     assert batch >= 1 and estimate.total_bytes <= 1 * GIB
 
 
+def test_mixed_precision_scales_activations_and_workspace_but_not_the_weights():
+    from planners.memory import MIXED_PRECISION_FACTOR
+
+    config = ModelConfig(1, 4, 64, "test")
+    full = estimate_step_memory(StepShape(config, 2, 2))
+    mixed = estimate_step_memory(StepShape(config, 2, 2, mixed_precision=True))
+    assert mixed.persistent_bytes == full.persistent_bytes
+    assert mixed.activation_bytes == pytest.approx(MIXED_PRECISION_FACTOR * full.activation_bytes, abs=1)
+    assert mixed.workspace_bytes == pytest.approx(MIXED_PRECISION_FACTOR * full.workspace_bytes, abs=1)
+    assert fit_batch(config, full.total_bytes, 12)[0] <= fit_batch(config, full.total_bytes, 12, mixed_precision=True)[0]
+
+
+def test_the_chosen_batch_never_exceeds_the_budget():
+    """Batch 2's larger workspace once pushed the extrapolated estimate past the budget (12.2 GiB planned for 12)."""
+    from planners.planner import choose_model
+
+    config = ModelConfig(1, 6, 128, "test")
+    for budget_gib in (0.3, 0.45, 0.6, 0.9):
+        batch, estimate = fit_batch(config, int(budget_gib * GIB), 12)
+        assert batch == 0 or estimate.total_bytes <= budget_gib * GIB, (budget_gib, batch)
+        if batch >= 2:
+            assert choose_model(1, 6, 128, budget_gib, "test")[3] <= budget_gib
+
+
 @pytest.mark.slow
 def test_estimate_matches_memory_measured_on_the_cpu():
     """Estimate vs the measured peak RSS growth of one real step (test variant, 256², batch 4).

@@ -21,6 +21,14 @@ def _batch(size=64):
                       torch.from_numpy(u), prompts_from_label_maps(objects, 2))
 
 
+def _models_batch_views(n_views=2):
+    """A seeded test-variant student, its teacher, the fixed batch and seeded strong views."""
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test"))
+    b = _batch()
+    return student, make_teacher(student), b, [strong_view(b.x_w, torch.Generator().manual_seed(k)) for k in range(n_views)]
+
+
 def test_sss_loss_goes_down_on_a_fixed_batch(use_dfe=True):
     torch.manual_seed(0)
     student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(1, 2) if use_dfe else ()))
@@ -51,11 +59,8 @@ def test_supervised_step_trains_the_refiner_through_the_prompts_and_no_dfe_gradi
 
 
 def test_unlabeled_loss_reaches_dfe_but_not_the_teacher():
-    torch.manual_seed(0)
-    student = SSSNet(ModelConfig(1, 3, 64, "test"))
-    teacher = make_teacher(student)
-    b = _batch()
-    out = sss_step(b, student, teacher, [strong_view(b.x_w, torch.Generator().manual_seed(0))], confidence=0.0)
+    student, teacher, b, views = _models_batch_views(n_views=1)
+    out = sss_step(b, student, teacher, views, confidence=0.0)
     out.loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.dfe.parameters())
     assert all(p.grad is None for p in teacher.parameters())
@@ -65,11 +70,7 @@ def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
     from sss_auto.training.losses import dice_ce_loss
     from sss_auto.training.steps import labeled_loss
 
-    torch.manual_seed(0)
-    student = SSSNet(ModelConfig(1, 3, 64, "test"))
-    teacher = make_teacher(student)
-    b = _batch()
-    views = [strong_view(b.x_w, torch.Generator().manual_seed(k)) for k in range(2)]
+    student, teacher, b, views = _models_batch_views()
     batched = sss_step(b, student, teacher, views, confidence=0.5)
     with torch.no_grad():  # the same iteration written view by view
         out_l = student(b.x_l, b.prompts_l)
