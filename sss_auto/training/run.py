@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from planners.fingerprint import load_fingerprint
 from planners.plans import load_plans
 from sss_auto import paths
@@ -67,12 +69,28 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
                       dist, show_progress)
 
 
+def describe_run(config: TrainConfig, dist: DistInfo) -> str:
+    """One line for the log: where and how the run trains, and its schedule."""
+    device = dist.device
+    if device.startswith("cuda"):
+        device = f"{device} ({torch.cuda.get_device_name(torch.device(device))}) with bf16 autocast"
+    else:
+        device = f"{device} in float32"
+    plan, t = config.plan, config.training
+    return (f"training on {device}, {dist.world_size} process(es): SAM-2 {plan.sam2_variant}, patch "
+            f"{plan.patch_size[0]}x{plan.patch_size[1]}, batch {plan.batch_size_labeled} labeled + "
+            f"{0 if config.ablation.supervised_only else plan.batch_size_unlabeled} unlabeled per process, "
+            f"{t.num_epochs} epochs x {t.iterations_per_epoch} iterations, "
+            f"{'supervised only' if config.ablation.supervised_only else f'{t.warmup_epochs} supervised warm-up epochs'}")
+
+
 def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,
                show_progress: bool = True, rehash_cache: bool = False) -> dict:
     """Train (or continue, or only validate) one fold; returns the training or validation summary."""
     run = prepare_run(dataset, config, dist, show_progress, rehash_cache)
     handler = progress.add_log_file(run.folder / "training_log.txt") if dist.is_main else None
     try:
+        logger.info("%s", describe_run(config, dist))
         plans = run.plans
         modules = build_modules(config, len(plans.channel_names), max(plans.labels.values()) + 1)
         if val_only:

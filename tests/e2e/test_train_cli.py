@@ -33,6 +33,8 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     summary = json.loads((fold / "training_summary.json").read_text())
     assert summary["sam2_pretrained"] is False and "RANDOMLY INITIALISED" in summary["sam2_note"]
     assert "RANDOMLY INITIALISED" in (fold / "training_log.txt").read_text()
+    assert ("training on cpu in float32, 1 process(es): SAM-2 test, patch 64x64, batch 2 labeled + 2 unlabeled per "
+            "process, 1 epochs x 2 iterations, 0 supervised warm-up epochs") in (fold / "training_log.txt").read_text()
     validated = sorted(p.name for p in (fold / "validation").glob("*.nii.gz"))
     splits = json.loads((results.parents[1] / "preprocessed" / "Dataset900_DemoBHSD" / "splits_final.json").read_text())
     assert validated == sorted(f"{c}.nii.gz" for c in splits[0]["val"])

@@ -78,6 +78,7 @@ def test_train_continue_and_predict_on_cuda(prepared, dataset_dir, tmp_path):
     fold = results / "SSS__2d" / "fold_0"
     assert load_checkpoint(fold / "checkpoint_final.pth")["iteration"] == 6
     assert json.loads((fold / "training_summary.json").read_text())["device"].startswith("cuda")
+    assert "with bf16 autocast, 1 process(es)" in first.stderr
 
     more = _run(["sss_train", "DemoBHSD", "2d", "0", "--device", "cuda", "--epochs", "3", "--c", *FAST], env)
     assert more.returncode == 0, more.stderr[-3000:]
