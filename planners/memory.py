@@ -125,7 +125,7 @@ def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> t
         f_w = model.encode(x_u)
         model.decode(f_w, prompts_u, size)
     f_student = model.encode(torch.cat([x_l, x_u, x_u]))  # labeled + two strong views in one forward
-    f_dfe = model.dfe([torch.cat([f, f]) for f in f_w], [f[shape.batch_labeled:] for f in f_student])
+    f_dfe = model.dfe(f_w, [f[shape.batch_labeled:] for f in f_student])
     features = [torch.cat([f[:shape.batch_labeled], s]) for f, s in zip(f_student, f_dfe)]
     prompts = _all_prompted(shape.batch_labeled + 2 * shape.batch_unlabeled, cfg.num_classes - 1, device)
     return model.decode(features, prompts, size).fused.float().mean()

@@ -31,11 +31,16 @@ class DFEBlock(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, f_w: torch.Tensor, f_s: torch.Tensor) -> torch.Tensor:
-        """f_w, f_s: (B, C, h, w); f_w is detached here. Returns enhanced strong features (B, C, h, w)."""
-        a_w, a_s = self.align(f_w.detach()), self.align(f_s)
+        """f_w (B, C, h, w), detached here; f_s (n·B, C, h, w): n strong views of the same B weak samples,
+        view-major. The weak branch runs once and is shared by the n views. Returns (n·B, C, h, w)."""
+        views = f_s.shape[0] // f_w.shape[0]
+        a_w = self.align(f_w.detach())
+        m_w = self.mlp(a_w).repeat(views, 1, 1, 1)
+        a_w = a_w.repeat(views, 1, 1, 1)
+        a_s = self.align(f_s)
         s = F.cosine_similarity(a_w.mean((2, 3)), a_s.mean((2, 3)), dim=1)[:, None, None, None]
         w = torch.sigmoid(s)
-        return w * self.mlp(a_w) + (1 - w) * self.mlp(a_s) + (1 - s) * (a_s - a_w)
+        return w * m_w + (1 - w) * self.mlp(a_s) + (1 - s) * (a_s - a_w)
 
 
 class DFE(nn.Module):

@@ -53,7 +53,7 @@ def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Strong
         f_w = teacher.encode(b.x_w)
         conf, y_hat = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1).max(1)  # (B, H, W) each
     f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
-    f_strong = student.dfe([f.repeat(n_views, 1, 1, 1) for f in f_w], [f[n_l:] for f in f_student])
+    f_strong = student.dfe(f_w, [f[n_l:] for f in f_student])  # the weak branch runs once for all views
     features = [torch.cat([f[:n_l], s]) for f, s in zip(f_student, f_strong)]
     out = student.decode(features, Prompts.cat([b.prompts_l] + [prompts_u] * n_views), size)
     loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)

@@ -59,6 +59,21 @@ def test_dfe_gradients_reach_the_strong_branch_only():
     assert dfe(f_w, f_s)[0] is f_s[0]  # level 0 passes through
 
 
+def test_dfe_shares_the_weak_branch_between_strong_views_with_the_same_values_and_gradients():
+    torch.manual_seed(0)
+    block = DFEBlock(8)
+    f_w, f_s = torch.randn(3, 8, 4, 4), torch.randn(6, 8, 4, 4)  # two strong views of 3 samples, view-major
+    shared = block(f_w, f_s)
+    shared.square().sum().backward()
+    shared_grads = [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    repeated = block(f_w.repeat(2, 1, 1, 1), f_s)  # the weak branch computed once per view
+    repeated.square().sum().backward()
+    torch.testing.assert_close(shared, repeated)
+    for a, b in zip(shared_grads, (p.grad for p in block.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_sam_points_are_x_then_y():
     assert to_sam_point(torch.tensor([3.0, 7.0])).tolist() == [7.0, 3.0]
 
