@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--strong-views", type=int, choices=[1, 2], default=2, help="strong views per unlabeled image")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -114,7 +115,7 @@ def main() -> None:
             t0 = now()
             with mixed_precision(device):
                 if kind == "sss":
-                    out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(2)], 0.95)
+                    out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(args.strong_views)], 0.95)
                 else:
                     out = supervised_step(b, m.student)
             m.optimizer.zero_grad(set_to_none=True)
@@ -137,7 +138,7 @@ def main() -> None:
     print(json.dumps({
         "dataset": dataset.name, "variant": plan.sam2_variant, "patch": patch, "batch_labeled": args.batch,
         "batch_unlabeled": args.batch, "supervised_batch": args.supervised_batch or args.batch,
-        "threads": args.threads, "steps": args.steps, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "threads": args.threads, "steps": args.steps, "strong_views": args.strong_views, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "supervised": supervised, "sss": sss, "ratio_sss_over_supervised": round(sss["step_s"] / supervised["step_s"], 2),
         "data_loading_s_per_batch_one_process": round(float(np.mean(load_times)), 3),
         "pcsw_bank_refresh_s": round(bank_s, 2), "unlabeled_cases": len(unlabeled),

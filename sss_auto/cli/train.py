@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-pcsw", action="store_true", help="no prompts (coarse output only)")
     a.add_argument("--no-refine", action="store_true", help="no SAM-2 prompt refinement")
     a.add_argument("--pcsw-tau", type=float, help="PCSW continuity threshold (plan default 0.8)")
+    a.add_argument("--strong-views", type=int, choices=[1, 2], default=2,
+                   help="strong views per unlabeled image (SSS_METHOD: 2; 1 makes the SSS step cheaper)")
     r = p.add_argument_group("run")
     r.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     r.add_argument("--c", action="store_true", help="continue from the last checkpoint")
@@ -64,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     dataset = find_dataset(args.dataset, paths.root("raw"))
     overrides = {"num_epochs": args.epochs, "iterations_per_epoch": args.iters_per_epoch, "warmup_epochs": args.warmup_epochs,
                  "learning_rate": args.lr, "pcsw_refresh_epochs": args.pcsw_refresh_epochs}
-    ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau)
+    ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau,
+                        args.strong_views)
     workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
     dist = init_distributed(device)
     config = make_train_config(dataset, args.configuration, args.fold, overrides=overrides, batch_size=args.batch_size,

@@ -21,6 +21,7 @@ class Ablation:
         use_pcsw: prompts for unlabeled data and at inference from PCSW (off: no prompts, coarse only).
         refine: SAM-2 prompt encoder + mask decoder refinement (off: not built).
         pcsw_tau: continuity threshold override (None: the plan's).
+        strong_views: strong views per unlabeled image (SSS_METHOD: 2; 1 halves the unlabeled cost).
     """
 
     supervised_only: bool = False
@@ -28,6 +29,7 @@ class Ablation:
     use_pcsw: bool = True
     refine: bool = True
     pcsw_tau: float | None = None
+    strong_views: int = 2
 
     def run_name(self) -> str:
         """Folder name of the run: "SSS", with a suffix per switch that differs from full SSS."""
@@ -37,6 +39,7 @@ class Ablation:
         parts += ["noPCSW"] if not self.use_pcsw else []
         parts += ["noRefine"] if not self.refine else []
         parts += [f"tau{self.pcsw_tau:g}"] if self.pcsw_tau is not None else []
+        parts += [f"views{self.strong_views}"] if self.strong_views != 2 and not self.supervised_only else []
         return "-".join(parts)
 
 

@@ -98,7 +98,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                 batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
             with mixed_precision(run.dist.device):
                 if ssl:
-                    views = [strong_view(batch.x_w, generator) for _ in range(2)]
+                    views = [strong_view(batch.x_w, generator) for _ in range(ablation.strong_views)]
                     out = sss_step(batch, m.student, m.teacher, views, t.confidence_threshold)
                 else:
                     out = supervised_step(batch, m.student)

@@ -44,6 +44,8 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
         plan = replace(plan, batch_size_labeled=batch_size, batch_size_unlabeled=batch_size)
     if ablation.pcsw_tau is not None and not 0 < ablation.pcsw_tau <= 1:
         raise SSSError(f"--pcsw-tau must be in (0, 1], got {ablation.pcsw_tau}")
+    if ablation.strong_views not in (1, 2):
+        raise SSSError(f"--strong-views must be 1 or 2, got {ablation.strong_views}")
     if sam2_checkpoint is None:
         sam2_checkpoint = find_checkpoint(plan.sam2_variant)
         if sam2_checkpoint is not None:

@@ -144,6 +144,7 @@ def test_ablation_run_names():
     assert Ablation(supervised_only=True).run_name() == "SSS-supervised"
     assert Ablation(use_dfe=False, pcsw_tau=0.6).run_name() == "SSS-noDFE-tau0.6"
     assert Ablation(use_pcsw=False, refine=False).run_name() == "SSS-noPCSW-noRefine"
+    assert Ablation(strong_views=1).run_name() == "SSS-views1"
 
 
 def test_strong_view_keeps_geometry_when_no_box_is_drawn():
