@@ -78,7 +78,7 @@ def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | No
     patch_side = min(MAX_PATCH, max(MIN_PATCH, PATCH_MULTIPLE * math.ceil(max(median_shape[1:]) / PATCH_MULTIPLE)))
     num_classes = max(fingerprint.labels.values()) + 1
     variant, patch_side, batch, estimate = choose_model(len(fingerprint.channel_names), num_classes, patch_side,
-                                                gpu_memory_gib, sam2_variant, encoder)
+                                                        gpu_memory_gib, sam2_variant, encoder)
     config = ConfigurationPlan(
         spacing_mm=tuple(float(v) for v in spacing_t), resample_z=False, median_shape=median_shape,
         patch_size=(patch_side, patch_side), batch_size_labeled=batch, batch_size_unlabeled=batch,

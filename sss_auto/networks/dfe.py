@@ -33,7 +33,9 @@ class DFEBlock(nn.Module):
     def forward(self, f_w: torch.Tensor, f_s: torch.Tensor) -> torch.Tensor:
         """f_w (B, C, h, w), detached here; f_s (n·B, C, h, w): n strong views of the same B weak samples,
         view-major. The weak branch runs once and is shared by the n views. Returns (n·B, C, h, w)."""
-        views = f_s.shape[0] // f_w.shape[0]
+        views, rest = divmod(f_s.shape[0], f_w.shape[0])
+        if rest or not views:
+            raise ValueError(f"DFE: {f_s.shape[0]} strong samples are not views of {f_w.shape[0]} weak ones")
         a_w = self.align(f_w.detach())
         m_w = self.mlp(a_w).repeat(views, 1, 1, 1)
         a_w = a_w.repeat(views, 1, 1, 1)
