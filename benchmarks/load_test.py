@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
+from sss_auto.io.atomic import TEMPORARY_PATTERN
 
 DATASET = "Dataset900_DemoBHSD"
 
@@ -122,7 +123,7 @@ def main() -> None:
     rows.append(measure(predict, env, kill_when=lambda: output.is_dir() and finished() >= args.cases // 3))
     rows.append(measure(predict + ["--continue"], env))
     assert finished() == args.cases, f"{finished()} of {args.cases} predictions"
-    assert not list(output.glob(".*.tmp*")), "temporary files left"
+    assert not list(output.glob(TEMPORARY_PATTERN)), "temporary files left"
 
     print(f"pool: {args.cases} unlabeled + 6 labeled cases of about {tuple(args.shape)} voxels, -np {args.workers}\n")
     print("| command | killed | exit | wall s | peak RSS tree MiB | peak RSS largest process MiB |")

@@ -55,14 +55,15 @@ def measure(variant: str, patch: int, batch: int, classes: int, device: str = "c
     torch.set_num_threads(1)
     config = ModelConfig(1, classes, patch, variant)
     shape = StepShape(config, batch, batch, mixed_precision=amp)
-    estimate = estimate_step_memory(shape)
+    full_precision = estimate_step_memory(StepShape(config, batch, batch))
+    estimate = estimate_step_memory(shape) if amp else full_precision
     # warm up kernels, library workspaces and the allocator on a throw-away model so one-off costs do not count
     warm = SSSNet(ModelConfig(1, classes, 64, variant), device=device)
     _one_training_step(warm, StepShape(warm.config, 1, 1), device, amp)
     del warm
     result = {"variant": variant, "patch": patch, "batch": batch, "classes": classes, "device": device, "amp": amp,
               "estimated_bytes": estimate.total_bytes,
-              "estimated_full_precision_bytes": estimate_step_memory(StepShape(config, batch, batch)).total_bytes}
+              "estimated_full_precision_bytes": full_precision.total_bytes}
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()

@@ -38,11 +38,11 @@ def find_input_cases(source: Path, num_channels: int, file_ending: str = ".nii.g
         if not path.name.endswith(file_ending):
             raise DatasetError(f"{path}: not a {file_ending} file")
         case_id, channel = split_channel_name(path.name, file_ending)
-        stem = path.name[: -len(file_ending)]
-        if channel is None:
+        if channel is None:  # case_id is the whole stem here
             if num_channels != 1:
-                problems.append(InputProblem(stem, f"{path}: the model needs {num_channels} channels; name files "
-                                                   f"{stem}_0000{file_ending} ... {stem}_{num_channels - 1:04d}{file_ending}"))
+                last = f"{case_id}_{num_channels - 1:04d}{file_ending}"
+                problems.append(InputProblem(case_id, f"{path}: the model needs {num_channels} channels; name files "
+                                                      f"{case_id}_0000{file_ending} ... {last}"))
                 continue
             channel = 0
         try:

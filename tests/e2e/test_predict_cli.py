@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sss_auto.io.atomic import TEMPORARY_PATTERN
 from sss_auto.io.nifti import read_header, read_image
 from tests.conftest import kill_9_when
 
@@ -115,8 +116,8 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dyi
 
     out = tmp_path / "interrupted"
     # the main process and its workers, while a NIfTI is being written
-    kill_9_when(base + ["-o", str(out)], env, lambda: out.is_dir() and any(out.glob(".*.tmp*")))
-    assert any(out.glob(".*.tmp*")), "killed while a NIfTI was being written"
+    kill_9_when(base + ["-o", str(out)], env, lambda: out.is_dir() and any(out.glob(TEMPORARY_PATTERN)))
+    assert any(out.glob(TEMPORARY_PATTERN)), "killed while a NIfTI was being written"
     finished = _final_outputs(out)
     assert len(finished) < len(names), "killed before the end"
     for name in finished:  # whatever carries a final name is complete

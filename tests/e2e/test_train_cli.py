@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from sss_auto.io.atomic import TEMPORARY_PATTERN
 from sss_auto.io.nifti import read_header
 from sss_auto.training.checkpoint import load_checkpoint
 from tests.conftest import installed_script, kill_9_when
@@ -115,7 +116,7 @@ def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an
     assert "continuing from" in resumed.stderr
     if left:
         assert "temporary file(s) left by an interrupted run" in resumed.stderr
-    assert not list(fold.glob(".*.tmp*")), "no temporary file remains"
+    assert not list(fold.glob(TEMPORARY_PATTERN)), "no temporary file remains"
     final = load_checkpoint(fold / "checkpoint_final.pth")
     assert final["iteration"] == reference["iteration"] == 9
     assert final["history"]["epoch"] == reference["history"]["epoch"] == [1.0, 2.0, 3.0]
