@@ -1,7 +1,8 @@
 """GPU memory needed by one SSS training step, measured on the real model on the meta device.
 
-One step = labeled student pass, teacher pass on the weak view (no grad), two strong student
-passes with DFE, SAM-2 refinement for every class, backward, AdamW. The model is built and run on
+One step = the trainer's own `sss_losses` (labeled student pass, teacher pass on the weak view
+without gradients, two strong student passes with DFE, SAM-2 refinement for every class, the
+losses), backward, AdamW. The model is built and run on
 the meta device (shapes only, no memory, about a second), and we count:
 
 - persistent: trainable parameters × 4 (weights, gradients, two AdamW moments) + all parameters
@@ -23,8 +24,11 @@ from dataclasses import dataclass
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from sss_auto.data.loader import TrainBatch
+from sss_auto.data.strong import StrongView
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.networks.prompts import Prompts
+from sss_auto.training.steps import sss_losses
 
 GIB = 1024**3
 # bf16 autocast / float32 for activations + workspace. Measured with max_memory_allocated on an H200,
@@ -111,24 +115,22 @@ def _storage_key(tensor: torch.Tensor) -> int:
 
 
 def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> torch.Tensor:
-    """The SSS step's forward graph with every class prompted (the most memory); returns a scalar loss.
+    """The trainer's SSS step (`sss_losses`) on a synthetic batch with every class prompted; returns L.
 
     `model` serves as student and teacher: the teacher pass runs without gradients, so its weights
-    do not matter for memory. Also used on the CPU to measure real memory (tests, benchmarks).
+    do not matter for memory. Two strong views with CutMix, as the trainer's default. Also used on
+    the CPU to measure real memory (tests, benchmarks).
     """
     cfg = shape.model
     size = (cfg.image_size, cfg.image_size)
-    x_l = torch.randn(shape.batch_labeled, cfg.in_channels, *size, device=device)
-    x_u = torch.randn(shape.batch_unlabeled, cfg.in_channels, *size, device=device)
-    prompts_u = _all_prompted(shape.batch_unlabeled, cfg.num_classes - 1, device)
-    with torch.no_grad():
-        f_w = model.encode(x_u)
-        model.decode(f_w, prompts_u, size)
-    f_student = model.encode(torch.cat([x_l, x_u, x_u]))  # labeled + two strong views in one forward
-    f_dfe = model.dfe(f_w, [f[shape.batch_labeled:] for f in f_student])
-    features = [torch.cat([f[:shape.batch_labeled], s]) for f, s in zip(f_student, f_dfe)]
-    prompts = _all_prompted(shape.batch_labeled + 2 * shape.batch_unlabeled, cfg.num_classes - 1, device)
-    return model.decode(features, prompts, size).fused.float().mean()
+    n_l, n_u, n_fg = shape.batch_labeled, shape.batch_unlabeled, cfg.num_classes - 1
+    batch = TrainBatch(torch.randn(n_l, cfg.in_channels, *size, device=device),
+                       torch.zeros(n_l, *size, dtype=torch.int64, device=device), _all_prompted(n_l, n_fg, device),
+                       torch.randn(n_u, cfg.in_channels, *size, device=device), _all_prompted(n_u, n_fg, device))
+    partner = torch.arange(n_u, device=device).roll(1)
+    views = [StrongView(torch.randn(n_u, cfg.in_channels, *size, device=device),
+                        torch.zeros(n_u, *size, dtype=torch.bool, device=device), partner) for _ in range(2)]
+    return sss_losses(batch, model, model, views, confidence=0.95).loss
 
 
 def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:

@@ -40,11 +40,22 @@ def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
     return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()})
 
 
-def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> StepOutput:
+@dataclass
+class SSSLosses:
+    """The tensors of one SSS iteration: L, its two parts and the pseudo-label confidence mask (B, H, W)."""
+
+    loss: torch.Tensor
+    loss_l: torch.Tensor
+    loss_u: torch.Tensor
+    confident: torch.Tensor
+
+
+def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> SSSLosses:
     """Supervised loss + weak-to-strong loss on unlabeled slices (SSS_METHOD "One training iteration").
 
     The student sees the labeled slices and every strong view in one batched forward (no batch
-    statistics anywhere in the network, so the losses equal those of separate forwards).
+    statistics anywhere in the network, so the losses equal those of separate forwards). Tensors
+    only, no host synchronisation: the planner runs it on the meta device to estimate memory.
     """
     size = tuple(b.x_w.shape[-2:])
     n_l, n_u, n_views = len(b.x_l), len(b.x_w), len(views)
@@ -63,6 +74,12 @@ def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Strong
         losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= confidence))
     loss_u = sum(losses_u) / n_views
     loss = SUPERVISED_WEIGHT * loss_l + (1 - SUPERVISED_WEIGHT) * loss_u
-    metrics = {"loss": loss.item(), "loss_l": loss_l.item(), "loss_u": loss_u.item(),
-               "mask_ratio": float((conf >= confidence).float().mean())}
-    return StepOutput(loss, metrics)
+    return SSSLosses(loss, loss_l, loss_u, conf >= confidence)
+
+
+def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> StepOutput:
+    """`sss_losses` with its scalar metrics (loss, loss_l, loss_u, pseudo-label mask ratio)."""
+    t = sss_losses(b, student, teacher, views, confidence)
+    metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
+               "mask_ratio": float(t.confident.float().mean())}
+    return StepOutput(t.loss, metrics)
