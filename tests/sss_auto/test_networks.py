@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from torch import nn
+
 from sss_auto.networks.dfe import DFE, DFEBlock
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.networks.prompts import Prompts, to_sam_point
@@ -71,6 +73,25 @@ def test_dfe_shares_the_weak_branch_between_strong_views_with_the_same_values_an
     repeated.square().sum().backward()
     torch.testing.assert_close(shared, repeated)
     for a, b in zip(shared_grads, (p.grad for p in block.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_dfe_pixel_mlp_matches_the_nchw_modules_it_stores():
+    """The MLP runs on a (pixels, C) matrix but is the Sequential of 1x1 convs, LayerNorm2d and ReLU it stores."""
+    torch.manual_seed(0)
+    mlp = DFEBlock(8).mlp
+    nchw = nn.Sequential(*mlp)  # the same modules, run one by one on (B, C, h, w)
+    assert list(mlp.state_dict()) == list(nchw.state_dict())  # checkpoints keep their layout
+    x = torch.randn(3, 8, 5, 4, requires_grad=True)
+    out = mlp(x)
+    out.square().sum().backward()
+    grads = [x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()]
+    x.grad = None
+    mlp.zero_grad()
+    expected = nchw(x)
+    expected.square().sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, [x.grad] + [p.grad for p in nchw.parameters()]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
