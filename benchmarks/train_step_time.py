@@ -2,6 +2,8 @@
 
 Usage (after sss_plan_and_preprocess of the demo dataset; SSS_* variables set):
     python benchmarks/train_step_time.py -d DemoBHSD [--batch 4] [--steps 10] [--threads 2] [--device cuda]
+    [--supervised-batch 8] [--strong-views 1] [--no-dfe] [--no-refine] [--dfe-levels 2]
+    (the trainer's ablations, to measure what each part of the step costs)
 
 Batches come from the real loader code (in this process, timed separately); the model, steps,
 optimizer and EMA are the trainer's. Forward time is attributed to modules with forward hooks
@@ -33,6 +35,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--strong-views", type=int, choices=[1, 2], default=2, help="strong views per unlabeled image")
+    parser.add_argument("--no-dfe", action="store_true", help="the trainer's no-DFE ablation (both steps)")
+    parser.add_argument("--no-refine", action="store_true", help="the trainer's no-refinement ablation (both steps)")
+    parser.add_argument("--dfe-levels", type=int, nargs="+", choices=[0, 1, 2], default=None,
+                        help="DFE feature levels instead of the plan's (1 = stride 8, 2 = stride 16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -56,12 +62,15 @@ def main() -> None:
     folder = preprocessed_folder(dataset)
     plans = load_plans(folder / "plans.json")
     plan = replace(plans.configuration("2d"), batch_size_labeled=args.batch, batch_size_unlabeled=args.batch)
+    if args.dfe_levels is not None:
+        plan = replace(plan, dfe_levels=tuple(args.dfe_levels))
     cache = CaseCache(folder / "2d")
     num_classes = max(plans.labels.values()) + 1
     patch = plan.patch_size[0]
 
     device = args.device
-    config = TrainConfig(dataset.name, "2d", "0", plan, Ablation(), device=device)
+    ablation = Ablation(use_dfe=not args.no_dfe, refine=not args.no_refine)
+    config = TrainConfig(dataset.name, "2d", "0", plan, ablation, device=device)
     m = build_modules(config, len(plans.channel_names), num_classes)
     settings = InferenceSettings(patch=patch, tta=False, batch_size=args.batch, device=device)
     unlabeled = cache.ids("unlabeled")
@@ -103,7 +112,8 @@ def main() -> None:
 
     for owner, net in (("student", m.student), ("teacher", m.teacher)):
         hook_pair(f"{owner}.encoder (SAM-2 Hiera)", net.encoder)
-        hook_pair(f"{owner}.refiner (SAM-2 prompt enc + mask dec)", net.refiner)
+        if net.refiner is not None:
+            hook_pair(f"{owner}.refiner (SAM-2 prompt enc + mask dec)", net.refiner)
         hook_pair(f"{owner}.coarse_head", net.coarse_head)
     hook_pair("student.dfe", m.student.dfe)
 
@@ -138,7 +148,8 @@ def main() -> None:
     print(json.dumps({
         "dataset": dataset.name, "variant": plan.sam2_variant, "patch": patch, "batch_labeled": args.batch,
         "batch_unlabeled": args.batch, "supervised_batch": args.supervised_batch or args.batch,
-        "threads": args.threads, "steps": args.steps, "strong_views": args.strong_views, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "threads": args.threads, "steps": args.steps, "strong_views": args.strong_views,
+        "dfe_levels": [] if args.no_dfe else list(plan.dfe_levels), "refine": not args.no_refine, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "supervised": supervised, "sss": sss, "ratio_sss_over_supervised": round(sss["step_s"] / supervised["step_s"], 2),
         "data_loading_s_per_batch_one_process": round(float(np.mean(load_times)), 3),
         "pcsw_bank_refresh_s": round(bank_s, 2), "unlabeled_cases": len(unlabeled),
