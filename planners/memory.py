@@ -2,8 +2,8 @@
 
 One step = the trainer's own `sss_losses` (labeled student pass, teacher pass on the weak view
 without gradients, two strong student passes with DFE, SAM-2 refinement for every class, the
-losses), backward, AdamW. The model is built and run on
-the meta device (shapes only, no memory, about a second), and we count:
+losses), backward, AdamW. The model is built and run on the meta device (shapes only, no memory,
+about a second), and we count:
 
 - persistent: trainable parameters × 4 (weights, gradients, two AdamW moments) + all parameters
   once more for the EMA teacher;

@@ -54,8 +54,8 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     """Supervised loss + weak-to-strong loss on unlabeled slices (SSS_METHOD "One training iteration").
 
     The student sees the labeled slices and every strong view in one batched forward (no batch
-    statistics anywhere in the network, so the losses equal those of separate forwards). Tensors
-    only, no host synchronisation: the planner runs it on the meta device to estimate memory.
+    statistics anywhere in the network, so the losses equal those of separate forwards). Returns
+    tensors, reads no loss value: the planner runs it on the meta device to estimate memory.
     """
     size = tuple(b.x_w.shape[-2:])
     n_l, n_u, n_views = len(b.x_l), len(b.x_w), len(views)
