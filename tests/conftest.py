@@ -124,12 +124,16 @@ def kill_9_when(args, env, condition, timeout=300.0) -> bool:
     return False
 
 
+def run_command(args: list[str], env: dict, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command (usually an installed entry point) with text output captured."""
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
 @pytest.fixture
 def prepared(roots, dataset_dir) -> tuple[dict, Path]:
     """The small demo dataset planned (test SAM-2) and preprocessed through the CLI: (environment, results folder)."""
     env = dict(os.environ)
-    result = subprocess.run(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = run_command(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"], env)
     assert result.returncode == 0, result.stderr
     return env, roots["results"] / "Dataset900_DemoBHSD"
 

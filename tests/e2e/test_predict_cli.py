@@ -13,11 +13,7 @@ import pytest
 
 from sss_auto.io.atomic import TEMPORARY_PATTERN
 from sss_auto.io.nifti import read_header, read_image
-from tests.conftest import kill_9_when
-
-
-def _run(args, env):
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+from tests.conftest import kill_9_when, run_command
 
 
 @pytest.fixture
@@ -26,7 +22,7 @@ def trained(roots, dataset_dir):
     for command in (["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"],
                     ["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", "--iters-per-epoch", "2", "--warmup-epochs", "0",
                      "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta"]):
-        result = _run(command, env)
+        result = run_command(command, env)
         assert result.returncode == 0, result.stderr
     return env
 
@@ -37,7 +33,7 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     shutil.copytree(dataset_dir / "imagesTs", source)
     (source / "broken_0000.nii.gz").write_bytes(b"not a nifti file")
     out = tmp_path / "pred"
-    result = _run(["sss_predict", "-i", str(source), "-o", str(out), "--disable-tta", "--save-probabilities",
+    result = run_command(["sss_predict", "-i", str(source), "-o", str(out), "--disable-tta", "--save-probabilities",
                    "--no-progress", "-np", "1"], env)
     assert result.returncode == 2, result.stderr
     assert "broken_0000.nii.gz" in result.stdout + result.stderr
@@ -50,28 +46,28 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     assert info["predicted"] == ["test_000"] and "broken" in info["failed"]
 
     (source / "broken_0000.nii.gz").unlink()
-    again = _run(["sss_predict", "-i", str(source), "-o", str(out), "--continue", "--no-progress", "-np", "0"], env)
+    again = run_command(["sss_predict", "-i", str(source), "-o", str(out), "--continue", "--no-progress", "-np", "0"], env)
     assert again.returncode == 0, again.stderr
     assert "0 predicted, 1 skipped" in again.stdout
 
-    same = _run(["sss_predict", "-i", str(source), "-o", str(source / "sub")], env)
+    same = run_command(["sss_predict", "-i", str(source), "-o", str(source / "sub")], env)
     assert same.returncode == 2 and "must not be" in same.stderr
 
-    evaluated = _run(["sss_evaluate", "-ref", str(dataset_dir / "labelsTs"), "-pred", str(out), "-d", "DemoBHSD",
+    evaluated = run_command(["sss_evaluate", "-ref", str(dataset_dir / "labelsTs"), "-pred", str(out), "-d", "DemoBHSD",
                       "--no-progress"], env)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "IPH" in evaluated.stdout and "hd95_mm" in evaluated.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cases"] == 1 and set(summary["mean_per_class"]) == {"1", "2", "3"}
 
-    summarized = _run(["sss_summarize", "-d", "DemoBHSD"], env)
+    summarized = run_command(["sss_summarize", "-d", "DemoBHSD"], env)
     assert summarized.returncode == 0, summarized.stderr
     assert "best: SSS__2d" in summarized.stdout
 
 
 def test_predict_without_a_trained_model_lists_what_exists(roots, tmp_path):
     (tmp_path / "in").mkdir()
-    result = _run(["sss_predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")], dict(os.environ))
+    result = run_command(["sss_predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")], dict(os.environ))
     assert result.returncode == 2 and "no trained model" in result.stderr
 
 
@@ -111,7 +107,7 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dyi
     names = _several_inputs(dataset_dir, tmp_path / "input")
     assert len(names) >= 5
     base = ["sss_predict", "-i", str(tmp_path / "input"), "--disable-tta", "--no-progress", "-np", "1"]
-    reference = _run(base + ["-o", str(tmp_path / "reference")], env)
+    reference = run_command(base + ["-o", str(tmp_path / "reference")], env)
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "interrupted"
@@ -122,7 +118,7 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dyi
     assert len(finished) < len(names), "killed before the end"
     for name in finished:  # whatever carries a final name is complete
         np.testing.assert_array_equal(_voxels(out / name), _voxels(tmp_path / "reference" / name))
-    resumed = _run(base + ["-o", str(out), "--continue"], env)
+    resumed = run_command(base + ["-o", str(out), "--continue"], env)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(finished)} skipped" in resumed.stdout
     assert _final_outputs(out) == names

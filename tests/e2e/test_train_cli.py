@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -13,18 +12,14 @@ import torch
 from sss_auto.io.atomic import TEMPORARY_PATTERN
 from sss_auto.io.nifti import read_header
 from sss_auto.training.checkpoint import load_checkpoint
-from tests.conftest import installed_script, kill_9_when
+from tests.conftest import installed_script, kill_9_when, run_command
 
 FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--batch-size", "2", "--num-workers", "1", "--no-progress"]
 
 
-def _run(args, env, timeout=600):
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_then_continues(prepared, dataset_dir):
     env, results = prepared
-    first = _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", *FAST], env)
+    first = run_command(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", *FAST], env)
     assert first.returncode == 0, first.stderr
     fold = results / "SSS__2d" / "fold_0"
     for name in ("checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth", "progress.png",
@@ -42,10 +37,10 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     for name in validated:
         assert read_header(fold / "validation" / name) == read_header(dataset_dir / "labelsTr" / name)
 
-    again = _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", *FAST], env)
+    again = run_command(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", *FAST], env)
     assert again.returncode == 2 and "--c" in again.stderr
 
-    more = _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "2", "--c", *FAST], env)
+    more = run_command(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "2", "--c", *FAST], env)
     assert more.returncode == 0, more.stderr
     assert "continuing from" in more.stderr
     state = load_checkpoint(fold / "checkpoint_final.pth")
@@ -55,14 +50,14 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
 
 def test_ablation_switches_train_into_their_own_folders(prepared):
     env, results = prepared
-    result = _run(["sss_train", "DemoBHSD", "2d", "1", "--epochs", "1", "--supervised-only", "--no-refine",
+    result = run_command(["sss_train", "DemoBHSD", "2d", "1", "--epochs", "1", "--supervised-only", "--no-refine",
                    "--disable-val-tta", *FAST], env)
     assert result.returncode == 0, result.stderr
     state = load_checkpoint(results / "SSS-supervised-noRefine__2d" / "fold_1" / "checkpoint_final.pth")
     assert state["teacher"] == {} and not any(k.startswith("refiner.") for k in state["student"])
     assert not any(k.startswith("dfe.blocks") for k in state["student"])
 
-    one_view = _run(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--disable-val-tta", *FAST], env)
+    one_view = run_command(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--disable-val-tta", *FAST], env)
     assert one_view.returncode == 0, one_view.stderr
     state = load_checkpoint(results / "SSS-views1__2d" / "fold_2" / "checkpoint_final.pth")
     assert "loss_u" in state["history"] and state["iteration"] == 2
@@ -70,9 +65,9 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
 
 def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):
     env = dict(os.environ)
-    missing = _run(["sss_train", "DemoBHSD", "2d", "0"], env)
+    missing = run_command(["sss_train", "DemoBHSD", "2d", "0"], env)
     assert missing.returncode == 2 and "plans.json" in missing.stderr
-    wrong_fold = _run(["sss_train", "DemoBHSD", "2d", "7"], env)
+    wrong_fold = run_command(["sss_train", "DemoBHSD", "2d", "7"], env)
     assert wrong_fold.returncode == 2 and "invalid choice" in wrong_fold.stderr
 
 
@@ -92,7 +87,7 @@ def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an
     env, results = prepared
     args = ["sss_train", "DemoBHSD", "2d", "2", "--epochs", "3", "--iters-per-epoch", "3", "--warmup-epochs", "1",
             "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta"]
-    whole = _run(args, env)
+    whole = run_command(args, env)
     assert whole.returncode == 0, whole.stderr
     fold = results / "SSS__2d" / "fold_2"
     reference = load_checkpoint(fold / "checkpoint_final.pth")
@@ -111,7 +106,7 @@ def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an
     latest = load_checkpoint(fold / "checkpoint_latest.pth")  # the last complete checkpoint loads and verifies
     assert latest["epoch"] in (1, 2)
 
-    resumed = _run(args + ["--c"], env)
+    resumed = run_command(args + ["--c"], env)
     assert resumed.returncode == 0, resumed.stderr
     assert "continuing from" in resumed.stderr
     if left:
@@ -134,7 +129,7 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                installed_script("sss_train"), "DemoBHSD", "2d", "3", "--epochs", "1", "--iters-per-epoch", "2",
                "--warmup-epochs", "0", "--batch-size", "1", "--num-workers", "0", "--no-progress", "--disable-val-tta"]
-    result = _run(command, env)
+    result = run_command(command, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 ranks finished with identical weights" in result.stderr
     assert "PCSW bank at epoch 0: 2 case(s)" in result.stderr, "each rank did one unlabeled case; the parts were gathered"

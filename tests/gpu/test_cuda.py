@@ -19,16 +19,12 @@ from sss_auto.io.nifti import read_header
 from sss_auto.training.checkpoint import load_checkpoint
 from sss_auto.training.loop import mixed_precision
 from sss_auto.training.steps import sss_step
-from tests.conftest import installed_script
+from tests.conftest import installed_script, run_command
 from tests.sss_auto.training.test_steps import _models_batch_views
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--iters-per-epoch", "3", "--warmup-epochs", "1", "--batch-size", "2", "--num-workers", "2", "--no-progress"]
-
-
-def _run(args, env, timeout=600):
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_sss_step_under_bf16_autocast_on_cuda_matches_the_fp32_cpu_step():
@@ -56,7 +52,7 @@ def test_memory_estimate_bounds_the_cuda_allocator_peak_of_one_step(amp):
 
     Full precision: within −25 % … +50 % (the CPU band). bf16 autocast (what the trainer runs): the
     planner's mixed-precision estimate must not fall short of the measured peak, and the float32 one
-    must not be more than twice it.
+    must not be more than 2.5 times it.
     """
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "measure_step_memory.py"), "--device", "cuda",
                           "--variant", "tiny", "--patch", "256", "--batch", "2", "--classes", "6"] + (["--amp"] if amp else []),
@@ -73,21 +69,21 @@ def test_memory_estimate_bounds_the_cuda_allocator_peak_of_one_step(amp):
 
 def test_train_continue_and_predict_on_cuda(prepared, dataset_dir, tmp_path):
     env, results = prepared
-    first = _run(["sss_train", "DemoBHSD", "2d", "0", "--device", "cuda", "--epochs", "2", *FAST], env)
+    first = run_command(["sss_train", "DemoBHSD", "2d", "0", "--device", "cuda", "--epochs", "2", *FAST], env)
     assert first.returncode == 0, first.stderr[-3000:]
     fold = results / "SSS__2d" / "fold_0"
     assert load_checkpoint(fold / "checkpoint_final.pth")["iteration"] == 6
     assert json.loads((fold / "training_summary.json").read_text())["device"].startswith("cuda")
     assert "with bf16 autocast, 1 process(es)" in first.stderr
 
-    more = _run(["sss_train", "DemoBHSD", "2d", "0", "--device", "cuda", "--epochs", "3", "--c", *FAST], env)
+    more = run_command(["sss_train", "DemoBHSD", "2d", "0", "--device", "cuda", "--epochs", "3", "--c", *FAST], env)
     assert more.returncode == 0, more.stderr[-3000:]
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert state["iteration"] == 9 and len(state["history"]["loss"]) == 3
     assert np.isfinite(state["history"]["loss"]).all()
 
     out = tmp_path / "predictions"
-    predicted = _run(["sss_predict", "-i", str(dataset_dir / "imagesTs"), "-o", str(out), "--device", "cuda"], env)
+    predicted = run_command(["sss_predict", "-i", str(dataset_dir / "imagesTs"), "-o", str(out), "--device", "cuda"], env)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     inputs = sorted((dataset_dir / "imagesTs").glob("*_0000.nii.gz"))
     for image in inputs:
@@ -100,7 +96,7 @@ def test_torchrun_joins_an_nccl_process_group_and_trains_on_cuda(prepared):
     env = dict(env, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
                installed_script("sss_train"), "DemoBHSD", "2d", "3", "--device", "cuda", "--epochs", "2", *FAST, "--disable-val-tta"]
-    result = _run(command, env)
+    result = run_command(command, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "joined the nccl process group: rank 0 of 1 on cuda:0" in result.stderr
     assert load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")["iteration"] == 6
