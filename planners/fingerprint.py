@@ -43,9 +43,12 @@ class IntensityStats:
 
 @dataclass(frozen=True)
 class ClassStats:
-    """Sizes of one class's 26-connected components over the labeled cases.
+    """Sizes of one class's 26-connected components over the labeled cases, and how common the class is.
 
     `slice_extent_*` count slices along the array's first axis (z); volumes are in mm³.
+    `voxel_fraction` (share of all labeled voxels) and `slice_presence_rate` (share of labeled
+    z-slices holding the class) are the labeled prior that training compares its pseudo labels
+    with; None in fingerprints written before they were recorded.
     """
 
     presence_rate: float
@@ -57,6 +60,8 @@ class ClassStats:
     volume_mm3_max: float
     slice_extent_min: int
     slice_extent_max: int
+    voxel_fraction: float | None = None
+    slice_presence_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class CaseAnalysis:
     foreground_samples: tuple[np.ndarray, ...] | None  # per channel, float32; None for unlabeled
     nonzero_samples: tuple[np.ndarray, ...]
     components: dict[int, list[tuple[float, int]]]  # label -> [(volume_mm3, slice_extent)]
+    class_voxels: dict[int, int]  # label -> voxels (labeled cases only)
+    class_slices: dict[int, int]  # label -> z-slices holding it
 
 
 def analyze_case(args: tuple[Case, tuple[int, ...], int]) -> CaseAnalysis:
@@ -109,22 +116,25 @@ def analyze_case(args: tuple[Case, tuple[int, ...], int]) -> CaseAnalysis:
     cropped = crop(images, bbox)
     rng = np.random.default_rng(seed)
     nonzero = _sample(cropped, np.any(cropped != 0, axis=0), rng)
-    foreground, components = None, {}
+    foreground, components, class_voxels, class_slices = None, {}, {}, {}
     if label is not None:
         foreground = _sample(images, label > 0, rng)
         voxel_mm3 = float(np.prod(geometry.spacing_mm))
         for value in label_values:
             if value == 0:
                 continue
-            labeled, count = ndimage.label(label == value, structure=CONNECTIVITY_26)
+            present = label == value
+            labeled, count = ndimage.label(present, structure=CONNECTIVITY_26)
             if count == 0:
                 continue
+            class_voxels[value] = int(present.sum())
+            class_slices[value] = int(present.any(axis=(1, 2)).sum())
             sizes = np.bincount(labeled.ravel())[1:]
             extents = [s[0].stop - s[0].start for s in ndimage.find_objects(labeled)]
             components[value] = [(float(n) * voxel_mm3, int(e)) for n, e in zip(sizes, extents)]
     fingerprint = CaseFingerprint(case.case_id, case.subset, geometry.spacing_mm, geometry.shape,
                                   tuple(int(b - a) for a, b in bbox))
-    return CaseAnalysis(fingerprint, foreground, nonzero, components)
+    return CaseAnalysis(fingerprint, foreground, nonzero, components, class_voxels, class_slices)
 
 
 def _sample(images: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...] | None:
@@ -160,6 +170,8 @@ def summarize(dataset: RawDataset, results: list[CaseAnalysis]) -> Fingerprint:
             samples, source = [r.nonzero_samples[channel] for r in results if r.nonzero_samples is not None], "nonzero voxels"
         intensity.append(_intensity_stats(np.concatenate(samples), source))
     classes = {}
+    labeled_voxels = sum(int(np.prod(r.fingerprint.shape)) for r in labeled)
+    labeled_slices = sum(r.fingerprint.shape[0] for r in labeled)
     for name, value in dataset.labels.items():
         if value == 0:
             continue
@@ -172,9 +184,11 @@ def summarize(dataset: RawDataset, results: list[CaseAnalysis]) -> Fingerprint:
                 presence_rate=present / len(labeled), num_components=len(comps),
                 volume_mm3_min=float(volumes.min()), volume_mm3_p05=float(np.percentile(volumes, 5)),
                 volume_mm3_median=float(np.median(volumes)), volume_mm3_p95=float(np.percentile(volumes, 95)),
-                volume_mm3_max=float(volumes.max()), slice_extent_min=int(min(extents)), slice_extent_max=int(max(extents)))
+                volume_mm3_max=float(volumes.max()), slice_extent_min=int(min(extents)), slice_extent_max=int(max(extents)),
+                voxel_fraction=sum(r.class_voxels.get(value, 0) for r in labeled) / labeled_voxels,
+                slice_presence_rate=sum(r.class_slices.get(value, 0) for r in labeled) / labeled_slices)
         else:
-            classes[str(value)] = ClassStats(0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0)
+            classes[str(value)] = ClassStats(0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
     return Fingerprint(FORMAT_VERSION, dataset.name, dataset.channel_names, dict(dataset.labels),
                        tuple(r.fingerprint for r in results), tuple(intensity), classes)
 

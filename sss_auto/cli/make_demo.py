@@ -17,6 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--unlabeled", type=int, default=DemoSpec.n_unlabeled, help="unlabeled cases")
     parser.add_argument("--test", type=int, default=DemoSpec.n_test, help="test cases (with labels in labelsTs)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same dataset)")
+    parser.add_argument("--rare-class", type=float, default=DemoSpec.rare_class_probability, metavar="P",
+                        help="add a small rare class (EDH, label 4) to this share of the cases (default: none)")
     parser.add_argument("-o", default=None, help=f"target folder (default: $SSS_raw/{DEMO_FOLDER})")
     add_common_options(parser)
     return parser
@@ -26,7 +28,12 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     target = Path(args.o) if args.o else paths.root("raw") / DEMO_FOLDER
-    make_demo_dataset(target, DemoSpec(args.labeled, args.unlabeled, args.test, seed=args.seed))
+    from sss_auto.errors import SSSError
+
+    if not 0 <= args.rare_class <= 1:
+        raise SSSError(f"--rare-class must be a share in [0, 1], got {args.rare_class}")
+    make_demo_dataset(target, DemoSpec(args.labeled, args.unlabeled, args.test, seed=args.seed,
+                                       rare_class_probability=args.rare_class))
     print(f"demo dataset written to {target}")
     return 0
 

@@ -3,6 +3,12 @@
 Volumes are in Hounsfield-like units (air, skull, brain, ventricles), with thick slices and three
 hemorrhage-like classes of different shapes and sizes: intraparenchymal blobs (some small),
 intraventricular blood inside the ventricles, and thin subdural crescents along the skull.
+
+With `DemoSpec.rare_class_probability > 0` a fourth class is added, the hard case of
+semi-supervised segmentation: small, rare epidural-like lenses against the inner skull (EDH, 1-2
+lesions of a few hundred voxels in a minority of cases, a little brighter than the other blood).
+Its random numbers come from a stream of their own, so the other classes are the same voxels
+with and without it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.nifti import Geometry, write_image
 
 DEMO_LABELS = {"background": 0, "IPH": 1, "IVH": 2, "SDH": 3}
-HU_AIR, HU_SKULL, HU_BRAIN, HU_CSF, HU_BLOOD = -1000.0, 900.0, 35.0, 5.0, 70.0
+RARE_LABEL = ("EDH", 4)
+HU_AIR, HU_SKULL, HU_BRAIN, HU_CSF, HU_BLOOD, HU_RARE = -1000.0, 900.0, 35.0, 5.0, 70.0, 85.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class DemoSpec:
         n_labeled / n_unlabeled / n_test: number of cases per subset.
         shape: nominal (z, y, x) voxels; each case varies it slightly.
         seed: everything is deterministic given the seed.
+        rare_class_probability: share of cases with the small rare class EDH (label 4); 0 leaves it out.
+        name: the dataset's name in dataset.json.
     """
 
     n_labeled: int = 6
@@ -35,6 +44,12 @@ class DemoSpec:
     n_test: int = 3
     shape: tuple[int, int, int] = (20, 128, 128)
     seed: int = 0
+    rare_class_probability: float = 0.0
+    name: str = "DemoBHSD"
+
+    def labels(self) -> dict[str, int]:
+        """The label map of dataset.json."""
+        return {**DEMO_LABELS, RARE_LABEL[0]: RARE_LABEL[1]} if self.rare_class_probability > 0 else dict(DEMO_LABELS)
 
 
 def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
@@ -42,25 +57,29 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
 
     Files are written atomically; an existing dataset.json is overwritten.
     """
+    if not 0 <= spec.rare_class_probability <= 1:
+        raise ValueError(f"rare_class_probability must be in [0, 1], got {spec.rare_class_probability}")
     target = Path(target)
     rng = np.random.default_rng(spec.seed)
     subsets = [("imagesTr", "labelsTr", spec.n_labeled, "demo"), ("imagesUnlabeled", None, spec.n_unlabeled, "unl"),
                ("imagesTs", "labelsTs", spec.n_test, "test")]
     for image_folder, label_folder, count, prefix in subsets:
         for index in range(count):
-            case_rng = np.random.default_rng(rng.integers(2**32))
+            case_seed = int(rng.integers(2**32))
             rotated = image_folder == "imagesTs" and index == 0
-            image, label, geometry = _make_case(case_rng, spec.shape, rotated)
+            rare_rng = np.random.default_rng([case_seed, RARE_LABEL[1]]) if spec.rare_class_probability > 0 else None
+            image, label, geometry = _make_case(np.random.default_rng(case_seed), spec.shape, rotated,
+                                                rare_rng, spec.rare_class_probability)
             case_id = f"{prefix}_{index:03d}"
             write_image(image, geometry, target / image_folder / f"{case_id}_0000.nii.gz")
             if label_folder is not None:
                 write_image(label.astype(np.uint8), geometry, target / label_folder / f"{case_id}.nii.gz")
     write_json_atomic(
         {
-            "name": "DemoBHSD",
+            "name": spec.name,
             "description": "Synthetic BHSD-like head CT made by sss_make_demo (not real data)",
             "channel_names": {"0": "CT"},
-            "labels": DEMO_LABELS,
+            "labels": spec.labels(),
             "numTraining": spec.n_labeled,
             "numUnlabeled": spec.n_unlabeled,
             "file_ending": ".nii.gz",
@@ -70,7 +89,8 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
     return target
 
 
-def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], rotated: bool):
+def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], rotated: bool,
+               rare_rng: np.random.Generator | None = None, rare_probability: float = 0.0):
     shape = (nominal_shape[0] + int(rng.integers(-2, 3)), nominal_shape[1] + int(rng.integers(-8, 9)),
              nominal_shape[2] + int(rng.integers(-8, 9)))
     spacing = (float(rng.uniform(5.0, 6.0)), *(2 * [float(rng.uniform(1.25, 1.55))]))
@@ -98,6 +118,10 @@ def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], ro
         crescent = brain & (head > 0.62) & (side * xx > 15) & (np.abs(zz - rng.uniform(-20, 20)) < 22)
         label[crescent & (label == 0)] = 3
     image[label > 0] = HU_BLOOD + rng.normal(0, 5)
+    if rare_rng is not None and rare_rng.random() < rare_probability:
+        rare = _rare_lesions(rare_rng, brain, zz, yy, xx, radii)
+        label[rare] = RARE_LABEL[1]
+        image[rare] = HU_RARE + rare_rng.normal(0, 5)
     image = ndimage.gaussian_filter(image, sigma=(0.3, 0.7, 0.7)) + rng.normal(0, 8, shape).astype(np.float32)
     direction = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     if rotated:
@@ -117,3 +141,21 @@ def _add_iph(rng, label, allowed, zz, yy, xx) -> None:
         distance = ((zz - center[0]) / (radius_mm * 1.2)) ** 2 + ((yy - center[1]) / radius_mm) ** 2 \
             + ((xx - center[2]) / (radius_mm * 0.8)) ** 2
         label[(distance < 1) & allowed] = 1
+
+
+def _rare_lesions(rng, brain, zz, yy, xx, radii) -> np.ndarray:
+    """1-2 small epidural-like lenses against the inner skull (a few hundred voxels each), as a bool mask."""
+    mask = np.zeros(brain.shape, bool)
+    inner = np.sqrt(0.85) * radii  # the brain's surface: head == 0.85
+    for _ in range(int(rng.integers(1, 3))):
+        angle, z0 = rng.uniform(0, 2 * np.pi), rng.uniform(-15, 15)
+        direction = np.array([np.cos(angle), np.sin(angle)])  # (y, x)
+        # distance from the centre to the brain's surface along the direction, at height z0
+        r = np.sqrt(max(1 - (z0 / inner[0]) ** 2, 0.1) / ((direction[0] / inner[1]) ** 2 + (direction[1] / inner[2]) ** 2))
+        cy, cx = (r - 2.0) * direction
+        radial = (yy - cy) * direction[0] + (xx - cx) * direction[1]
+        tangential = -(yy - cy) * direction[1] + (xx - cx) * direction[0]
+        semi = (rng.uniform(8, 11), rng.uniform(11, 15), rng.uniform(5, 6.5))  # z, tangential, radial in mm
+        lens = ((zz - z0) / semi[0]) ** 2 + (tangential / semi[1]) ** 2 + (radial / semi[2]) ** 2 < 1
+        mask |= lens & brain
+    return mask

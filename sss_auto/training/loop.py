@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,11 +29,13 @@ from sss_auto.training.config import TrainConfig
 from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import refresh_bank
+from sss_auto.training.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
 from sss_auto.training.steps import sss_step, supervised_step
 from sss_auto.training.validation import export_and_score, validate_cached
 
 logger = logging.getLogger(__name__)
 LATEST, BEST, FINAL = "checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth"
+PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio)_\d+$")  # logged on a line of their own
 
 
 @dataclass
@@ -49,6 +52,7 @@ class RunContext:
     constraints: dict[int, ClassConstraint]
     dist: DistInfo
     show_progress: bool = True
+    priors: dict[int, ClassPrior] = field(default_factory=dict)  # labeled class prior, from the fingerprint
 
 
 @dataclass
@@ -116,6 +120,9 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             bar.set_postfix(loss=f"{out.metrics['loss']:.3f}")
         values = {key: value / t.iterations_per_epoch for key, value in sums.items()}
         values.update(epoch=epoch + 1, lr=lr, epoch_time_s=time.time() - epoch_start)
+        if ssl:
+            values.update(summarize_epoch(values, num_classes))
+            _warn_vanished(values, run)
         if ssl and state.bank.epoch >= 0:
             values.update(pcsw_acceptance=state.bank.acceptance, pcsw_fallback=state.bank.fallback)
         state.epoch = epoch + 1
@@ -124,7 +131,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                 m.student.eval()
                 values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False), run.constraints))
             progress.append(state.history, values)
-            _log_epoch(values)
+            _log_epoch(values, run)
             _save_epoch(config, run, m, state, values)
         barrier()
     check_in_sync(m.student)
@@ -155,9 +162,27 @@ def mixed_precision(device: str):
     return contextlib.nullcontext()
 
 
-def _log_epoch(values: dict[str, float]) -> None:
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k not in ("epoch", "epoch_time_s") and not math.isnan(v))
+def _warn_vanished(values: dict[str, float], run: RunContext) -> None:
+    names = {v: k for k, v in run.plans.labels.items()}
+    for k, share, prior in vanished_classes(values, run.priors):
+        logger.warning("class %s (%d) has vanished from the confident pseudo labels: %.2g of weak-view pixels "
+                       "against %.2g of labeled voxels; the unlabeled loss now teaches the student to miss it",
+                       names.get(k, k), k, share, prior)
+
+
+def _log_epoch(values: dict[str, float], run: RunContext) -> None:
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items()
+                      if k not in ("epoch", "epoch_time_s") and not PER_CLASS_PSEUDO_LABEL.match(k) and not math.isnan(v))
     logger.info("epoch %d (%.1f s): %s", int(values["epoch"]), values["epoch_time_s"], shown)
+    if "pl_0" in values:
+        names = {v: k for k, v in run.plans.labels.items()}
+        parts = []
+        for k in sorted(v for v in names if v > 0):
+            prior = run.priors.get(k)
+            parts.append(f"{names[k]} {values.get(f'pl_{k}', math.nan):.2e}/{values.get(f'plc_{k}', math.nan):.2e}"
+                         f" mask {values.get(f'mask_ratio_{k}', math.nan):.2f}"
+                         + (f" (labeled {prior.voxel_fraction:.2e})" if prior is not None else ""))
+        logger.info("pseudo labels per class, share of weak-view pixels all/confident: %s", "; ".join(parts))
 
 
 def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> dict:
@@ -180,7 +205,7 @@ def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Trai
         save_checkpoint(ckpt, run.folder / BEST)
         logger.info("new best mean validation Dice %.4f at epoch %d", dice, state.epoch)
     class_names = {v: k for k, v in run.plans.labels.items() if v > 0}
-    progress.plot_progress(state.history, class_names, run.folder / "progress.png")
+    progress.plot_progress(state.history, class_names, run.folder / "progress.png", run.priors)
 
 
 def _resume(path: Path, m: SSSModules) -> TrainState:

@@ -35,32 +35,63 @@ def append(history: dict[str, list[float]], epoch_values: dict[str, float]) -> N
         series.append(float(epoch_values.get(key, math.nan)))
 
 
-def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], path: Path) -> None:
-    """progress.png: losses; validation Dice per class; LR; mask ratio and PCSW acceptance."""
+def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], path: Path,
+                  priors: dict | None = None) -> None:
+    """progress.png: losses; validation Dice per class; LR; mask ratios and PCSW acceptance; pseudo labels per class.
+
+    The last panel shows, per foreground class, the share of weak-view pixels pseudo-labelled as the
+    class (dashed: all; solid: confident) against the labeled voxel fraction (`priors`, dotted).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = history.get("epoch", [])
-    fig, axes = plt.subplots(4, 1, figsize=(9, 14), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(9, 17), sharex=True)
     panels = [
         (axes[0], ["loss", "loss_l", "loss_u"], "loss"),
         (axes[1], [f"dice_{k}" for k in class_names] + ["dice_mean"], "validation Dice"),
         (axes[2], ["lr"], "learning rate"),
-        (axes[3], ["mask_ratio", "pcsw_acceptance", "pcsw_fallback"], "share"),
+        (axes[3], ["mask_ratio", "mask_ratio_fg"] + [f"mask_ratio_{k}" for k in class_names]
+         + ["pcsw_acceptance", "pcsw_fallback"], "share"),
     ]
     for ax, keys, label in panels:
         for key in keys:
-            if key in history and any(not math.isnan(v) for v in history[key]):
-                name = f"{key} ({class_names[int(key[5:])]})" if key.startswith("dice_") and key[5:].isdigit() else key
-                ax.plot(epochs, history[key], label=name, marker="." if len(epochs) < 30 else None)
+            if _has_values(history, key):
+                ax.plot(epochs, history[key], label=_series_name(key, class_names), marker="." if len(epochs) < 30 else None)
         ax.set_ylabel(label)
+    ax = axes[4]
+    for index, (k, name) in enumerate(sorted(class_names.items())):
+        color = f"C{index}"
+        for key, style in ((f"plc_{k}", "-"), (f"pl_{k}", "--")):
+            if _has_values(history, key):
+                values = [v if v > 0 else float("nan") for v in history[key]]
+                ax.plot(epochs, values, style, color=color, label=f"{name} {'confident' if key.startswith('plc') else 'all'}")
+        prior = (priors or {}).get(k)
+        if prior is not None and prior.voxel_fraction > 0 and ax.lines:
+            ax.axhline(prior.voxel_fraction, color=color, linestyle=":", label=f"{name} labeled")
+    if ax.lines:
+        ax.set_yscale("log")
+    ax.set_ylabel("pseudo-label share of pixels")
+    for ax in axes:
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(loc="best", fontsize=8)
+            ax.legend(loc="best", fontsize=7)
     axes[-1].set_xlabel("epoch")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
+
+
+def _has_values(history: dict[str, list[float]], key: str) -> bool:
+    return key in history and any(not math.isnan(v) for v in history[key])
+
+
+def _series_name(key: str, class_names: dict[int, str]) -> str:
+    """"dice_2" -> "dice_2 (IVH)"; other keys as they are."""
+    prefix, _, suffix = key.rpartition("_")
+    if suffix.isdigit() and prefix in ("dice", "dice_coarse", "mask_ratio") and int(suffix) in class_names:
+        return f"{key} ({class_names[int(suffix)]})"
+    return key

@@ -22,6 +22,7 @@ from sss_auto.training.checkpoint import load_checkpoint
 from sss_auto.training.config import TrainConfig
 from sss_auto.training.distributed import DistInfo, broadcast_module
 from sss_auto.training.loop import FINAL, LATEST, RunContext, final_validation, fit
+from sss_auto.training.pseudo_labels import priors_from_fingerprint
 from sss_auto.training.splits import fold_cases, load_or_create_splits
 from sss_auto.training.validation import constraints_from_fingerprint
 
@@ -62,11 +63,12 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
         copy_atomic(pre / "plans.json", folder.parent / "plans.json")
         copy_atomic(dataset.folder / "dataset.json", folder.parent / "dataset.json")
         copy_atomic(pre / "fingerprint.json", folder.parent / "fingerprint.json")
-    constraints = constraints_from_fingerprint(load_fingerprint(pre / "fingerprint.json"), plans)
+    fingerprint = load_fingerprint(pre / "fingerprint.json")
+    constraints = constraints_from_fingerprint(fingerprint, plans)
     logger.info("fold %s: %d labeled training case(s), %d validation case(s), %d unlabeled case(s)",
                 config.fold, len(train_ids), len(val_ids), len(unlabeled))
     return RunContext(folder, cache, plans, train_ids, val_ids, unlabeled, dataset.folder / "labelsTr", constraints,
-                      dist, show_progress)
+                      dist, show_progress, priors_from_fingerprint(fingerprint))
 
 
 def describe_run(config: TrainConfig, dist: DistInfo) -> str:

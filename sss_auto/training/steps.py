@@ -18,6 +18,7 @@ from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
 from sss_auto.training.config import COARSE_WEIGHT, SUPERVISED_WEIGHT
 from sss_auto.training.losses import dice_ce_loss
+from sss_auto.training.pseudo_labels import pseudo_label_metrics
 
 
 @dataclass
@@ -42,11 +43,12 @@ def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
 
 @dataclass
 class SSSLosses:
-    """The tensors of one SSS iteration: L, its two parts and the pseudo-label confidence mask (B, H, W)."""
+    """The tensors of one SSS iteration: L, its two parts, the pseudo labels and their confidence mask (B, H, W)."""
 
     loss: torch.Tensor
     loss_l: torch.Tensor
     loss_u: torch.Tensor
+    y_hat: torch.Tensor
     confident: torch.Tensor
 
 
@@ -74,12 +76,13 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
         losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= confidence))
     loss_u = sum(losses_u) / n_views
     loss = SUPERVISED_WEIGHT * loss_l + (1 - SUPERVISED_WEIGHT) * loss_u
-    return SSSLosses(loss, loss_l, loss_u, conf >= confidence)
+    return SSSLosses(loss, loss_l, loss_u, y_hat, conf >= confidence)
 
 
 def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> StepOutput:
-    """`sss_losses` with its scalar metrics (loss, loss_l, loss_u, pseudo-label mask ratio)."""
+    """`sss_losses` with its scalar metrics (loss, loss_l, loss_u, mask ratio, per-class pseudo-label shares)."""
     t = sss_losses(b, student, teacher, views, confidence)
     metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
-               "mask_ratio": float(t.confident.float().mean())}
+               "mask_ratio": float(t.confident.float().mean()),
+               **pseudo_label_metrics(t.y_hat, t.confident, student.config.num_classes)}
     return StepOutput(t.loss, metrics)

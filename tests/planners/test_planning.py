@@ -14,6 +14,7 @@ from planners.plans import load_plans, save_plans
 from sss_auto.dataset.raw import load_dataset
 from sss_auto.errors import PlansError
 from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.nifti import read_image
 from sss_auto.io.serialization import to_dict
 from sss_auto.networks.model import ModelConfig
 
@@ -39,13 +40,20 @@ def fingerprint(dataset_dir):
     return extract_fingerprint(load_dataset(dataset_dir), num_processes=2, progress=False)
 
 
-def test_fingerprint_has_geometry_intensities_and_object_sizes(fingerprint, tmp_path):
+def test_fingerprint_has_geometry_intensities_and_object_sizes(fingerprint, dataset_dir, tmp_path):
     assert [c.subset for c in fingerprint.cases].count("unlabeled") == 2
     ct = fingerprint.intensity_per_channel[0]
     assert ct.source == "labeled foreground" and ct.percentile_00_5 < ct.median < ct.percentile_99_5
     iph = fingerprint.classes["1"]
     assert iph.num_components >= 1 and 0 < iph.volume_mm3_min <= iph.volume_mm3_median <= iph.volume_mm3_max
     assert 1 <= iph.slice_extent_min <= iph.slice_extent_max
+    labels, slices = [], 0
+    for case in (c for c in fingerprint.cases if c.subset == "labeled"):
+        label = read_image(dataset_dir / "labelsTr" / f"{case.case_id}.nii.gz")[0]
+        labels.append(label.ravel())
+        slices += int((label == 1).any(axis=(1, 2)).sum())
+    assert iph.voxel_fraction == pytest.approx(float(np.mean(np.concatenate(labels) == 1)))
+    assert iph.slice_presence_rate == pytest.approx(slices / sum(c.shape[0] for c in fingerprint.cases if c.subset == "labeled"))
     write_json_atomic(to_dict(fingerprint), tmp_path / "fingerprint.json")
     assert load_fingerprint(tmp_path / "fingerprint.json") == fingerprint
 

@@ -44,6 +44,28 @@ def test_demo_is_deterministic_and_has_all_subsets(tmp_path):
     assert image_a.min() < -900 and image_a.max() > 500  # air and skull in HU
 
 
+def test_demo_rare_class_is_small_rare_and_leaves_the_other_classes_unchanged(tmp_path):
+    from scipy import ndimage
+
+    plain = make_demo_dataset(tmp_path / "plain", DemoSpec(12, 0, 0, seed=1))
+    rare = make_demo_dataset(tmp_path / "rare", DemoSpec(12, 0, 0, seed=1, rare_class_probability=0.4))
+    assert json.loads((rare / "dataset.json").read_text())["labels"]["EDH"] == 4
+    assert "EDH" not in json.loads((plain / "dataset.json").read_text())["labels"]
+    with_rare, sizes = 0, []
+    for path in sorted((rare / "labelsTr").glob("*.nii.gz")):
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        reference = sitk.GetArrayFromImage(sitk.ReadImage(str(plain / "labelsTr" / path.name)))
+        outside = label != 4
+        np.testing.assert_array_equal(label[outside], reference[outside])  # other classes: same voxels
+        components, count = ndimage.label(label == 4, np.ones((3, 3, 3)))
+        if count:
+            with_rare += 1
+            assert count <= 2
+            sizes += list(np.bincount(components.ravel())[1:])
+    assert 0 < with_rare < 12  # some cases have it, some do not (p = 0.4)
+    assert 30 <= min(sizes) and max(sizes) <= 600  # small lesions: tens to a few hundred voxels
+
+
 def _corrupt(dataset_dir, kind):
     """Apply one kind of damage; return the file name the error must mention."""
     tr, lab = dataset_dir / "imagesTr", dataset_dir / "labelsTr"

@@ -44,8 +44,11 @@ def test_sss_loss_goes_down_on_a_fixed_batch(use_dfe=True):
         optimizer.step()
         teacher.load_state_dict(student.state_dict())
         losses.append(out.metrics["loss"])
-    assert set(out.metrics) == {"loss", "loss_l", "loss_u", "mask_ratio"}
+    per_class = {f"{share}_{k}" for share in ("pl", "plc", "pls") for k in range(3)}
+    assert set(out.metrics) == {"loss", "loss_l", "loss_u", "mask_ratio"} | per_class
     assert out.metrics["mask_ratio"] == 1.0  # confidence 0 keeps every pixel
+    assert all(out.metrics[f"pl_{k}"] == out.metrics[f"plc_{k}"] for k in range(3))
+    assert abs(sum(out.metrics[f"pl_{k}"] for k in range(3)) - 1) < 1e-9
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
 
 
