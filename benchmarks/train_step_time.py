@@ -125,7 +125,7 @@ def main() -> None:
             t0 = now()
             with mixed_precision(device):
                 if kind == "sss":
-                    out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(args.strong_views)], 0.95)
+                    out = sss_step(b, m.student, m.teacher, [strong_view(b.x_w, generator) for _ in range(args.strong_views)])
                 else:
                     out = supervised_step(b, m.student)
             m.optimizer.zero_grad(set_to_none=True)

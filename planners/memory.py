@@ -130,7 +130,7 @@ def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> t
     partner = torch.arange(n_u, device=device).roll(1)
     views = [StrongView(torch.randn(n_u, cfg.in_channels, *size, device=device),
                         torch.zeros(n_u, *size, dtype=torch.bool, device=device), partner) for _ in range(2)]
-    return sss_losses(batch, model, model, views, confidence=0.95).loss
+    return sss_losses(batch, model, model, views).loss
 
 
 def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:

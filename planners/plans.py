@@ -9,10 +9,14 @@ from preprocessing.normalization import SCHEMES, ChannelNormalization
 from sss_auto.errors import PlansError
 from sss_auto.io.atomic import read_json, write_json_atomic
 from sss_auto.io.serialization import SchemaError, from_dict, to_dict
+from sss_auto.networks.dfe_modes import DFE_INPUTS
 from sss_auto.networks.variants import VARIANTS
 
 FORMAT_VERSION = 1
 MAX_PATCH = 1024
+CONFIDENCE_MODES = ("global", "class_adaptive")  # see sss_auto/training/thresholds.py
+UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/training/losses.py
+ALIGNMENTS = ("none", "prior")  # see sss_auto/training/alignment.py
 PATCH_MULTIPLE = 32
 
 
@@ -39,10 +43,15 @@ class TrainingPlan:
     poly_exponent: float = 0.9
     grad_clip_norm: float = 12.0
     ema_decay: float = 0.996
+    ema_restart_at_ssl: bool = False  # the teacher restarts as a copy of the student when SSL starts
     confidence_threshold: float = 0.95
+    confidence_mode: str = "global"  # "global": τ for every class; "class_adaptive": per class (training/thresholds.py)
+    unlabeled_ce: str = "pixel"  # "pixel": CE averaged over pixels; "class_balanced": over classes (training/losses.py)
+    pseudo_label_alignment: str = "none"  # "prior": teacher marginals aligned to the labeled prior (training/alignment.py)
     pcsw_tau: float = 0.8
     pcsw_refresh_epochs: int = 10
     foreground_oversampling: float = 0.33
+    time_budget_min: float | None = None  # wall-clock budget; set: num_epochs is derived from measured step times
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,8 @@ class ConfigurationPlan:
         sam2_variant: "test" | "tiny" | "small" | "base_plus" | "large".
         encoder: "hiera" (SAM-2) or "conv".
         dfe_levels: feature levels enhanced by DFE (1 = stride 8, 2 = stride 16).
+        dfe_inputs: which features DFE pairs: "strong_pair" (the two strong views, the student's own) or
+            "weak_strong" (the teacher's weak features with each strong view; an ablation).
         refine: SAM-2 prompt refinement on.
         gpu_memory_target_gib: the budget the plan was made for.
         estimated_step_memory_gib: the planner's estimate of one training step (see planners/memory.py).
@@ -77,6 +88,7 @@ class ConfigurationPlan:
     gpu_memory_target_gib: float
     estimated_step_memory_gib: float
     training: TrainingPlan = field(default_factory=TrainingPlan)
+    dfe_inputs: str = "strong_pair"
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,20 @@ def validate_plans(plans: Plans) -> list[str]:
             problems.append(f"{where}: batch sizes must be at least 1")
         if any(level not in (0, 1, 2) for level in config.dfe_levels):
             problems.append(f"{where}.dfe_levels: {config.dfe_levels} must be levels 0, 1 or 2")
+        if config.training.confidence_mode not in CONFIDENCE_MODES:
+            problems.append(f"{where}.training.confidence_mode: {config.training.confidence_mode!r} is not one of "
+                            f"{', '.join(CONFIDENCE_MODES)}")
+        if config.training.unlabeled_ce not in UNLABELED_CE:
+            problems.append(f"{where}.training.unlabeled_ce: {config.training.unlabeled_ce!r} is not one of "
+                            f"{', '.join(UNLABELED_CE)}")
+        if config.training.pseudo_label_alignment not in ALIGNMENTS:
+            problems.append(f"{where}.training.pseudo_label_alignment: {config.training.pseudo_label_alignment!r} is not "
+                            f"one of {', '.join(ALIGNMENTS)}")
+        budget = config.training.time_budget_min
+        if budget is not None and not budget > 0:
+            problems.append(f"{where}.training.time_budget_min: {budget} must be a positive number of minutes (or null)")
+        if config.dfe_inputs not in DFE_INPUTS:
+            problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} is not one of {', '.join(DFE_INPUTS)}")
         if min(config.spacing_mm) <= 0:
             problems.append(f"{where}.spacing_mm: must be positive")
     return problems

@@ -17,6 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", nargs="+", metavar="FOLD", help="folds to ensemble (default: every finished fold)")
     p.add_argument("--run", metavar="NAME", help="run name, e.g. SSS or SSS-supervised (default: the only one)")
     p.add_argument("--checkpoint", choices=["final", "best"], default="final", help="which checkpoint of each fold")
+    p.add_argument("--weights", choices=["student", "teacher"], default="student",
+                   help="the trained student or its EMA teacher (semi-supervised runs only)")
     p.add_argument("--disable-tta", action="store_true", help="no mirror test-time augmentation (4x faster)")
     p.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.npz")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip cases whose output already exists")
@@ -47,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SSSError("--device cuda: no CUDA device is available")
     results = paths.root("results")
     run = choose_run(find_trained_runs(results, args.checkpoint), args.d, args.c, args.run, results)
-    loaded = load_run(run, args.f, args.checkpoint, device)
+    loaded = load_run(run, args.f, args.checkpoint, device, args.weights)
     cases, problems = find_input_cases(source, len(loaded.plans.channel_names))
     if problems and args.fail_fast:
         raise SSSError(problems[0].message)
@@ -58,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
                            args.np, not args.no_progress)
     write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
+                       "weights": args.weights,
                        "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
                        "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")
     failed = problems + report.failed

@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, help="learning rate (heads, DFE, decoder)")
     g.add_argument("--pcsw-refresh-epochs", type=int, help="rebuild the PCSW bank every N epochs")
     g.add_argument("--batch-size", type=int, help="labeled and unlabeled slices per step (each)")
+    g.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="train for this wall-clock time: the epochs are derived from the measured step, validation "
+                        "and bank-refresh times, and the LR is scheduled over them (--epochs is then ignored)")
     s = p.add_argument_group("SAM-2")
     s.add_argument("--sam2-checkpoint", type=Path, default=os.environ.get("SSS_SAM2_CHECKPOINT") or None,
                    help="official SAM-2 checkpoint of the planned variant (default: $SSS_SAM2_CHECKPOINT, else one "
@@ -34,6 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-pcsw", action="store_true", help="no prompts (coarse output only)")
     a.add_argument("--no-refine", action="store_true", help="no SAM-2 prompt refinement")
     a.add_argument("--pcsw-tau", type=float, help="PCSW continuity threshold (plan default 0.8)")
+    a.add_argument("--confidence-mode", choices=["global", "class_adaptive"], default=None,
+                   help="pseudo-label confidence thresholds: one for all classes, or per class adapting to the "
+                        "teacher's confidence (default: the plan's)")
+    a.add_argument("--alignment", choices=["none", "prior"], default=None,
+                   help="align the teacher's class shares to the labeled prior before taking pseudo labels "
+                        "(default: the plan's)")
+    a.add_argument("--ema-restart", action=argparse.BooleanOptionalAction, default=None,
+                   help="restart the EMA teacher as a copy of the student when SSL starts (default: the plan's)")
+    a.add_argument("--unlabeled-ce", choices=["pixel", "class_balanced"], default=None,
+                   help="unlabeled cross-entropy averaged over pixels, or per class over the classes present "
+                        "(default: the plan's)")
+    a.add_argument("--dfe-inputs", choices=["strong_pair", "weak_strong"], default=None,
+                   help="which features DFE pairs (default: the plan's, strong_pair; weak_strong is the ablation "
+                        "that lets the weak view's features reach the student)")
     a.add_argument("--strong-views", type=int, choices=[1, 2], default=2,
                    help="strong views per unlabeled image (SSS_METHOD: 2; 1 makes the SSS step cheaper)")
     r = p.add_argument_group("run")
@@ -65,9 +82,12 @@ def _run(args: argparse.Namespace) -> int:
         raise SSSError("--device cuda: no CUDA device is available")
     dataset = find_dataset(args.dataset, paths.root("raw"))
     overrides = {"num_epochs": args.epochs, "iterations_per_epoch": args.iters_per_epoch, "warmup_epochs": args.warmup_epochs,
-                 "learning_rate": args.lr, "pcsw_refresh_epochs": args.pcsw_refresh_epochs}
+                 "learning_rate": args.lr, "pcsw_refresh_epochs": args.pcsw_refresh_epochs,
+                 "time_budget_min": args.time_budget, "confidence_mode": args.confidence_mode,
+                 "unlabeled_ce": args.unlabeled_ce, "ema_restart_at_ssl": args.ema_restart,
+                 "pseudo_label_alignment": args.alignment}
     ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau,
-                        args.strong_views)
+                        args.strong_views, args.dfe_inputs)
     workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
     dist = init_distributed(device)
     config = make_train_config(dataset, args.configuration, args.fold, overrides=overrides, batch_size=args.batch_size,

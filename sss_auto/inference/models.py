@@ -22,6 +22,7 @@ from sss_auto.training.validation import constraints_from_fingerprint
 
 logger = logging.getLogger(__name__)
 CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth"}
+WEIGHTS = ("student", "teacher")
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,14 @@ def choose_run(runs: list[TrainedRun], dataset: str | None, configuration: str |
     raise CheckpointError(f"several trained models match, choose with -d/-c/--run: {existing}")
 
 
-def load_run(run: TrainedRun, folds: list[str] | None, checkpoint: str, device: str) -> LoadedRun:
-    """Build each fold's network from its training_config.json and load its checkpoint (weights_only)."""
+def load_run(run: TrainedRun, folds: list[str] | None, checkpoint: str, device: str, weights: str = "student") -> LoadedRun:
+    """Build each fold's network from its training_config.json and load its checkpoint (weights_only).
+
+    Args:
+        weights: "student" (the trained network) or "teacher" (its EMA copy; semi-supervised runs only).
+    """
+    if weights not in WEIGHTS:
+        raise CheckpointError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     folds = folds or list(run.folds)
     unknown = sorted(set(folds) - set(run.folds))
     if unknown:
@@ -90,8 +97,12 @@ def load_run(run: TrainedRun, folds: list[str] | None, checkpoint: str, device: 
             raise PlansError(f"{folder / 'training_config.json'}: {err}") from err
         model = SSSNet(model_config(config, len(plans.channel_names), max(plans.labels.values()) + 1), None, "cpu")
         state = load_checkpoint(folder / CHECKPOINTS[checkpoint])
-        model.load_state_dict(state["student"])
+        if not state.get(weights):
+            raise CheckpointError(f"{folder / CHECKPOINTS[checkpoint]} holds no {weights} weights (a supervised-only run "
+                                  "has no EMA teacher); predict with the student")
+        model.load_trained_state(state[weights])
         models.append(model.to(device).eval())
     constraints = constraints_from_fingerprint(load_fingerprint(run.folder / "fingerprint.json"), plans)
-    logger.info("loaded %s, fold(s) %s, %s checkpoint", run.describe().split(" (")[0], ", ".join(folds), checkpoint)
+    logger.info("loaded %s, fold(s) %s, %s checkpoint, %s weights", run.describe().split(" (")[0], ", ".join(folds),
+                checkpoint, weights)
     return LoadedRun(models, plans, config, constraints)

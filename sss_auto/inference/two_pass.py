@@ -34,11 +34,13 @@ class InferenceSettings:
 
 @dataclass(frozen=True)
 class VolumePrediction:
-    """probabilities: float32 (K+1, S, H, W); prompt_map: uint8 (S, H, W) objects PCSW kept."""
+    """probabilities: float32 (K+1, S, H, W), fused (pass 2) or coarse when pass 2 did not run;
+    coarse: the pass-1 probabilities; prompt_map: uint8 (S, H, W) objects PCSW kept."""
 
     probabilities: np.ndarray
     prompt_map: np.ndarray | None
     pcsw: list[PCSWResult]
+    coarse: np.ndarray
 
 
 def mean_probabilities(models: list[SSSNet], data: np.ndarray, settings: InferenceSettings,
@@ -73,11 +75,11 @@ def predict_volume(models: list[SSSNet], data: np.ndarray, spacing_mm: tuple[flo
     coarse = mean_probabilities(models, data, settings)
     refine = settings.use_prompts and all(m.refiner is not None for m in models)
     if not refine:
-        return VolumePrediction(coarse, None, [])
+        return VolumePrediction(coarse, None, [], coarse)
     prompt_map, results = pcsw_label_volume(coarse, spacing_mm, settings.pcsw_tau, constraints)
     statuses = ", ".join(f"class {k}: {r.status}" for k, r in enumerate(results, start=1))
     if not prompt_map.any():
         logger.debug("pass 2 skipped, no class got a prompt (PCSW %s)", statuses)
-        return VolumePrediction(coarse, prompt_map, results)
+        return VolumePrediction(coarse, prompt_map, results, coarse)
     logger.debug("pass 2 runs (PCSW %s)", statuses)
-    return VolumePrediction(mean_probabilities(models, data, settings, prompt_map), prompt_map, results)
+    return VolumePrediction(mean_probabilities(models, data, settings, prompt_map), prompt_map, results, coarse)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from sss_auto.errors import CheckpointError
 from sss_auto.networks.dfe import DFE
 from sss_auto.networks.encoders import ConvEncoder, HieraEncoder, InputAdapter
 from sss_auto.networks.heads import CoarseHead, SamRefiner
 from sss_auto.networks.prompts import Prompts
 from sss_auto.networks.sam2_parts import FEATURE_CHANNELS, build_sam2_parts
 
+logger = logging.getLogger(__name__)
 ENCODERS = ("hiera", "conv")
 
 
@@ -66,6 +69,23 @@ class SSSNet(nn.Module):
             self.fusion_weight = nn.Parameter(torch.ones(config.num_classes - 1))
             self.dfe = DFE(FEATURE_CHANNELS, config.dfe_levels)
         self.to(device)
+
+    def load_trained_state(self, state: dict[str, torch.Tensor], resuming: bool = False) -> None:
+        """load_state_dict; a checkpoint from before DFE had gates loads for prediction (DFE runs in training only).
+
+        Raises:
+            CheckpointError: such a checkpoint when training is to be continued (its DFE replaced the
+                strong features instead of adding to them, so the run cannot go on unchanged).
+        """
+        missing = [f"dfe.gates.{level}" for level in self.dfe.levels if f"dfe.gates.{level}" not in state]
+        if missing:
+            if resuming:
+                raise CheckpointError("the checkpoint was written before DFE became a gated residual (no "
+                                      f"{', '.join(missing)}): it cannot be continued with --c; predict with it, or "
+                                      "train a new run")
+            logger.info("checkpoint from before DFE had gates: loaded for prediction (DFE is not used at inference)")
+            state = {**state, **{key: torch.zeros(()) for key in missing}}
+        self.load_state_dict(state)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x: (B, C, H, W) normalized images -> features at strides 4, 8, 16 (B, 256, ·, ·)."""

@@ -22,6 +22,7 @@ class Ablation:
         refine: SAM-2 prompt encoder + mask decoder refinement (off: not built).
         pcsw_tau: continuity threshold override (None: the plan's).
         strong_views: strong views per unlabeled image (SSS_METHOD: 2; 1 halves the unlabeled cost).
+        dfe_inputs: DFE input mode override ("strong_pair" | "weak_strong"; None: the plan's).
     """
 
     supervised_only: bool = False
@@ -30,6 +31,7 @@ class Ablation:
     refine: bool = True
     pcsw_tau: float | None = None
     strong_views: int = 2
+    dfe_inputs: str | None = None
 
     def run_name(self) -> str:
         """Folder name of the run: "SSS", with a suffix per switch that differs from full SSS."""
@@ -40,6 +42,8 @@ class Ablation:
         parts += ["noRefine"] if not self.refine else []
         parts += [f"tau{self.pcsw_tau:g}"] if self.pcsw_tau is not None else []
         parts += [f"views{self.strong_views}"] if self.strong_views != 2 and not self.supervised_only else []
+        if self.dfe_inputs is not None and self.use_dfe and not self.supervised_only:
+            parts.append("dfe" + "".join(word.capitalize() for word in self.dfe_inputs.split("_")))
         return "-".join(parts)
 
 
@@ -74,6 +78,10 @@ class TrainConfig:
     @property
     def training(self) -> TrainingPlan:
         return self.plan.training
+
+    @property
+    def dfe_inputs(self) -> str:
+        return self.ablation.dfe_inputs if self.ablation.dfe_inputs is not None else self.plan.dfe_inputs
 
     @property
     def pcsw_tau(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 import math
 import re
 import time
@@ -26,16 +27,19 @@ from sss_auto.training import progress
 from sss_auto.training.build import SSSModules, poly_lr
 from sss_auto.training.checkpoint import load_checkpoint, save_checkpoint
 from sss_auto.training.config import TrainConfig
-from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync
+from sss_auto.training.alignment import PriorAlignment
+from sss_auto.training.budget import BudgetTracker, Schedule
+from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync, gather_from_ranks
 from sss_auto.training.ema import ema_decay, update_teacher
-from sss_auto.training.pcsw_bank import refresh_bank
+from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
 from sss_auto.training.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
-from sss_auto.training.steps import sss_step, supervised_step
+from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
+from sss_auto.training.thresholds import ConfidenceThresholds
 from sss_auto.training.validation import export_and_score, validate_cached
 
 logger = logging.getLogger(__name__)
 LATEST, BEST, FINAL = "checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth"
-PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio)_\d+$")  # logged on a line of their own
+PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio|tau|align|prompt_recall|prompt_precision|prompt_box_iou)_\d+$")  # logged on a line of their own
 
 
 @dataclass
@@ -53,6 +57,7 @@ class RunContext:
     dist: DistInfo
     show_progress: bool = True
     priors: dict[int, ClassPrior] = field(default_factory=dict)  # labeled class prior, from the fingerprint
+    vanished: set[int] = field(default_factory=set)  # classes last seen vanished from the pseudo labels
 
 
 @dataclass
@@ -65,81 +70,190 @@ class TrainState:
     best_dice: float = -math.inf
     best_epoch: int = -1
     bank: PromptBank = field(default_factory=PromptBank)
+    budget: dict | None = None  # BudgetTracker.state_dict() of a run with a time budget
+    thresholds: dict | None = None  # ConfidenceThresholds.state_dict()
+    ssl_start_iteration: int | None = None  # when the teacher was made a copy of the student (SSL start)
+    alignment: dict | None = None  # PriorAlignment.state_dict()
 
 
 def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = False) -> dict:
     """Train, validate every epoch, checkpoint every epoch, and finish with the full validation.
 
+    With a time budget (`TrainingPlan.time_budget_min`) the number of epochs is derived from
+    measured costs (sss_auto/training/budget.py) and the poly LR is scheduled over that total.
     Returns the training summary (also written as training_summary.json).
     """
     t, ablation = config.training, config.ablation
     state = _resume(run.folder / LATEST, m) if resume else TrainState()
-    total = t.num_epochs * t.iterations_per_epoch
     settings = inference_settings(config)
-    num_classes = m.student.config.num_classes
+    uses_bank = not ablation.supervised_only and settings.use_prompts and m.student.refiner is not None
+    schedule = Schedule(t.iterations_per_epoch, t.warmup_epochs, not ablation.supervised_only,
+                        t.pcsw_refresh_epochs if uses_bank else None)
+    budget = _budget_tracker(config, state)
+    thresholds = ConfidenceThresholds(t.confidence_mode, t.confidence_threshold, m.student.config.num_classes)
+    if state.thresholds is not None:
+        thresholds.load_state_dict(state.thresholds)
+    alignment = None
+    if t.pseudo_label_alignment == "prior":
+        alignment = PriorAlignment.from_voxel_fractions({k: p.voxel_fraction for k, p in run.priors.items()},
+                                                        m.student.config.num_classes)
+        if state.alignment is not None:
+            alignment.load_state_dict(state.alignment)
     started = time.time()
-    for epoch in range(state.epoch, t.num_epochs):
-        epoch_start = time.time()
-        ssl = not ablation.supervised_only and epoch >= t.warmup_epochs
-        if ssl and settings.use_prompts and m.student.refiner is not None and (
-                state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
+    while state.epoch < (budget.num_epochs if budget else t.num_epochs):
+        epoch, epoch_start = state.epoch, time.time()
+        ssl = schedule.ssl and epoch >= t.warmup_epochs
+        if ssl and state.ssl_start_iteration is None:
+            _start_teacher(m, state, t.ema_restart_at_ssl)
+        refresh_values = {}
+        if uses_bank and ssl and (state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
                                       run.show_progress and run.dist.is_main, run.dist.rank, run.dist.world_size)
-        spec = LoaderSpec(run.cache.folder, tuple(run.train_ids), tuple(run.unlabeled_ids) if ssl else (),
-                          config.plan.patch_size[0], config.plan.batch_size_labeled,
-                          config.plan.batch_size_unlabeled if ssl else 0, num_classes - 1, t.foreground_oversampling)
-        loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
-                              config.num_workers, pin_memory=config.device.startswith("cuda"))
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
-        sums: dict[str, float] = {}
-        m.student.train()
-        bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{t.num_epochs}", unit="it",
-                   disable=None if run.show_progress and run.dist.is_main else True)
-        for batch in bar:
-            lr = poly_lr(m.optimizer, state.iteration, total, t.poly_exponent)
-            batch = batch.to(run.dist.device)
-            if not settings.use_prompts:
-                batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
-            with mixed_precision(run.dist.device):
-                if ssl:
-                    views = [strong_view(batch.x_w, generator) for _ in range(ablation.strong_views)]
-                    out = sss_step(batch, m.student, m.teacher, views, t.confidence_threshold)
-                else:
-                    out = supervised_step(batch, m.student)
-            m.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            trainable = [p for p in m.student.parameters() if p.requires_grad]
-            average_gradients(trainable)
-            torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip_norm)
-            m.optimizer.step()
-            if m.teacher is not None:
-                update_teacher(m.teacher, m.student, ema_decay(state.iteration, t.ema_decay))
-            state.iteration += 1
-            for key, value in out.metrics.items():
-                sums[key] = sums.get(key, 0.0) + value
-            bar.set_postfix(loss=f"{out.metrics['loss']:.3f}")
-        values = {key: value / t.iterations_per_epoch for key, value in sums.items()}
-        values.update(epoch=epoch + 1, lr=lr, epoch_time_s=time.time() - epoch_start)
-        if ssl:
-            values.update(summarize_epoch(values, num_classes))
-            _warn_vanished(values, run)
-        if ssl and state.bank.epoch >= 0:
-            values.update(pcsw_acceptance=state.bank.acceptance, pcsw_fallback=state.bank.fallback)
-        state.epoch = epoch + 1
+            if run.val_ids and run.dist.is_main:
+                refresh_values = prompt_quality(m.teacher, run.cache, run.val_ids, settings, run.constraints)
+                _log_prompt_quality(refresh_values, run)
+            if budget:
+                budget.record(refresh_s=time.time() - epoch_start)
+
+        def on_step(phase: str, seconds: float) -> None:
+            if budget and budget.record_step(phase, seconds):  # the same iteration on every rank
+                budget.plan(epoch_start - started, epoch, schedule, config.validation_tta, f"{phase} step measured")
+                _agree(budget)
+
+        def num_epochs() -> int:
+            return budget.num_epochs if budget else t.num_epochs
+
+        values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment) | refresh_values
+        state.thresholds = thresholds.state_dict()
+        state.alignment = alignment.state_dict() if alignment is not None else None
+        if budget:
+            budget.record_epoch("ssl" if ssl else "supervised", values["iterations_s"], t.iterations_per_epoch)
         if run.dist.is_main:
             if run.val_ids:
+                validation_start = time.time()
                 m.student.eval()
                 values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False), run.constraints))
+                if budget:
+                    budget.record(validation_s=time.time() - validation_start)
+            values["epoch_time_s"] = time.time() - epoch_start
             progress.append(state.history, values)
             _log_epoch(values, run)
+        if budget:
+            budget.check(time.time() - started, state.epoch, schedule, config.validation_tta)
+            _agree(budget)
+            state.budget = budget.state_dict(time.time() - started)
+        if run.dist.is_main:
             _save_epoch(config, run, m, state, values)
         barrier()
     check_in_sync(m.student)
     if run.dist.world_size > 1:
         logger.info("%d ranks finished with identical weights", run.dist.world_size)
-    summary = _finish(config, run, m, state, time.time() - started) if run.dist.is_main else {}
+    summary = _finish(config, run, m, state, time.time() - started, budget) if run.dist.is_main else {}
     barrier()
     return summary
+
+
+def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, settings: InferenceSettings,
+                 ssl: bool, num_epochs: Callable[[], int], on_step: Callable[[str, float], None],
+                 thresholds: ConfidenceThresholds, alignment: PriorAlignment | None) -> dict[str, float]:
+    """One epoch of supervised or SSS steps; returns its mean metrics (state.epoch/iteration advanced).
+
+    `on_step(phase, seconds)` is called after every iteration with its wall time (data loading
+    included); it may change `num_epochs()`, which the poly LR reads at every step.
+    """
+    t, ablation, epoch = config.training, config.ablation, state.epoch
+    num_classes = m.student.config.num_classes
+    spec = LoaderSpec(run.cache.folder, tuple(run.train_ids), tuple(run.unlabeled_ids) if ssl else (),
+                      config.plan.patch_size[0], config.plan.batch_size_labeled,
+                      config.plan.batch_size_unlabeled if ssl else 0, num_classes - 1, t.foreground_oversampling)
+    loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
+                          config.num_workers, pin_memory=config.device.startswith("cuda"))
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
+    sums: dict[str, float] = {}
+    diagnose, diagnostics = ssl and bool(m.student.dfe.levels), {}
+    m.student.train()
+    bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs()}", unit="it",
+               disable=None if run.show_progress and run.dist.is_main else True)
+    start = last = time.perf_counter()
+    lr = math.nan
+    for batch in bar:
+        lr = poly_lr(m.optimizer, state.iteration, num_epochs() * t.iterations_per_epoch, t.poly_exponent)
+        batch = batch.to(run.dist.device)
+        if not settings.use_prompts:
+            batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
+        with mixed_precision(run.dist.device):
+            if ssl:
+                views = [strong_view(batch.x_w, generator) for _ in range(ablation.strong_views)]
+                ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
+                                           alignment.factors() if alignment is not None else None)
+                if diagnose:  # once per SSL epoch, before the step changes the weights
+                    diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
+                    diagnose = False
+                out = sss_step(batch, m.student, m.teacher, views, ssl_settings, generator)
+                thresholds.update(out.pseudo_labels.conf, out.pseudo_labels.y_hat)
+                if alignment is not None:
+                    alignment.update(out.pseudo_labels.mean_probabilities)
+            else:
+                out = supervised_step(batch, m.student)
+        m.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        trainable = [p for p in m.student.parameters() if p.requires_grad]
+        average_gradients(trainable)
+        torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip_norm)
+        m.optimizer.step()
+        if m.teacher is not None and (ssl or not t.ema_restart_at_ssl):
+            update_teacher(m.teacher, m.student, ema_decay(state.iteration - (state.ssl_start_iteration or 0), t.ema_decay))
+        state.iteration += 1
+        for key, value in out.metrics.items():
+            sums[key] = sums.get(key, 0.0) + value
+        bar.set_postfix(loss=f"{out.metrics['loss']:.3f}")
+        now = time.perf_counter()
+        on_step("ssl" if ssl else "supervised", now - last)
+        last = now
+    values = {key: value / t.iterations_per_epoch for key, value in sums.items()}
+    values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics)
+    if ssl:
+        values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
+                      **(alignment.metrics() if alignment is not None else {}))
+        _warn_vanished(values, run)
+        if state.bank.epoch >= 0:
+            values.update(pcsw_acceptance=state.bank.acceptance, pcsw_fallback=state.bank.fallback)
+    state.epoch = epoch + 1
+    return values
+
+
+def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
+    """At the first SSL iteration the EMA teacher restarts as a copy of the student (when `restart`).
+
+    An EMA over the supervised warm-up averages the fast-changing early networks and lags the
+    student: on the demo it predicted no confident foreground at all in the first SSL epoch, so the
+    unlabeled loss only taught background. The copy starts SSL from the best model there is, and
+    the decay ramp min(1 − 1/(t+1), decay) restarts with it.
+    """
+    if restart:
+        m.teacher.load_state_dict(m.student.state_dict())
+        logger.info("semi-supervised phase starts at iteration %d: the EMA teacher restarts as a copy of the student",
+                    state.iteration)
+    state.ssl_start_iteration = state.iteration if restart else 0
+
+
+def _budget_tracker(config: TrainConfig, state: TrainState) -> BudgetTracker | None:
+    """The run's budget tracker: restored from the checkpoint (the derived schedule is kept), or new."""
+    minutes = config.training.time_budget_min
+    if minutes is None:
+        return None
+    if state.budget is not None:
+        tracker = BudgetTracker.from_state_dict(state.budget, config.device)
+        logger.info("time budget %.1f min: continuing the derived schedule of %d epochs (%.1f min spent)",
+                    minutes, tracker.num_epochs, tracker.elapsed_s / 60)
+        return tracker
+    logger.info("time budget %.1f min: the number of epochs is derived from the first iterations' step time", minutes)
+    return BudgetTracker(minutes * 60, config.device, num_epochs=config.training.num_epochs)
+
+
+def _agree(budget: BudgetTracker) -> None:
+    """Under torchrun every rank must run the same epochs: rank 0's plan is everyone's (a collective)."""
+    budget.num_epochs = int(gather_from_ranks(budget.num_epochs)[0])
 
 
 def inference_settings(config: TrainConfig, tta: bool | None = None, device: str | None = None,
@@ -162,12 +276,26 @@ def mixed_precision(device: str):
     return contextlib.nullcontext()
 
 
-def _warn_vanished(values: dict[str, float], run: RunContext) -> None:
+def _log_prompt_quality(values: dict[str, float], run: RunContext) -> None:
     names = {v: k for k, v in run.plans.labels.items()}
-    for k, share, prior in vanished_classes(values, run.priors):
-        logger.warning("class %s (%d) has vanished from the confident pseudo labels: %.2g of weak-view pixels "
-                       "against %.2g of labeled voxels; the unlabeled loss now teaches the student to miss it",
-                       names.get(k, k), k, share, prior)
+    parts = [f"{names.get(k, k)} recall {values[f'prompt_recall_{k}']:.2f} precision {values[f'prompt_precision_{k}']:.2f} "
+             f"box IoU {values[f'prompt_box_iou_{k}']:.2f}"
+             for k in sorted({int(key.rsplit('_', 1)[1]) for key in values})]
+    logger.info("PCSW prompts on the %d labeled validation case(s): %s", len(run.val_ids), "; ".join(parts))
+
+
+def _warn_vanished(values: dict[str, float], run: RunContext) -> None:
+    """Warn when a class vanishes from the pseudo labels, and say when it is back (once per change)."""
+    names = {v: k for k, v in run.plans.labels.items()}
+    gone = vanished_classes(values, run.priors)
+    for k, share, prior in gone:
+        if k not in run.vanished:
+            logger.warning("class %s (%d) has vanished from the confident pseudo labels: %.2g of weak-view pixels "
+                           "against %.2g of labeled voxels; the unlabeled loss now teaches the student to miss it "
+                           "(said once; the per-class shares are logged every epoch)", names.get(k, k), k, share, prior)
+    for k in run.vanished - {k for k, _, _ in gone}:
+        logger.info("class %s (%d) is back in the confident pseudo labels", names.get(k, k), k)
+    run.vanished = {k for k, _, _ in gone}
 
 
 def _log_epoch(values: dict[str, float], run: RunContext) -> None:
@@ -181,6 +309,8 @@ def _log_epoch(values: dict[str, float], run: RunContext) -> None:
             prior = run.priors.get(k)
             parts.append(f"{names[k]} {values.get(f'pl_{k}', math.nan):.2e}/{values.get(f'plc_{k}', math.nan):.2e}"
                          f" mask {values.get(f'mask_ratio_{k}', math.nan):.2f}"
+                         + (f" tau {values[f'tau_{k}']:.2f}" if f"tau_{k}" in values else "")
+                         + (f" align x{values[f'align_{k}']:.3g}" if f"align_{k}" in values else "")
                          + (f" (labeled {prior.voxel_fraction:.2e})" if prior is not None else ""))
         logger.info("pseudo labels per class, share of weak-view pixels all/confident: %s", "; ".join(parts))
 
@@ -191,7 +321,8 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
             "student": m.student.state_dict(), "teacher": m.teacher.state_dict() if m.teacher is not None else {},
             "optimizer": m.optimizer.state_dict(), "history": state.history,
             "best": {"dice": state.best_dice, "epoch": state.best_epoch}, "bank": state.bank.state_dict(),
-            "rng": {"torch": torch.get_rng_state()}}
+            "budget": state.budget, "thresholds": state.thresholds, "ssl_start_iteration": state.ssl_start_iteration,
+            "alignment": state.alignment, "rng": {"torch": torch.get_rng_state()}}
 
 
 def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, values: dict[str, float]) -> None:
@@ -210,20 +341,31 @@ def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Trai
 
 def _resume(path: Path, m: SSSModules) -> TrainState:
     ckpt = load_checkpoint(path)
-    m.student.load_state_dict(ckpt["student"])
+    m.student.load_trained_state(ckpt["student"], resuming=True)
     if m.teacher is not None:
-        m.teacher.load_state_dict(ckpt["teacher"])
+        m.teacher.load_trained_state(ckpt["teacher"], resuming=True)
     m.optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["rng"]["torch"])
     state = TrainState(ckpt["epoch"], ckpt["iteration"], ckpt["history"], ckpt["best"]["dice"], ckpt["best"]["epoch"],
-                       PromptBank.from_state_dict(ckpt["bank"]))
+                       PromptBank.from_state_dict(ckpt["bank"]), ckpt.get("budget"), ckpt.get("thresholds"),
+                       ckpt.get("ssl_start_iteration"), ckpt.get("alignment"))
     logger.info("continuing from %s: epoch %d done, iteration %d", path, state.epoch, state.iteration)
     return state
 
 
-def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, duration_s: float) -> dict:
+def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, duration_s: float,
+            budget: BudgetTracker | None) -> dict:
     save_checkpoint(checkpoint_state(config, m, state), run.folder / FINAL)
+    validation_start = time.time()
     validation = final_validation(config, run, m)
+    duration_s += time.time() - validation_start
+    time_budget = None
+    if budget is not None:
+        used_s = budget.elapsed_s + duration_s
+        time_budget = {"budget_min": budget.budget_s / 60, "used_min": round(used_s / 60, 2),
+                       "final_validation_s": round(time.time() - validation_start, 1), "plans": budget.history}
+        logger.info("time budget %.1f min: used %.1f min for %d epochs (%d iterations), final validation included",
+                    budget.budget_s / 60, used_s / 60, state.epoch, state.iteration)
     summary = {
         "dataset": config.dataset, "configuration": config.configuration, "fold": config.fold,
         "run": config.ablation.run_name(), "sam2_variant": config.plan.sam2_variant, "encoder": config.plan.encoder,
@@ -231,6 +373,7 @@ def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainSta
         "sam2_note": "pretrained SAM-2 weights" if m.student.pretrained_encoder else
         "RANDOMLY INITIALISED SAM-2 encoder (no checkpoint given): not pretrained",
         "epochs": state.epoch, "iterations": state.iteration, "duration_s": round(duration_s, 1),
+        "time_budget": time_budget,
         "device": config.device, "world_size": run.dist.world_size,
         "best_epoch": state.best_epoch, "best_proxy_dice": None if math.isinf(state.best_dice) else state.best_dice,
         "final_validation": validation,
@@ -248,10 +391,11 @@ def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dic
     m.student.eval()
     summary = export_and_score([m.student], run.cache, run.val_ids, run.reference_folder, run.plans,
                                inference_settings(config), run.constraints, run.folder / "validation", False)
-    logger.info("final validation (original geometry, TTA %s): mean Dice %s per class %s",
-                "on" if config.validation_tta else "off", _fmt(summary["mean"]["dice"]),
-                {k: _fmt(v["dice"]) for k, v in summary["mean_per_class"].items()})
-    return {"mean": summary["mean"], "mean_per_class": summary["mean_per_class"]}
+    for name, scores in (("fused (pass 2)", summary), ("coarse (pass 1)", summary["coarse"])):
+        logger.info("final validation (original geometry, TTA %s), %s: mean Dice %s per class %s",
+                    "on" if config.validation_tta else "off", name, _fmt(scores["mean"]["dice"]),
+                    {k: _fmt(v["dice"]) for k, v in scores["mean_per_class"].items()})
+    return {"mean": summary["mean"], "mean_per_class": summary["mean_per_class"], "coarse": summary["coarse"]}
 
 
 def _fmt(value: float) -> str:

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 SMOOTH = 1e-5
 
 
-def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+                 class_balanced_ce: bool = False) -> torch.Tensor:
     """½·CE + ½·(1 − soft Dice over the foreground classes present in the target), over valid pixels.
 
     Args:
@@ -16,6 +17,9 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
         target: int64 (B, H, W) class indices.
         valid: bool (B, H, W) pixels that count (e.g. pseudo-label confidence ≥ τ); None = all.
             With no valid pixel the loss is 0 (and still part of the graph).
+        class_balanced_ce: the CE is the mean over the classes present in the (valid) target of each
+            class's mean pixel CE, instead of the mean over pixels: on pseudo labels that are 98 %
+            background, the pixel mean is almost only "predict background here".
 
     The Dice is computed over the whole batch per class ("batch Dice") and averaged over the classes
     that have at least one valid target pixel; false positives of absent classes are left to the CE.
@@ -27,7 +31,15 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     logits = logits.float()
     mask = torch.ones_like(target, dtype=logits.dtype) if valid is None else valid.to(logits.dtype)
     count = mask.sum()
-    ce = (F.cross_entropy(logits, target, reduction="none") * mask).sum() / count.clamp_min(1.0)
+    pixel_ce = F.cross_entropy(logits, target, reduction="none") * mask
+    if class_balanced_ce:
+        per_class = torch.zeros(logits.shape[1], dtype=logits.dtype, device=logits.device)
+        sizes = per_class.index_add(0, target.reshape(-1), mask.reshape(-1))
+        sums = per_class.index_add(0, target.reshape(-1), pixel_ce.reshape(-1))
+        present_any = (sizes > 0).to(logits.dtype)
+        ce = (sums / sizes.clamp_min(1.0) * present_any).sum() / present_any.sum().clamp_min(1.0)
+    else:
+        ce = pixel_ce.sum() / count.clamp_min(1.0)
     probs = logits.softmax(1)[:, 1:]
     onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(logits.dtype)
     m = mask[:, None]

@@ -6,18 +6,21 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from planners.plans import load_plans
+from planners.plans import ALIGNMENTS, CONFIDENCE_MODES, UNLABELED_CE, load_plans
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import SSSError
+from sss_auto.networks.dfe_modes import DFE_INPUTS
 from sss_auto.networks.checkpoints import find_checkpoint
 from sss_auto.stages import preprocessed_folder
 from sss_auto.training.config import Ablation, TrainConfig
 
 logger = logging.getLogger(__name__)
-OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_rate", "pcsw_refresh_epochs")
+OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_rate", "pcsw_refresh_epochs",
+               "time_budget_min", "confidence_mode", "unlabeled_ce", "ema_restart_at_ssl",
+               "pseudo_label_alignment")
 
 
-def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, overrides: dict[str, float] | None = None,
+def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, overrides: dict[str, float | str] | None = None,
                       batch_size: int | None = None, ablation: Ablation = Ablation(), seed: int = 0, device: str = "cpu",
                       sam2_checkpoint: Path | None = None, finetune_encoder: bool = False, num_workers: int = 1,
                       validation_tta: bool = True) -> TrainConfig:
@@ -35,7 +38,14 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
     for name, value in overrides.items():
         if name not in OVERRIDABLE:
             raise SSSError(f"{name} cannot be overridden; choose from {', '.join(OVERRIDABLE)}")
-        if value < 0 or (value == 0 and name != "warmup_epochs"):
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            allowed = {"confidence_mode": CONFIDENCE_MODES, "unlabeled_ce": UNLABELED_CE,
+                       "pseudo_label_alignment": ALIGNMENTS}[name]
+            if value not in allowed:
+                raise SSSError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
+        elif value < 0 or (value == 0 and name != "warmup_epochs"):
             raise SSSError(f"--{name.replace('_', '-')} must be positive, got {value}")
     plan = replace(plan, training=replace(plan.training, **overrides))
     if batch_size is not None:
@@ -44,6 +54,8 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
         plan = replace(plan, batch_size_labeled=batch_size, batch_size_unlabeled=batch_size)
     if ablation.pcsw_tau is not None and not 0 < ablation.pcsw_tau <= 1:
         raise SSSError(f"--pcsw-tau must be in (0, 1], got {ablation.pcsw_tau}")
+    if ablation.dfe_inputs is not None and ablation.dfe_inputs not in DFE_INPUTS:
+        raise SSSError(f"--dfe-inputs must be one of {', '.join(DFE_INPUTS)}, got {ablation.dfe_inputs!r}")
     if ablation.strong_views not in (1, 2):
         raise SSSError(f"--strong-views must be 1 or 2, got {ablation.strong_views}")
     if sam2_checkpoint is None:

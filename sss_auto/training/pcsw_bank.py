@@ -1,4 +1,8 @@
-"""Refresh the PCSW bank from the teacher's whole-volume coarse masks of every unlabeled case."""
+"""The PCSW bank from the teacher's whole-volume coarse masks of every unlabeled case, and its prompts' quality.
+
+The same teacher pass and PCSW run on the fold's labeled validation volumes at every refresh,
+where the labels say how good the prompts are (sss_auto/prompting/quality.py).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,33 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from sss_auto.data.cache import CaseCache
+from sss_auto.data.cache import CachedVolume, CaseCache
 from sss_auto.inference.two_pass import InferenceSettings, mean_probabilities
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.bank import PromptBank, StoredObjects
-from sss_auto.prompting.pcsw import ClassConstraint, pcsw_label_volume
+from sss_auto.prompting.pcsw import ClassConstraint, PCSWResult, pcsw_label_volume
+from sss_auto.prompting.quality import add_counts, prompt_quality_counts, rates
 from sss_auto.training.distributed import gather_from_ranks
 
 logger = logging.getLogger(__name__)
+
+
+def pcsw_of_volume(teacher: SSSNet, volume: CachedVolume, settings: InferenceSettings,
+                   constraints: dict[int, ClassConstraint]) -> tuple[np.ndarray, list[PCSWResult]]:
+    """The teacher's coarse pass (no TTA) over one cached volume, then PCSW per class."""
+    probabilities = mean_probabilities([teacher], np.asarray(volume.data), settings, tta=False)
+    return pcsw_label_volume(probabilities, volume.properties.spacing_after_resampling_mm, settings.pcsw_tau, constraints)
+
+
+def prompt_quality(teacher: SSSNet, cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
+                   constraints: dict[int, ClassConstraint]) -> dict[str, float]:
+    """PCSW's prompt recall, precision and box IoU per class on labeled volumes (see prompting/quality.py)."""
+    total: dict[int, dict[str, float]] = {}
+    for case_id in case_ids:
+        volume = cache.load(case_id)
+        add_counts(total, prompt_quality_counts(pcsw_of_volume(teacher, volume, settings, constraints)[1],
+                                                np.asarray(volume.seg)))
+    return rates(total)
 
 
 def refresh_bank(teacher: SSSNet, cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
@@ -28,10 +51,7 @@ def refresh_bank(teacher: SSSNet, cache: CaseCache, case_ids: list[str], setting
     objects, accepted, fallback, implausible, pairs = {}, 0, 0, 0, 0
     mine = case_ids[rank::world_size]
     for case_id in tqdm(mine, desc=f"PCSW bank (epoch {epoch})", unit="case", disable=None if progress else True):
-        volume = cache.load(case_id)
-        probabilities = mean_probabilities([teacher], np.asarray(volume.data), settings, tta=False)
-        label_volume, results = pcsw_label_volume(probabilities, volume.properties.spacing_after_resampling_mm,
-                                                  settings.pcsw_tau, constraints)
+        label_volume, results = pcsw_of_volume(teacher, cache.load(case_id), settings, constraints)
         objects[case_id] = StoredObjects.from_volume(label_volume)
         pairs += len(results)
         accepted += sum(r.status == "window" for r in results)

@@ -37,7 +37,8 @@ def append(history: dict[str, list[float]], epoch_values: dict[str, float]) -> N
 
 def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], path: Path,
                   priors: dict | None = None) -> None:
-    """progress.png: losses; validation Dice per class; LR; mask ratios and PCSW acceptance; pseudo labels per class.
+    """progress.png: losses; validation Dice per class, fused and coarse; LR; mask ratios and PCSW acceptance;
+    PCSW prompt quality on the validation cases; pseudo labels per class against the labeled prior.
 
     The last panel shows, per foreground class, the share of weak-view pixels pseudo-labelled as the
     class (dashed: all; solid: confident) against the labeled voxel fraction (`priors`, dotted).
@@ -48,20 +49,27 @@ def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], 
     import matplotlib.pyplot as plt
 
     epochs = history.get("epoch", [])
-    fig, axes = plt.subplots(5, 1, figsize=(9, 17), sharex=True)
-    panels = [
-        (axes[0], ["loss", "loss_l", "loss_u"], "loss"),
-        (axes[1], [f"dice_{k}" for k in class_names] + ["dice_mean"], "validation Dice"),
-        (axes[2], ["lr"], "learning rate"),
-        (axes[3], ["mask_ratio", "mask_ratio_fg"] + [f"mask_ratio_{k}" for k in class_names]
-         + ["pcsw_acceptance", "pcsw_fallback"], "share"),
-    ]
-    for ax, keys, label in panels:
-        for key in keys:
-            if _has_values(history, key):
-                ax.plot(epochs, history[key], label=_series_name(key, class_names), marker="." if len(epochs) < 30 else None)
-        ax.set_ylabel(label)
-    ax = axes[4]
+    marker = "." if len(epochs) < 30 else None
+    fig, axes = plt.subplots(6, 1, figsize=(9, 20), sharex=True)
+    for key in ("loss", "loss_l", "loss_u"):
+        _plot(axes[0], history, key, key, "-", None, marker)
+    axes[0].set_ylabel("loss")
+    for index, (k, name) in enumerate(sorted(class_names.items())):
+        _plot(axes[1], history, f"dice_{k}", f"{name} fused", "-", f"C{index}", marker)
+        _plot(axes[1], history, f"dice_coarse_{k}", f"{name} coarse", "--", f"C{index}", None)
+    _plot(axes[1], history, "dice_mean", "mean fused", "-", "k", marker)
+    _plot(axes[1], history, "dice_coarse_mean", "mean coarse", "--", "k", None)
+    axes[1].set_ylabel("validation Dice")
+    _plot(axes[2], history, "lr", "lr", "-", None, marker)
+    axes[2].set_ylabel("learning rate")
+    for key in ["mask_ratio", "mask_ratio_fg"] + [f"mask_ratio_{k}" for k in class_names] + ["pcsw_acceptance", "pcsw_fallback"]:
+        _plot(axes[3], history, key, _series_name(key, class_names), "-", None, marker)
+    axes[3].set_ylabel("share")
+    for index, (k, name) in enumerate(sorted(class_names.items())):
+        for key, style in (("prompt_recall", "-"), ("prompt_precision", "--"), ("prompt_box_iou", ":")):
+            _plot(axes[4], history, f"{key}_{k}", f"{name} {key[len('prompt_'):]}", style, f"C{index}", "o")
+    axes[4].set_ylabel("PCSW prompts (validation)")
+    ax = axes[5]
     for index, (k, name) in enumerate(sorted(class_names.items())):
         color = f"C{index}"
         for key, style in ((f"plc_{k}", "-"), (f"pl_{k}", "--")):
@@ -77,12 +85,18 @@ def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], 
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(loc="best", fontsize=7)
+            ax.legend(loc="best", fontsize=7, ncol=2)
     axes[-1].set_xlabel("epoch")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
+
+
+def _plot(ax, history: dict[str, list[float]], key: str, label: str, style: str, color: str | None,
+          marker: str | None) -> None:
+    if _has_values(history, key):
+        ax.plot(history["epoch"], history[key], style, color=color, label=label, marker=marker)
 
 
 def _has_values(history: dict[str, list[float]], key: str) -> bool:

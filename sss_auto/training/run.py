@@ -82,8 +82,9 @@ def describe_run(config: TrainConfig, dist: DistInfo) -> str:
     return (f"training on {device}, {dist.world_size} process(es): SAM-2 {plan.sam2_variant}, patch "
             f"{plan.patch_size[0]}x{plan.patch_size[1]}, batch {plan.batch_size_labeled} labeled + "
             f"{0 if config.ablation.supervised_only else plan.batch_size_unlabeled} unlabeled per process, "
-            f"{t.num_epochs} epochs x {t.iterations_per_epoch} iterations, "
-            f"{'supervised only' if config.ablation.supervised_only else f'{t.warmup_epochs} supervised warm-up epochs'}")
+            + (f"epochs for a {t.time_budget_min:g}-minute budget x {t.iterations_per_epoch} iterations, "
+               if t.time_budget_min is not None else f"{t.num_epochs} epochs x {t.iterations_per_epoch} iterations, ")
+            + f"{'supervised only' if config.ablation.supervised_only else f'{t.warmup_epochs} supervised warm-up epochs'}")
 
 
 def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,
@@ -102,7 +103,7 @@ def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume:
             raise CheckpointError(f"{run.folder} already holds a training run; continue it with --c, "
                                   "or delete the folder to start over")
         if resume and dist.is_main:
-            for folder in (run.folder, run.folder / "validation"):
+            for folder in (run.folder, run.folder / "validation", run.folder / "validation" / "coarse"):
                 remove_stale_temporaries(folder)
         if resume and not latest.exists():
             logger.info("--c: no checkpoint in %s yet; starting from the beginning", run.folder)
@@ -122,5 +123,5 @@ def _validate_only(config: TrainConfig, run: RunContext, modules) -> dict:
     path = run.folder / FINAL
     if not path.exists():
         raise CheckpointError(f"{path}: no final checkpoint; finish training first (or continue it with --c)")
-    modules.student.load_state_dict(load_checkpoint(path)["student"])
+    modules.student.load_trained_state(load_checkpoint(path)["student"])
     return final_validation(config, run, modules) or {}

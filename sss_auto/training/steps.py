@@ -17,16 +17,27 @@ from sss_auto.data.strong import StrongView
 from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
 from sss_auto.training.config import COARSE_WEIGHT, SUPERVISED_WEIGHT
+from sss_auto.training.alignment import align
 from sss_auto.training.losses import dice_ce_loss
 from sss_auto.training.pseudo_labels import pseudo_label_metrics
 
 
 @dataclass
+class PseudoLabels:
+    """The teacher's side of an SSS step: confidence and label (B, H, W), mean probabilities (K+1,) before alignment."""
+
+    conf: torch.Tensor
+    y_hat: torch.Tensor
+    mean_probabilities: torch.Tensor
+
+
+@dataclass
 class StepOutput:
-    """The loss to back-propagate and scalar metrics to log."""
+    """The loss to back-propagate, scalar metrics to log and, for SSS steps, the pseudo labels."""
 
     loss: torch.Tensor
     metrics: dict[str, float]
+    pseudo_labels: PseudoLabels | None = None
 
 
 def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
@@ -43,46 +54,106 @@ def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
 
 @dataclass
 class SSSLosses:
-    """The tensors of one SSS iteration: L, its two parts, the pseudo labels and their confidence mask (B, H, W)."""
+    """The tensors of one SSS iteration: L, its two parts, the pseudo labels, their confidence and mask (B, H, W)."""
 
     loss: torch.Tensor
     loss_l: torch.Tensor
     loss_u: torch.Tensor
     y_hat: torch.Tensor
+    conf: torch.Tensor
     confident: torch.Tensor
+    teacher_mean: torch.Tensor  # (K+1,) mean teacher probabilities on the weak views, before alignment
 
 
-def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> SSSLosses:
+@dataclass(frozen=True)
+class SSLSettings:
+    """How the unlabeled loss is formed.
+
+    Attributes:
+        confidence: pseudo-label confidence threshold, one for all classes or float (K+1,) per class.
+        dfe_inputs: which features DFE pairs ("strong_pair" | "weak_strong", networks/dfe.py).
+        class_balanced_ce: the unlabeled CE averages per class instead of per pixel (training/losses.py).
+        alignment: per-class factors (K+1,) of the teacher's probabilities before pseudo labels are taken
+            (distribution alignment, training/alignment.py); None: none.
+    """
+
+    confidence: float | torch.Tensor = 0.95
+    dfe_inputs: str = "strong_pair"
+    class_balanced_ce: bool = False
+    alignment: torch.Tensor | None = None
+
+
+def passes(conf: torch.Tensor, y_hat: torch.Tensor, thresholds: float | torch.Tensor) -> torch.Tensor:
+    """bool (B, H, W): pixels whose confidence reaches the threshold of their pseudo label's class.
+
+    Args:
+        thresholds: one τ for every class, or float (K+1,) per class.
+    """
+    thresholds = torch.as_tensor(thresholds, dtype=conf.dtype, device=conf.device)
+    return conf >= (thresholds[y_hat] if thresholds.ndim else thresholds)
+
+
+def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
+               ssl: SSLSettings = SSLSettings(), generator: torch.Generator | None = None,
+               weak_order: torch.Tensor | None = None) -> SSSLosses:
     """Supervised loss + weak-to-strong loss on unlabeled slices (SSS_METHOD "One training iteration").
 
     The student sees the labeled slices and every strong view in one batched forward (no batch
-    statistics anywhere in the network, so the losses equal those of separate forwards). Returns
+    statistics anywhere in the network, so the losses equal those of separate forwards); DFE then
+    enhances the strong views' features (`dfe_inputs`, see sss_auto/networks/dfe.py). Returns
     tensors, reads no loss value: the planner runs it on the meta device to estimate memory.
+
+    Args:
+        generator: draws DFE's channel-dropout partner of a single strong view.
+        weak_order: the swap diagnostic only: DFE's weak input taken from these samples (another
+            image) while the pseudo labels stay those of the real weak views.
     """
     size = tuple(b.x_w.shape[-2:])
     n_l, n_u, n_views = len(b.x_l), len(b.x_w), len(views)
     prompts_u = b.prompts_u if b.prompts_u is not None else Prompts.empty(n_u, b.prompts_l.valid.shape[1], b.x_w.device)
     with torch.no_grad():
         f_w = teacher.encode(b.x_w)
-        conf, y_hat = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1).max(1)  # (B, H, W) each
+        probs_w = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1)
+        conf, y_hat = align(probs_w, ssl.alignment).max(1)  # (B, H, W) each
     f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
-    f_strong = student.dfe(f_w, [f[n_l:] for f in f_student])  # the weak branch runs once for all views
-    features = [torch.cat([f[:n_l], s]) for f, s in zip(f_student, f_strong)]
+    f_views = [[f[n_l + k * n_u:n_l + (k + 1) * n_u] for f in f_student] for k in range(n_views)]
+    f_dfe_weak = f_w if weak_order is None else [f[weak_order] for f in f_w]
+    f_views = student.dfe.enhance(f_views, f_dfe_weak, ssl.dfe_inputs, generator)
+    features = [torch.cat([f[:n_l]] + [view[i] for view in f_views]) for i, f in enumerate(f_student)]
     out = student.decode(features, Prompts.cat([b.prompts_l] + [prompts_u] * n_views), size)
     loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)
     losses_u = []
     for view, logits in zip(views, out.fused[n_l:].split(n_u)):  # s1, s2; each with its own CutMix boxes
         y_mix, conf_mix = view.mix_targets(y_hat, conf)
-        losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= confidence))
+        losses_u.append(dice_ce_loss(logits, y_mix, passes(conf_mix, y_mix, ssl.confidence), ssl.class_balanced_ce))
     loss_u = sum(losses_u) / n_views
     loss = SUPERVISED_WEIGHT * loss_l + (1 - SUPERVISED_WEIGHT) * loss_u
-    return SSSLosses(loss, loss_l, loss_u, y_hat, conf >= confidence)
+    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, passes(conf, y_hat, ssl.confidence), probs_w.mean((0, 2, 3)))
 
 
-def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView], confidence: float) -> StepOutput:
+def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
+             ssl: SSLSettings = SSLSettings(), generator: torch.Generator | None = None) -> StepOutput:
     """`sss_losses` with its scalar metrics (loss, loss_l, loss_u, mask ratio, per-class pseudo-label shares)."""
-    t = sss_losses(b, student, teacher, views, confidence)
+    t = sss_losses(b, student, teacher, views, ssl, generator)
     metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
                "mask_ratio": float(t.confident.float().mean()),
                **pseudo_label_metrics(t.y_hat, t.confident, student.config.num_classes)}
-    return StepOutput(t.loss, metrics)
+    return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean))
+
+
+@torch.no_grad()
+def swap_diagnostic(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
+                    ssl: SSLSettings) -> dict[str, float]:
+    """Does the student read the weak features? The unlabeled loss with DFE's weak input from another image.
+
+    Same batch, views, pseudo labels and dropout draws; only the weak features DFE may see are
+    those of the next sample in the batch. `swap_rise` = loss_u(swapped) − loss_u(real): clearly
+    positive when the student's strong-view prediction leans on the pseudo label's own features;
+    exactly 0 when no weak feature reaches it ("strong_pair", or no DFE).
+    """
+    if len(b.x_w) < 2:
+        return {}
+    real = sss_losses(b, student, teacher, views, ssl, torch.Generator().manual_seed(0)).loss_u
+    order = torch.roll(torch.arange(len(b.x_w), device=b.x_w.device), 1)
+    swapped = sss_losses(b, student, teacher, views, ssl, torch.Generator().manual_seed(0), weak_order=order).loss_u
+    return {"swap_loss_u": float(swapped), "swap_rise": float(swapped - real)}

@@ -40,20 +40,31 @@ def constraints_from_fingerprint(fingerprint: Fingerprint, plans: Plans) -> dict
 
 def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
                     constraints: dict[int, ClassConstraint]) -> dict[str, float]:
-    """Per-class Dice over the cases (voxels pooled per class across cases) on the cached grid."""
+    """Per-class Dice over the cases (voxels pooled per class across cases) on the cached grid.
+
+    Returns `dice_k`/`dice_mean` of the fused prediction (pass 2, what the predictor outputs) and
+    `dice_coarse_k`/`dice_coarse_mean` of pass 1, so refinement shows what it adds.
+    """
     num_classes = models[0].config.num_classes
-    intersection, size_sum = np.zeros(num_classes), np.zeros(num_classes)
+    pooled = {name: (np.zeros(num_classes), np.zeros(num_classes)) for name in ("dice", "dice_coarse")}
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
-                                    settings, constraints).probabilities.argmax(0)
+                                    settings, constraints)
         reference = np.asarray(volume.seg)
-        for k in range(1, num_classes):
-            p, r = prediction == k, reference == k
-            intersection[k] += np.logical_and(p, r).sum()
-            size_sum[k] += p.sum() + r.sum()
-    per_class = {k: (2 * intersection[k] / size_sum[k]) if size_sum[k] else math.nan for k in range(1, num_classes)}
-    return {**{f"dice_{k}": float(v) for k, v in per_class.items()}, "dice_mean": nanmean(list(per_class.values()))}
+        for name, probabilities in (("dice", prediction.probabilities), ("dice_coarse", prediction.coarse)):
+            labels = probabilities.argmax(0)
+            intersection, size_sum = pooled[name]
+            for k in range(1, num_classes):
+                p, r = labels == k, reference == k
+                intersection[k] += np.logical_and(p, r).sum()
+                size_sum[k] += p.sum() + r.sum()
+    out = {}
+    for name, (intersection, size_sum) in pooled.items():
+        per_class = {k: (2 * intersection[k] / size_sum[k]) if size_sum[k] else math.nan for k in range(1, num_classes)}
+        out.update({f"{name}_{k}": float(v) for k, v in per_class.items()})
+        out[f"{name}_mean"] = nanmean(list(per_class.values()))
+    return out
 
 
 def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], reference_folder: Path,
@@ -61,14 +72,19 @@ def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str]
                      folder: Path, progress: bool = True) -> dict:
     """Predict each case, write `<case>.nii.gz` in its original geometry, and evaluate it like sss_evaluate.
 
-    Returns (and writes as folder/summary.json) the evaluation summary.
+    The pass-1 (coarse) predictions go to folder/coarse and are scored too (summary key "coarse").
+    Returns (and writes as folder/summary.json) the evaluation summary of the fused predictions.
     """
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
                                     settings, constraints)
         export_prediction(prediction.probabilities, volume.properties, plans, folder / f"{case_id}.nii.gz")
+        export_prediction(prediction.coarse, volume.properties, plans, folder / "coarse" / f"{case_id}.nii.gz")
     classes = [v for v in sorted(plans.labels.values()) if v > 0]
+    coarse = evaluate_folders(reference_folder, folder / "coarse", classes, progress)
+    write_json_atomic(coarse, folder / "coarse" / "summary.json")
     summary = evaluate_folders(reference_folder, folder, classes, progress)
+    summary["coarse"] = {"mean": coarse["mean"], "mean_per_class": coarse["mean_per_class"]}
     write_json_atomic(summary, folder / "summary.json")
     return summary

@@ -29,8 +29,15 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     summary = json.loads((fold / "training_summary.json").read_text())
     assert summary["sam2_pretrained"] is False and "RANDOMLY INITIALISED" in summary["sam2_note"]
     assert "RANDOMLY INITIALISED" in (fold / "training_log.txt").read_text()
+    log = (fold / "training_log.txt").read_text()
     assert ("training on cpu in float32, 1 process(es): SAM-2 test, patch 64x64, batch 2 labeled + 2 unlabeled per "
-            "process, 1 epochs x 2 iterations, 0 supervised warm-up epochs") in (fold / "training_log.txt").read_text()
+            "process, 1 epochs x 2 iterations, 0 supervised warm-up epochs") in log
+    assert "pseudo labels per class, share of weak-view pixels all/confident: IPH" in log
+    assert "PCSW prompts on the 1 labeled validation case(s): IPH recall" in log
+    assert "final validation (original geometry, TTA on), coarse (pass 1): mean Dice" in log
+    assert set(summary["final_validation"]["coarse"]["mean_per_class"]) == {"1", "2", "3"}
+    state = load_checkpoint(fold / "checkpoint_final.pth")
+    assert {"dice_coarse_1", "dice_1", "pl_1", "plc_1", "dfe_gate_1", "swap_rise"} <= set(state["history"])
     validated = sorted(p.name for p in (fold / "validation").glob("*.nii.gz"))
     splits = json.loads((results.parents[1] / "preprocessed" / "Dataset900_DemoBHSD" / "splits_final.json").read_text())
     assert validated == sorted(f"{c}.nii.gz" for c in splits[0]["val"])
@@ -120,6 +127,34 @@ def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an
     np.testing.assert_allclose(final["history"]["loss"], reference["history"]["loss"], rtol=1e-5)
     for key, value in reference["student"].items():
         torch.testing.assert_close(final["student"][key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+
+@pytest.mark.slow
+def test_time_budget_derives_the_epochs_and_continue_keeps_the_derived_schedule(prepared):
+    env, results = prepared
+    args = ["sss_train", "DemoBHSD", "2d", "4", "--time-budget", "0.5", "--iters-per-epoch", "2", "--warmup-epochs", "2",
+            "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta", "--no-refine"]
+    fold = results / "SSS-noRefine__2d" / "fold_4"
+
+    def three_epochs_saved() -> bool:
+        try:
+            return load_checkpoint(fold / "checkpoint_latest.pth")["epoch"] >= 3
+        except Exception:  # not written yet, or being replaced
+            return False
+
+    assert kill_9_when(args, env, three_epochs_saved), "killed after epoch 3"
+    killed = load_checkpoint(fold / "checkpoint_latest.pth")
+    assert killed["budget"]["num_epochs"] > 3, "the probe planned more epochs than were done"
+    assert any("ssl step measured" in line or "supervised step measured" in line for line in killed["budget"]["history"])
+    resumed = run_command(args + ["--c"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"continuing the derived schedule of {killed['budget']['num_epochs']} epochs" in resumed.stderr
+    summary = json.loads((fold / "training_summary.json").read_text())
+    final = load_checkpoint(fold / "checkpoint_final.pth")
+    assert summary["epochs"] == final["budget"]["num_epochs"] == final["epoch"]
+    assert summary["time_budget"]["budget_min"] == 0.5 and summary["time_budget"]["plans"]
+    assert summary["time_budget"]["used_min"] < 2.0, "the budget bounds the run (a loose sanity bound, not a benchmark)"
+    assert "time budget 0.5 min: used" in (fold / "training_log.txt").read_text()
 
 
 @pytest.mark.ddp

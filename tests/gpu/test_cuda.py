@@ -18,7 +18,7 @@ from sss_auto.data.strong import strong_view
 from sss_auto.io.nifti import read_header
 from sss_auto.training.checkpoint import load_checkpoint
 from sss_auto.training.loop import mixed_precision
-from sss_auto.training.steps import sss_step
+from sss_auto.training.steps import SSLSettings, sss_step
 from tests.conftest import installed_script, run_command
 from tests.sss_auto.training.test_steps import _models_batch_views
 
@@ -29,14 +29,14 @@ FAST = ["--iters-per-epoch", "3", "--warmup-epochs", "1", "--batch-size", "2", "
 
 def test_sss_step_under_bf16_autocast_on_cuda_matches_the_fp32_cpu_step():
     student, teacher, b, views = _models_batch_views()
-    reference = sss_step(b, student, teacher, views, confidence=0.5)
+    reference = sss_step(b, student, teacher, views, SSLSettings(0.5))
     reference.loss.backward()
 
     student_gpu, teacher_gpu, b_gpu = copy.deepcopy(student).cuda(), copy.deepcopy(teacher).cuda(), b.to("cuda")
     student_gpu.zero_grad(set_to_none=True)
     views_gpu = [strong_view(b_gpu.x_w, torch.Generator().manual_seed(k)) for k in range(2)]
     with mixed_precision("cuda"):
-        out = sss_step(b_gpu, student_gpu, teacher_gpu, views_gpu, confidence=0.5)
+        out = sss_step(b_gpu, student_gpu, teacher_gpu, views_gpu, SSLSettings(0.5))
     out.loss.backward()
     assert out.loss.dtype == torch.float32, "losses are computed in float32 under autocast"
     for key in ("loss", "loss_l", "loss_u"):

@@ -51,21 +51,24 @@ def test_dfe_residual_grows_when_views_disagree():
     assert residual(different) > 10 * residual(similar)
 
 
-def test_dfe_gradients_reach_the_strong_branch_only():
+def test_dfe_weak_strong_gradients_reach_the_strong_branch_only():
     dfe = DFE(8, (1,))
+    with torch.no_grad():
+        dfe.gates["1"].fill_(1.0)
     f_w = [torch.randn(1, 8, 4, 4, requires_grad=True) for _ in range(3)]
     f_s = [torch.randn(1, 8, 4, 4, requires_grad=True) for _ in range(3)]
-    sum(o.sum() for o in dfe(f_w, f_s)).backward()
+    out = dfe.enhance([f_s], f_w, "weak_strong")[0]
+    sum(o.sum() for o in out).backward()
     assert all(f.grad is None for f in f_w)
-    assert all(f.grad is not None for f in f_s)
-    assert dfe(f_w, f_s)[0] is f_s[0]  # level 0 passes through
+    assert all(f.grad is not None for f in f_s[1:2])
+    assert out[0] is f_s[0] and out[2] is f_s[2]  # levels 0 and 2 pass through
 
 
-def test_dfe_shares_the_weak_branch_between_strong_views_with_the_same_values_and_gradients():
+def test_dfe_weak_branch_shared_between_strong_views_gives_the_same_values_and_gradients():
     torch.manual_seed(0)
     block = DFEBlock(8)
     f_w, f_s = torch.randn(3, 8, 4, 4), torch.randn(6, 8, 4, 4)  # two strong views of 3 samples, view-major
-    shared = block(f_w, f_s)
+    shared = block.from_weak(f_w, f_s)
     shared.square().sum().backward()
     shared_grads = [p.grad.clone() for p in block.parameters()]
     block.zero_grad()
@@ -74,6 +77,56 @@ def test_dfe_shares_the_weak_branch_between_strong_views_with_the_same_values_an
     torch.testing.assert_close(shared, repeated)
     for a, b in zip(shared_grads, (p.grad for p in block.parameters())):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_dfe_strong_pair_enhances_each_view_with_the_other_and_never_reads_weak_features():
+    torch.manual_seed(0)
+    dfe = DFE(8, (1, 2))
+    with torch.no_grad():
+        for gate in dfe.gates.values():
+            gate.fill_(0.5)
+    views = [[torch.randn(2, 8, 4, 4) for _ in range(3)] for _ in range(2)]
+    out = dfe.enhance(views, None, "strong_pair")
+    block = dfe.blocks["1"]
+    torch.testing.assert_close(out[0][1], views[0][1] + 0.5 * block(views[0][1], views[1][1]))
+    torch.testing.assert_close(out[1][1], views[1][1] + 0.5 * block(views[1][1], views[0][1]))
+    weak = [torch.randn(2, 8, 4, 4) for _ in range(3)]
+    again = dfe.enhance(views, weak, "strong_pair")  # weak features given: ignored by construction
+    for a, b in zip(out, again):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_dfe_one_strong_view_pairs_with_a_channel_dropout_copy_of_itself():
+    torch.manual_seed(0)
+    dfe = DFE(8, (1,))
+    with torch.no_grad():
+        dfe.gates["1"].fill_(1.0)
+    view = [torch.randn(2, 8, 4, 4) for _ in range(3)]
+    first = dfe.enhance([view], None, "strong_pair", torch.Generator().manual_seed(3))[0][1]
+    second = dfe.enhance([view], None, "strong_pair", torch.Generator().manual_seed(3))[0][1]
+    torch.testing.assert_close(first, second)  # the dropout draw comes from the generator
+    assert not torch.allclose(first, view[1])
+
+
+def test_dfe_at_gate_zero_returns_the_features_unchanged():
+    dfe = DFE(8, (1, 2))
+    views = [[torch.randn(2, 8, 4, 4) for _ in range(3)] for _ in range(2)]
+    for mode, weak in (("strong_pair", None), ("weak_strong", [torch.randn(2, 8, 4, 4) for _ in range(3)])):
+        for enhanced, original in zip(dfe.enhance(views, weak, mode), views):
+            for x, y in zip(enhanced, original):
+                torch.testing.assert_close(x, y, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="strong_pair"):
+        dfe.enhance(views, None, "bogus")
+
+
+def test_checkpoints_without_dfe_gates_load_for_prediction_but_not_to_continue_training(model):
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("dfe.gates")}
+    fresh = SSSNet(ModelConfig(1, 4, 64, "test"))
+    fresh.load_trained_state(state)
+    torch.testing.assert_close(fresh.state_dict()["coarse_head.out.2.weight"], state["coarse_head.out.2.weight"])
+    with pytest.raises(CheckpointError, match="gated residual"):
+        fresh.load_trained_state(state, resuming=True)
 
 
 def test_dfe_pixel_mlp_matches_the_nchw_modules_it_stores():

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from sss_auto.data.loader import TrainBatch
@@ -6,7 +7,7 @@ from sss_auto.data.strong import strong_view
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.prompting.from_masks import prompts_from_label_maps
 from sss_auto.training.ema import make_teacher
-from sss_auto.training.steps import sss_step, supervised_step
+from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 
 
 def _batch(size=64):
@@ -29,16 +30,17 @@ def _models_batch_views(n_views=2):
     return student, make_teacher(student), b, [strong_view(b.x_w, torch.Generator().manual_seed(k)) for k in range(n_views)]
 
 
-def test_sss_loss_goes_down_on_a_fixed_batch(use_dfe=True):
+@pytest.mark.parametrize("use_dfe", [True, False])
+def test_sss_loss_goes_down_on_a_fixed_batch(use_dfe):
     torch.manual_seed(0)
     student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(1, 2) if use_dfe else ()))
     teacher = make_teacher(student)
     optimizer = torch.optim.AdamW(student.parameters(), lr=2e-3)
     b = _batch()
+    views = [strong_view(b.x_w, torch.Generator().manual_seed(k)) for k in range(2)]  # fixed views too
     losses = []
-    for step in range(10):
-        g = torch.Generator().manual_seed(step)
-        out = sss_step(b, student, teacher, [strong_view(b.x_w, g) for _ in range(2)], confidence=0.0)
+    for _ in range(10):
+        out = sss_step(b, student, teacher, views, SSLSettings(0.0))
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
@@ -50,6 +52,8 @@ def test_sss_loss_goes_down_on_a_fixed_batch(use_dfe=True):
     assert all(out.metrics[f"pl_{k}"] == out.metrics[f"plc_{k}"] for k in range(3))
     assert abs(sum(out.metrics[f"pl_{k}"] for k in range(3)) - 1) < 1e-9
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    if use_dfe:  # DFE earns a gate through the unlabeled loss
+        assert all(abs(v) > 1e-3 for v in student.dfe.gate_values().values())
 
 
 def test_supervised_step_trains_the_refiner_through_the_prompts_and_no_dfe_gradient():
@@ -61,12 +65,46 @@ def test_supervised_step_trains_the_refiner_through_the_prompts_and_no_dfe_gradi
     assert all(p.grad is None for p in student.dfe.parameters())
 
 
-def test_unlabeled_loss_reaches_dfe_but_not_the_teacher():
+def test_unlabeled_loss_reaches_dfe_gates_but_not_the_teacher():
     student, teacher, b, views = _models_batch_views(n_views=1)
-    out = sss_step(b, student, teacher, views, confidence=0.0)
+    out = sss_step(b, student, teacher, views, SSLSettings(0.0), torch.Generator().manual_seed(0))
     out.loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.dfe.parameters())
+    assert all(gate.grad is not None and gate.grad.abs() > 0 for gate in student.dfe.gates.values())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_strong_pair_predictions_do_not_depend_on_the_weak_features_and_weak_strong_ones_do():
+    student, teacher, b, views = _models_batch_views()
+    with torch.no_grad():
+        for gate in student.dfe.gates.values():
+            gate.fill_(1.0)
+    pair = swap_diagnostic(b, student, teacher, views, SSLSettings(0.0, "strong_pair"))
+    assert pair["swap_rise"] == 0.0  # not one weak feature reaches the strong-view prediction
+    weak = swap_diagnostic(b, student, teacher, views, SSLSettings(0.0, "weak_strong"))
+    assert abs(weak["swap_rise"]) > 1e-4
+    perturbed = make_teacher(student)  # another teacher: other pseudo labels, other weak features
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    f = student.encode(torch.cat([view.x for view in views]))
+    split = [[x[:2] for x in f], [x[2:] for x in f]]
+    a = student.dfe.enhance(split, teacher.encode(b.x_w), "strong_pair")
+    c = student.dfe.enhance(split, perturbed.encode(b.x_w), "strong_pair")
+    for x, y in zip(a[0] + a[1], c[0] + c[1]):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_at_gate_zero_the_step_is_plain_weak_to_strong():
+    torch.manual_seed(0)
+    with_dfe = SSSNet(ModelConfig(1, 3, 64, "test"))
+    torch.manual_seed(0)
+    without = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=()))  # DFE is built last: the same other weights
+    b = _batch()
+    views = [strong_view(b.x_w, torch.Generator().manual_seed(k)) for k in range(2)]
+    for mode in ("strong_pair", "weak_strong"):
+        a = sss_step(b, with_dfe, make_teacher(with_dfe), views, SSLSettings(0.5, mode)).metrics
+        c = sss_step(b, without, make_teacher(without), views, SSLSettings(0.5, mode)).metrics
+        assert a["loss"] == pytest.approx(c["loss"], abs=1e-6) and a["loss_u"] == pytest.approx(c["loss_u"], abs=1e-6)
 
 
 def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
@@ -74,7 +112,10 @@ def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
     from sss_auto.training.steps import labeled_loss
 
     student, teacher, b, views = _models_batch_views()
-    batched = sss_step(b, student, teacher, views, confidence=0.5)
+    with torch.no_grad():
+        for gate in student.dfe.gates.values():
+            gate.fill_(0.7)  # DFE active, so the views' features really differ from the encoder's
+    batched = sss_step(b, student, teacher, views, SSLSettings(0.5, "weak_strong"))
     with torch.no_grad():  # the same iteration written view by view
         out_l = student(b.x_l, b.prompts_l)
         f_w = teacher.encode(b.x_w)
@@ -82,7 +123,8 @@ def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
         losses_u = []
         for view in views:
             y_mix, conf_mix = view.mix_targets(y_hat, conf)
-            logits = student.decode(student.dfe(f_w, student.encode(view.x)), b.prompts_u, (64, 64)).fused
+            features = student.dfe.enhance([student.encode(view.x)], f_w, "weak_strong")[0]
+            logits = student.decode(features, b.prompts_u, (64, 64)).fused
             losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= 0.5))
     assert abs(batched.metrics["loss_l"] - labeled_loss(out_l.coarse, out_l.fused, b.y_l).item()) < 1e-5
     assert abs(batched.metrics["loss_u"] - (sum(losses_u) / 2).item()) < 1e-5

@@ -53,6 +53,22 @@ def test_dice_ignores_classes_absent_from_the_target_so_background_batches_do_no
     assert 0.4 < with_class_2 < 0.6
 
 
+def test_class_balanced_ce_weighs_each_present_class_equally_whatever_its_pixel_count():
+    target = torch.zeros(1, 10, 10, dtype=torch.long)
+    target[0, 0, :2] = 1  # 2 lesion pixels among 98 background pixels
+    logits = torch.zeros(1, 3, 10, 10)
+    logits[:, 0] = 4.0  # background everywhere: the lesion is missed
+    ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    pixel = dice_ce_loss(logits, target)
+    balanced = dice_ce_loss(logits, target, class_balanced_ce=True)
+    dice_part = pixel - 0.5 * ce.mean()
+    torch.testing.assert_close(balanced - dice_part, 0.5 * (ce[target == 0].mean() + ce[target == 1].mean()) / 2)
+    assert balanced > pixel  # the missed lesion weighs half, not 2 %
+    valid = target == 0  # only background valid: one class present, the CE of its pixels
+    torch.testing.assert_close(dice_ce_loss(logits, target, valid, class_balanced_ce=True),
+                               dice_ce_loss(logits, target, valid))
+
+
 def test_cutmix_mixes_images_and_pseudo_labels_with_the_same_boxes():
     g = torch.Generator().manual_seed(3)
     x_w = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 16, 16).contiguous()

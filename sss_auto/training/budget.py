@@ -1,0 +1,159 @@
+"""`--time-budget`: how many epochs fit a wall-clock budget, from step, validation and refresh times measured in the run.
+
+The trainer measures the time per iteration over the first iterations of the supervised phase
+and again in the first semi-supervised epoch (the SSS step is dearer), the per-epoch validation
+and each PCSW bank refresh, and plans the number of epochs so that training, validation, bank
+refreshes and the final validation end within the budget; the poly learning rate is scheduled over
+that total. Before the first SSL epoch the SSL step is guessed from the supervised one
+(`SSL_STEP_GUESS`), then measured. After every epoch the plan is checked against the epochs'
+measured cost and corrected when it would miss the budget by more than an epoch. The derived
+plan is saved with the checkpoint, so `--c` keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+PROBE_SKIP = 2  # the first iterations of a phase include warm-up costs (threads, workers, allocator)
+PROBE_ITERATIONS = 8  # iterations timed per phase
+SSL_STEP_GUESS = {"cpu": 3.0, "cuda": 1.3}  # SSL step / supervised step before the SSL step is measured
+FINAL_VALIDATION_MARGIN = 1.25  # the final validation also exports and scores; with TTA it runs 4 mirrored passes
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Measured (or guessed) seconds of the pieces of an epoch.
+
+    Attributes:
+        supervised_step_s / ssl_step_s: one iteration, data loading included.
+        validation_s: the per-epoch validation proxy.
+        refresh_s: one PCSW bank refresh (0 when the run has no bank).
+        final_validation_s: the validation after the last epoch.
+    """
+
+    supervised_step_s: float
+    ssl_step_s: float
+    validation_s: float = 0.0
+    refresh_s: float = 0.0
+    final_validation_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The phases of a run: warm-up epochs of supervised steps, then SSL epochs (none when supervised only)."""
+
+    iterations_per_epoch: int
+    warmup_epochs: int
+    ssl: bool
+    refresh_every: int | None  # bank refresh every N SSL epochs, from the first; None without a bank
+
+    def epoch_cost(self, epoch: int, costs: Costs) -> float:
+        """Seconds of epoch `epoch` (0-based): its iterations, its validation and, at refresh epochs, the refresh."""
+        in_ssl = self.ssl and epoch >= self.warmup_epochs
+        step = costs.ssl_step_s if in_ssl else costs.supervised_step_s
+        refresh = in_ssl and self.refresh_every is not None and (epoch - self.warmup_epochs) % self.refresh_every == 0
+        return self.iterations_per_epoch * step + costs.validation_s + (costs.refresh_s if refresh else 0.0)
+
+
+def epochs_within(budget_s: float, elapsed_s: float, done_epochs: int, schedule: Schedule, costs: Costs) -> int:
+    """The total number of epochs whose remaining ones fit `budget_s` after `elapsed_s` (at least one more)."""
+    spent, epochs = elapsed_s + costs.final_validation_s, done_epochs
+    while True:
+        cost = schedule.epoch_cost(epochs, costs)
+        if spent + cost > budget_s and epochs > done_epochs:
+            return epochs
+        spent += cost
+        epochs += 1
+        if epochs > 10**6:
+            raise ValueError("time budget: epochs cost nothing; cannot plan")
+
+
+@dataclass
+class BudgetTracker:
+    """Measures a run's costs and keeps its epoch count within the budget (state saved in checkpoints)."""
+
+    budget_s: float
+    device: str
+    num_epochs: int = 0
+    elapsed_s: float = 0.0  # training time spent before this process (resumed runs)
+    measured: dict[str, float] = field(default_factory=dict)  # supervised_step_s, ssl_step_s, validation_s, refresh_s
+    history: list[str] = field(default_factory=list)
+    _steps: dict[str, list[float]] = field(default_factory=dict)
+    _epochs: dict[str, list[float]] = field(default_factory=dict)
+
+    def record_step(self, phase: str, seconds: float) -> bool:
+        """Time one iteration of `phase` ("supervised" or "ssl"); True when this completes the phase's probe."""
+        key = f"{phase}_step_s"
+        if key in self.measured:
+            return False
+        times = self._steps.setdefault(phase, [])
+        times.append(seconds)
+        if len(times) < PROBE_SKIP + PROBE_ITERATIONS:
+            return False
+        self.measured[key] = statistics.median(times[PROBE_SKIP:])
+        return True
+
+    def record(self, **seconds: float) -> None:
+        """Measured validation_s / refresh_s (the latest value counts)."""
+        self.measured.update(seconds)
+
+    def record_epoch(self, phase: str, iterations_s: float, iterations: int) -> None:
+        """The iterations of a whole epoch of `phase`: from then on its step time is the mean over its epochs."""
+        times = self._epochs.setdefault(phase, [])
+        times.append(iterations_s / iterations)
+        self.measured[f"{phase}_step_s"] = statistics.fmean(times)
+
+    def costs(self, tta: bool) -> Costs:
+        """The costs known so far; the SSL step is guessed from the supervised one until it is measured."""
+        supervised = self.measured.get("supervised_step_s", self.measured.get("ssl_step_s", 0.0))
+        ssl = self.measured.get("ssl_step_s", supervised * SSL_STEP_GUESS["cuda" if self.device.startswith("cuda") else "cpu"])
+        validation = self.measured.get("validation_s", 0.0)
+        final = validation * (4 if tta else 1) * FINAL_VALIDATION_MARGIN
+        return Costs(supervised, ssl, validation, self.measured.get("refresh_s", 0.0), final)
+
+    def plan(self, spent_s: float, done_epochs: int, schedule: Schedule, tta: bool, why: str) -> int:
+        """Set num_epochs from the costs known now; logs the plan and returns it."""
+        costs = self.costs(tta)
+        epochs = epochs_within(self.budget_s, self.elapsed_s + spent_s, done_epochs, schedule, costs)
+        if epochs != self.num_epochs:
+            if schedule.ssl and epochs <= schedule.warmup_epochs:
+                logger.warning("time budget %.1f min: the %d supervised warm-up epochs alone do not fit; the run will "
+                               "stop before pseudo labels are used (shorten --warmup-epochs or give more time)",
+                               self.budget_s / 60, schedule.warmup_epochs)
+            ssl = (f", {costs.ssl_step_s:.3f} s SSL{'' if 'ssl_step_s' in self.measured else ' (guessed)'}"
+                   if schedule.ssl else "")
+            refresh = f", bank refresh {costs.refresh_s:.1f} s" if schedule.refresh_every is not None else ""
+            line = (f"time budget {self.budget_s / 60:.1f} min ({why}): {epochs} epochs x "
+                    f"{schedule.iterations_per_epoch} iterations; step {costs.supervised_step_s:.3f} s supervised{ssl}, "
+                    f"validation {costs.validation_s:.1f} s per epoch{refresh}, final validation ~{costs.final_validation_s:.0f} s")
+            logger.info("%s", line)
+            self.history.append(line)
+            self.num_epochs = epochs
+        return self.num_epochs
+
+    def check(self, spent_s: float, done_epochs: int, schedule: Schedule, tta: bool) -> int:
+        """After an epoch: re-plan from the epochs' measured cost when the plan would miss the budget by an epoch."""
+        if done_epochs >= self.num_epochs:
+            return self.num_epochs
+        costs = self.costs(tta)
+        remaining = sum(schedule.epoch_cost(e, costs) for e in range(done_epochs, self.num_epochs))
+        projected = self.elapsed_s + spent_s + remaining + costs.final_validation_s
+        one_epoch = schedule.epoch_cost(done_epochs, costs)
+        if abs(projected - self.budget_s) > one_epoch and not math.isclose(one_epoch, 0.0):
+            return self.plan(spent_s, done_epochs, schedule, tta, f"after epoch {done_epochs}, projected "
+                             f"{projected / 60:.1f} min")
+        return self.num_epochs
+
+    def state_dict(self, spent_s: float) -> dict:
+        return {"budget_s": self.budget_s, "num_epochs": self.num_epochs, "elapsed_s": self.elapsed_s + spent_s,
+                "measured": dict(self.measured), "history": list(self.history)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str) -> BudgetTracker:
+        return cls(float(state["budget_s"]), device, num_epochs=int(state["num_epochs"]), elapsed_s=float(state["elapsed_s"]),
+                   measured={k: float(v) for k, v in state["measured"].items()}, history=list(state["history"]))

@@ -1,0 +1,46 @@
+import pytest
+
+from sss_auto.training.budget import PROBE_ITERATIONS, PROBE_SKIP, BudgetTracker, Costs, Schedule, epochs_within
+
+
+def test_epochs_within_counts_steps_validation_refreshes_and_the_final_validation():
+    schedule = Schedule(iterations_per_epoch=10, warmup_epochs=2, ssl=True, refresh_every=2)
+    costs = Costs(supervised_step_s=1.0, ssl_step_s=3.0, validation_s=2.0, refresh_s=5.0, final_validation_s=10.0)
+    # epochs cost 12, 12 (warm-up), then 37 (refresh), 32, 37, 32, ...: 10 + 12 + 12 + 37 + 32 = 103 <= 110 < 140
+    assert [schedule.epoch_cost(e, costs) for e in range(5)] == [12, 12, 37, 32, 37]
+    assert epochs_within(110, 0, 0, schedule, costs) == 4
+    assert epochs_within(140, 0, 0, schedule, costs) == 5
+    assert epochs_within(110, 30, 2, schedule, costs) == 4  # 30 spent, 2 done, 2 more: 30 + 10 + 37 + 32 = 109
+    supervised = Schedule(10, 2, ssl=False, refresh_every=None)
+    assert epochs_within(110, 0, 0, supervised, costs) == 8  # 10 + 8 x 12 = 106
+
+
+def test_at_least_one_more_epoch_is_planned_even_when_the_budget_is_spent():
+    assert epochs_within(1, 100, 3, Schedule(10, 0, True, None), Costs(1, 1)) == 4
+
+
+def test_tracker_probes_each_phase_once_then_follows_whole_epochs_and_survives_a_resume():
+    tracker = BudgetTracker(budget_s=600, device="cpu", num_epochs=300)
+    times = [5.0, 5.0] + [0.1] * PROBE_ITERATIONS  # the skipped first iterations are slow
+    done = [tracker.record_step("supervised", t) for t in times]
+    assert done == [False] * (PROBE_SKIP + PROBE_ITERATIONS - 1) + [True]
+    assert tracker.measured["supervised_step_s"] == pytest.approx(0.1)
+    assert tracker.costs(tta=False).ssl_step_s == pytest.approx(0.3)  # guessed (x3 on the CPU) until measured
+    schedule = Schedule(10, 2, True, None)
+    tracker.plan(0, 0, schedule, False, "test")
+    assert tracker.num_epochs == epochs_within(600, 0, 0, schedule, tracker.costs(False))
+    tracker.record_epoch("supervised", 2.0, 10)  # whole epochs replace the probe
+    assert tracker.measured["supervised_step_s"] == pytest.approx(0.2)
+    assert not tracker.record_step("supervised", 9.0)  # measured already: no second probe
+    restored = BudgetTracker.from_state_dict(tracker.state_dict(spent_s=50), "cpu")
+    assert restored.num_epochs == tracker.num_epochs and restored.elapsed_s == 50
+    assert restored.measured == tracker.measured and restored.history == tracker.history
+
+
+def test_check_replans_only_when_the_plan_misses_the_budget_by_more_than_an_epoch():
+    schedule = Schedule(10, 0, True, None)
+    tracker = BudgetTracker(budget_s=100, device="cpu", num_epochs=10)
+    tracker.measured.update(ssl_step_s=1.0, supervised_step_s=1.0)  # epochs of 10 s: 10 fit
+    assert tracker.check(spent_s=15, done_epochs=1, schedule=schedule, tta=False) == 10  # 5 s late: kept
+    assert tracker.check(spent_s=40, done_epochs=1, schedule=schedule, tta=False) == 7  # 30 s late: 40 + 6 x 10
+    assert tracker.history and "projected" in tracker.history[-1]
