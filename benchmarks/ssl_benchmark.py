@@ -61,17 +61,26 @@ class Variant:
     label: str
 
 
+SSS_METHOD_PSEUDO_LABELS = ("--confidence-mode", "global", "--alignment", "none", "--no-ema-restart",
+                            "--unlabeled-weight", "0.5", "--warmup-epochs", "8")  # the first SSS_METHOD reading
 VARIANTS = {v.name: v for v in (
-    Variant("supervised", ("--supervised-only",), "SSS-supervised", "supervised only"),
+    Variant("supervised", ("--supervised-only",), "SSS-supervised", "supervised only (full network)"),
+    Variant("supervised_coarse", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
+            "supervised only, coarse head (no PCSW, no refinement)"),
     Variant("w2s", ("--no-dfe", "--no-pcsw", "--no-refine"), "SSS-noDFE-noPCSW-noRefine", "weak-to-strong"),
     Variant("w2s_dfe_pair", ("--no-pcsw", "--no-refine", "--dfe-inputs", "strong_pair"),
             "SSS-noPCSW-noRefine-dfeStrongPair", "weak-to-strong + DFE (strong pair)"),
     Variant("w2s_dfe_weak", ("--no-pcsw", "--no-refine", "--dfe-inputs", "weak_strong"),
             "SSS-noPCSW-noRefine-dfeWeakStrong", "weak-to-strong + DFE (weak/strong)"),
     Variant("w2s_pcsw", ("--no-dfe",), "SSS-noDFE", "weak-to-strong + PCSW + refinement"),
-    Variant("sss", ("--dfe-inputs", "strong_pair"), "SSS-dfeStrongPair", "full SSS (strong-pair DFE)"),
-    Variant("default", (), "SSS", "planned default (sss_train with no switch)"),
+    Variant("sss_v0", ("--dfe-inputs", "weak_strong", *SSS_METHOD_PSEUDO_LABELS), "SSS-dfeWeakStrong",
+            "full SSS as first specified (weak/strong DFE, global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
+    Variant("default", (), "SSS", "planned default = full SSS (strong-pair DFE, PCSW, refinement, class-aware pseudo labels)"),
+    Variant("w2s_v0", ("--no-dfe", "--no-pcsw", "--no-refine", *SSS_METHOD_PSEUDO_LABELS), "SSS-noDFE-noPCSW-noRefine",
+            "weak-to-strong as first specified (global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
 )}
+DEFAULT_VARIANTS = ("supervised", "supervised_coarse", "w2s", "w2s_dfe_pair", "w2s_dfe_weak", "w2s_pcsw", "sss_v0",
+                    "default")
 NNUNET = "nnunet"
 TRAINER = "nnUNetTrainer_SSSBudget"
 TRAINER_SOURCE = f'''import os
@@ -381,9 +390,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="work and result folder (reused when run again)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--budget-min", type=float, default=5.0, help="wall-clock budget of each training run (minutes)")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS) + [NNUNET])
-    p.add_argument("--dev-variant", action="append", default=[], metavar="NAME=BASE:FLAGS",
-                   help="development only: a variant NAME = variant BASE with extra sss_train FLAGS (same run folder)")
+    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS) + [NNUNET],
+                   help=f"default: {' '.join(DEFAULT_VARIANTS)} {NNUNET}; also: w2s_v0")
+    p.add_argument("--dev-variant", action="append", default=[], metavar="NAME=BASE:FLAGS[@RUN]",
+                   help="development only: a variant NAME = variant BASE with extra sss_train FLAGS (run folder RUN, "
+                        "default BASE's: give it when the flags change the ablation switches)")
     p.add_argument("--equal-iterations", action="store_true",
                    help="also train every SSS variant for the iterations of the slowest variant's budget run")
     p.add_argument("--nnunet-bin", type=Path, help="bin folder of a venv with nnunetv2 (needed for the nnunet variant)")
@@ -394,7 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, default=20)
     p.add_argument("--rare-class", type=float, default=0.4, help="share of cases with the small rare class EDH")
     p.add_argument("--shape", type=int, nargs=3, default=[20, 128, 128], help="nominal volume shape (z, y, x)")
-    p.add_argument("--data-seed", type=int, default=2026)
+    p.add_argument("--data-seed", type=int, default=2027, help="demo generator seed (2026 was used for development)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=0, help="OMP/MKL threads per run (0: torch's default)")
     p.add_argument("--schedule", default="", help="development only: sss_train schedule flags instead of the budget, "
@@ -412,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.dev_variant:
         name, _, rest = spec.partition("=")
         base, _, flags = rest.partition(":")
-        VARIANTS[name] = Variant(name, VARIANTS[base].flags + tuple(flags.split()), VARIANTS[base].run, f"{name} (dev)")
+        flags, _, run = flags.partition("@")
+        VARIANTS[name] = Variant(name, VARIANTS[base].flags + tuple(flags.split()), run or VARIANTS[base].run, f"{name} (dev)")
     unknown = sorted(set(args.variants) - set(VARIANTS) - {NNUNET})
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}, {NNUNET}")

@@ -17,6 +17,7 @@ MAX_PATCH = 1024
 CONFIDENCE_MODES = ("global", "class_adaptive")  # see sss_auto/training/thresholds.py
 UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/training/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/training/alignment.py
+STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 PATCH_MULTIPLE = 32
 
 
@@ -37,17 +38,21 @@ class TrainingPlan:
     num_epochs: int = 300
     iterations_per_epoch: int = 250
     warmup_epochs: int = 30
+    warmup_fraction: float | None = 0.4  # the warm-up's share of the time budget (or of num_epochs); None: warmup_epochs
     learning_rate: float = 1e-4
     encoder_lr_factor: float = 0.1
     weight_decay: float = 0.01
     poly_exponent: float = 0.9
     grad_clip_norm: float = 12.0
     ema_decay: float = 0.996
-    ema_restart_at_ssl: bool = False  # the teacher restarts as a copy of the student when SSL starts
+    ema_restart_at_ssl: bool = True  # the teacher restarts as a copy of the student when SSL starts
     confidence_threshold: float = 0.95
-    confidence_mode: str = "global"  # "global": τ for every class; "class_adaptive": per class (training/thresholds.py)
+    confidence_mode: str = "class_adaptive"  # "global": τ for every class; "class_adaptive": per class (training/thresholds.py)
     unlabeled_ce: str = "pixel"  # "pixel": CE averaged over pixels; "class_balanced": over classes (training/losses.py)
-    pseudo_label_alignment: str = "none"  # "prior": teacher marginals aligned to the labeled prior (training/alignment.py)
+    strong_photometric: str = "full"  # intensity jitter of the strong views: "full" (UniMatch) or "mild" (data/strong.py)
+    unlabeled_weight: float = 0.2  # w_u in L = (1 − w_u)·L_l + w_u·L_u (SSS_METHOD: ½; documentation/method.md)
+    unlabeled_rampup_epochs: int = 0  # w_u rises from 0 over this many SSL epochs (sigmoid ramp); 0: full from the start
+    pseudo_label_alignment: str = "prior"  # "prior": teacher marginals aligned to the labeled prior (training/alignment.py)
     pcsw_tau: float = 0.8
     pcsw_refresh_epochs: int = 10
     foreground_oversampling: float = 0.33
@@ -126,35 +131,49 @@ def validate_plans(plans: Plans) -> list[str]:
         if norm.scheme not in SCHEMES:
             problems.append(f"normalization[{i}].scheme: {norm.scheme!r} is not one of {', '.join(SCHEMES)}")
     for name, config in plans.configurations.items():
-        where = f"configurations.{name}"
-        for side in config.patch_size:
-            if side % PATCH_MULTIPLE or not 0 < side <= MAX_PATCH:
-                problems.append(f"{where}.patch_size: {config.patch_size} must be multiples of {PATCH_MULTIPLE} in 32..{MAX_PATCH}")
-                break
-        if len(set(config.patch_size)) != 1:
-            problems.append(f"{where}.patch_size: {config.patch_size} must be square (SAM-2's prompt encoder grid)")
-        if config.sam2_variant not in VARIANTS:
-            problems.append(f"{where}.sam2_variant: {config.sam2_variant!r} is not one of {', '.join(VARIANTS)}")
-        if config.batch_size_labeled < 1 or config.batch_size_unlabeled < 1:
-            problems.append(f"{where}: batch sizes must be at least 1")
-        if any(level not in (0, 1, 2) for level in config.dfe_levels):
-            problems.append(f"{where}.dfe_levels: {config.dfe_levels} must be levels 0, 1 or 2")
-        if config.training.confidence_mode not in CONFIDENCE_MODES:
-            problems.append(f"{where}.training.confidence_mode: {config.training.confidence_mode!r} is not one of "
-                            f"{', '.join(CONFIDENCE_MODES)}")
-        if config.training.unlabeled_ce not in UNLABELED_CE:
-            problems.append(f"{where}.training.unlabeled_ce: {config.training.unlabeled_ce!r} is not one of "
-                            f"{', '.join(UNLABELED_CE)}")
-        if config.training.pseudo_label_alignment not in ALIGNMENTS:
-            problems.append(f"{where}.training.pseudo_label_alignment: {config.training.pseudo_label_alignment!r} is not "
-                            f"one of {', '.join(ALIGNMENTS)}")
-        budget = config.training.time_budget_min
-        if budget is not None and not budget > 0:
-            problems.append(f"{where}.training.time_budget_min: {budget} must be a positive number of minutes (or null)")
-        if config.dfe_inputs not in DFE_INPUTS:
-            problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} is not one of {', '.join(DFE_INPUTS)}")
-        if min(config.spacing_mm) <= 0:
-            problems.append(f"{where}.spacing_mm: must be positive")
+        problems += configuration_problems(f"configurations.{name}", config)
+    return problems
+
+
+def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
+    """Problems of one configuration's plan (after command-line overrides too), as 'key: problem' strings."""
+    problems = []
+    for side in config.patch_size:
+        if side % PATCH_MULTIPLE or not 0 < side <= MAX_PATCH:
+            problems.append(f"{where}.patch_size: {config.patch_size} must be multiples of {PATCH_MULTIPLE} in 32..{MAX_PATCH}")
+            break
+    if len(set(config.patch_size)) != 1:
+        problems.append(f"{where}.patch_size: {config.patch_size} must be square (SAM-2's prompt encoder grid)")
+    if config.sam2_variant not in VARIANTS:
+        problems.append(f"{where}.sam2_variant: {config.sam2_variant!r} is not one of {', '.join(VARIANTS)}")
+    if config.batch_size_labeled < 1 or config.batch_size_unlabeled < 1:
+        problems.append(f"{where}: batch sizes must be at least 1")
+    if any(level not in (0, 1, 2) for level in config.dfe_levels):
+        problems.append(f"{where}.dfe_levels: {config.dfe_levels} must be levels 0, 1 or 2")
+    if config.training.confidence_mode not in CONFIDENCE_MODES:
+        problems.append(f"{where}.training.confidence_mode: {config.training.confidence_mode!r} is not one of "
+                        f"{', '.join(CONFIDENCE_MODES)}")
+    if config.training.unlabeled_ce not in UNLABELED_CE:
+        problems.append(f"{where}.training.unlabeled_ce: {config.training.unlabeled_ce!r} is not one of "
+                        f"{', '.join(UNLABELED_CE)}")
+    if config.training.pseudo_label_alignment not in ALIGNMENTS:
+        problems.append(f"{where}.training.pseudo_label_alignment: {config.training.pseudo_label_alignment!r} is not "
+                        f"one of {', '.join(ALIGNMENTS)}")
+    if config.training.strong_photometric not in STRONG_STRENGTHS:
+        problems.append(f"{where}.training.strong_photometric: {config.training.strong_photometric!r} is not one of "
+                        f"{', '.join(STRONG_STRENGTHS)}")
+    fraction = config.training.warmup_fraction
+    if fraction is not None and not 0 <= fraction < 1:
+        problems.append(f"{where}.training.warmup_fraction: {fraction} must be in [0, 1) (or null)")
+    if not 0 <= config.training.unlabeled_weight <= 1:
+        problems.append(f"{where}.training.unlabeled_weight: {config.training.unlabeled_weight} must be in [0, 1]")
+    budget = config.training.time_budget_min
+    if budget is not None and not budget > 0:
+        problems.append(f"{where}.training.time_budget_min: {budget} must be a positive number of minutes (or null)")
+    if config.dfe_inputs not in DFE_INPUTS:
+        problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} is not one of {', '.join(DFE_INPUTS)}")
+    if min(config.spacing_mm) <= 0:
+        problems.append(f"{where}.spacing_mm: must be positive")
     return problems
 
 

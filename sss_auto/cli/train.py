@@ -20,9 +20,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help="number of epochs")
     g.add_argument("--iters-per-epoch", type=int, help="iterations per epoch")
     g.add_argument("--warmup-epochs", type=int, help="supervised epochs before pseudo labels are used")
+    g.add_argument("--warmup-fraction", type=float,
+                   help="instead: the supervised warm-up's share of the time budget (or of the epochs without one)")
     g.add_argument("--lr", type=float, help="learning rate (heads, DFE, decoder)")
+    g.add_argument("--unlabeled-weight", type=float, help="w_u in L = (1 - w_u) L_l + w_u L_u (plan default 1/2)")
+    g.add_argument("--rampup-epochs", type=int, help="SSL epochs over which the unlabeled weight ramps up to 1/2")
     g.add_argument("--pcsw-refresh-epochs", type=int, help="rebuild the PCSW bank every N epochs")
     g.add_argument("--batch-size", type=int, help="labeled and unlabeled slices per step (each)")
+    g.add_argument("--unlabeled-batch-size", type=int, help="unlabeled slices per step (default: --batch-size or the plan's)")
     g.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="train for this wall-clock time: the epochs are derived from the measured step, validation "
                         "and bank-refresh times, and the LR is scheduled over them (--epochs is then ignored)")
@@ -43,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--alignment", choices=["none", "prior"], default=None,
                    help="align the teacher's class shares to the labeled prior before taking pseudo labels "
                         "(default: the plan's)")
+    a.add_argument("--strong-photometric", choices=["full", "mild"], default=None,
+                   help="intensity jitter of the strong views (default: the plan's)")
     a.add_argument("--ema-restart", action=argparse.BooleanOptionalAction, default=None,
                    help="restart the EMA teacher as a copy of the student when SSL starts (default: the plan's)")
     a.add_argument("--unlabeled-ce", choices=["pixel", "class_balanced"], default=None,
@@ -85,12 +92,15 @@ def _run(args: argparse.Namespace) -> int:
                  "learning_rate": args.lr, "pcsw_refresh_epochs": args.pcsw_refresh_epochs,
                  "time_budget_min": args.time_budget, "confidence_mode": args.confidence_mode,
                  "unlabeled_ce": args.unlabeled_ce, "ema_restart_at_ssl": args.ema_restart,
-                 "pseudo_label_alignment": args.alignment}
+                 "pseudo_label_alignment": args.alignment, "unlabeled_rampup_epochs": args.rampup_epochs,
+                 "unlabeled_weight": args.unlabeled_weight, "strong_photometric": args.strong_photometric,
+                 "warmup_fraction": args.warmup_fraction}
     ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau,
                         args.strong_views, args.dfe_inputs)
     workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
     dist = init_distributed(device)
     config = make_train_config(dataset, args.configuration, args.fold, overrides=overrides, batch_size=args.batch_size,
+                               unlabeled_batch_size=args.unlabeled_batch_size,
                                ablation=ablation, seed=args.seed, device=dist.device, sam2_checkpoint=args.sam2_checkpoint,
                                finetune_encoder=args.finetune_encoder, num_workers=workers,
                                validation_tta=not args.disable_val_tta)

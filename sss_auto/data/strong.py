@@ -17,6 +17,20 @@ CUTMIX_AREA = (0.02, 0.4)
 CUTMIX_ASPECT = (0.3, 1 / 0.3)
 
 
+@dataclass(frozen=True)
+class PhotometricRanges:
+    """Ranges of the intensity jitter of a strong view (applied with probability 0.8)."""
+
+    gamma: tuple[float, float]
+    contrast: tuple[float, float]
+    brightness: float  # ± share of the image's intensity span
+
+
+# "full": UniMatch's strength; "mild": a fifth of it, for intensities that carry the label (CT in HU)
+STRENGTHS = {"full": PhotometricRanges((0.7, 1.5), (0.75, 1.25), 0.1),
+             "mild": PhotometricRanges((0.93, 1.1), (0.95, 1.05), 0.02)}
+
+
 @dataclass
 class StrongView:
     """A strong view: images (B, C, H, W); `mix` bool (B, H, W) where pixels come from `partner[b]`."""
@@ -34,17 +48,19 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, hig
     return (torch.rand(shape, generator=generator) * (high - low) + low).to(device)
 
 
-def photometric(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample brightness/contrast/gamma jitter (p=0.8), Gaussian blur (p=0.5) and noise (p=0.5)."""
+def photometric(x: torch.Tensor, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
+    """Per-sample brightness/contrast/gamma jitter (p=0.8, ranges from STRENGTHS), Gaussian blur (p=0.5) and noise (p=0.5)."""
+    ranges = STRENGTHS[strength]
     batch, device = x.shape[0], x.device
     shape = (batch, 1, 1, 1)
     apply = (torch.rand(shape, generator=generator) < 0.8).to(device)
     low = x.amin((1, 2, 3), keepdim=True)
     span = (x.amax((1, 2, 3), keepdim=True) - low).clamp_min(1e-6)
     unit = (x - low) / span
-    gamma = _uniform(generator, shape, 0.7, 1.5, device)
+    gamma = _uniform(generator, shape, *ranges.gamma, device)
     unit = unit.clamp(0, 1) ** gamma
-    unit = (unit - 0.5) * _uniform(generator, shape, 0.75, 1.25, device) + 0.5 + _uniform(generator, shape, -0.1, 0.1, device)
+    unit = ((unit - 0.5) * _uniform(generator, shape, *ranges.contrast, device) + 0.5
+            + _uniform(generator, shape, -ranges.brightness, ranges.brightness, device))
     x = torch.where(apply, unit * span + low, x)
     sigma = _uniform(generator, (batch,), 0.1, 1.5, device)
     blurred = torch.stack([_blur(x[b], float(sigma[b])) for b in range(batch)])
@@ -80,10 +96,10 @@ def cutmix_masks(batch: int, height: int, width: int, generator: torch.Generator
     return masks
 
 
-def strong_view(x_w: torch.Tensor, generator: torch.Generator) -> StrongView:
+def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full") -> StrongView:
     """Photometric augmentation of the weak view, then CutMix with a random partner in the batch."""
     batch, _, height, width = x_w.shape
-    x = photometric(x_w, generator)
+    x = photometric(x_w, generator, strength)
     partner = torch.randperm(batch, generator=generator).to(x_w.device)
     mix = cutmix_masks(batch, height, width, generator).to(x_w.device)
     return StrongView(torch.where(mix[:, None], x[partner], x), mix, partner)

@@ -6,7 +6,7 @@ intraventricular blood inside the ventricles, and thin subdural crescents along 
 
 With `DemoSpec.rare_class_probability > 0` a fourth class is added, the hard case of
 semi-supervised segmentation: small, rare epidural-like lenses against the inner skull (EDH, 1-2
-lesions of a few hundred voxels in a minority of cases, a little brighter than the other blood).
+lesions of a few hundred voxels in a minority of cases, brighter than the other blood).
 Its random numbers come from a stream of their own, so the other classes are the same voxels
 with and without it.
 """
@@ -24,7 +24,7 @@ from sss_auto.io.nifti import Geometry, write_image
 
 DEMO_LABELS = {"background": 0, "IPH": 1, "IVH": 2, "SDH": 3}
 RARE_LABEL = ("EDH", 4)
-HU_AIR, HU_SKULL, HU_BRAIN, HU_CSF, HU_BLOOD, HU_RARE = -1000.0, 900.0, 35.0, 5.0, 70.0, 85.0
+HU_AIR, HU_SKULL, HU_BRAIN, HU_CSF, HU_BLOOD, HU_RARE = -1000.0, 900.0, 35.0, 5.0, 70.0, 100.0
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _rare_lesions(rng, brain, zz, yy, xx, radii) -> np.ndarray:
         cy, cx = (r - 2.0) * direction
         radial = (yy - cy) * direction[0] + (xx - cx) * direction[1]
         tangential = -(yy - cy) * direction[1] + (xx - cx) * direction[0]
-        semi = (rng.uniform(8, 11), rng.uniform(11, 15), rng.uniform(5, 6.5))  # z, tangential, radial in mm
+        semi = (rng.uniform(8, 11), rng.uniform(11, 15), rng.uniform(5.5, 7))  # z, tangential, radial in mm
         lens = ((zz - z0) / semi[0]) ** 2 + (tangential / semi[1]) ** 2 + (radial / semi[2]) ** 2 < 1
         mask |= lens & brain
     return mask

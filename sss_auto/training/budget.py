@@ -81,6 +81,8 @@ class BudgetTracker:
     device: str
     num_epochs: int = 0
     elapsed_s: float = 0.0  # training time spent before this process (resumed runs)
+    warmup_fraction: float | None = None  # set: the warm-up is this share of the budget, planned with the epochs
+    warmup_epochs: int | None = None  # the planned warm-up (warmup_fraction runs); fixed once SSL has started
     measured: dict[str, float] = field(default_factory=dict)  # supervised_step_s, ssl_step_s, validation_s, refresh_s
     history: list[str] = field(default_factory=list)
     _steps: dict[str, list[float]] = field(default_factory=dict)
@@ -116,9 +118,20 @@ class BudgetTracker:
         final = validation * (4 if tta else 1) * FINAL_VALIDATION_MARGIN
         return Costs(supervised, ssl, validation, self.measured.get("refresh_s", 0.0), final)
 
+    def schedule(self, schedule: Schedule) -> Schedule:
+        """`schedule` with the planned warm-up of a warmup_fraction run."""
+        if self.warmup_epochs is None:
+            return schedule
+        return Schedule(schedule.iterations_per_epoch, self.warmup_epochs, schedule.ssl, schedule.refresh_every)
+
     def plan(self, spent_s: float, done_epochs: int, schedule: Schedule, tta: bool, why: str) -> int:
-        """Set num_epochs from the costs known now; logs the plan and returns it."""
+        """Set num_epochs (and, before SSL starts, the warm-up of a warmup_fraction run) from the costs known now."""
         costs = self.costs(tta)
+        if self.warmup_fraction is not None and schedule.ssl and done_epochs <= (self.warmup_epochs or 0):
+            supervised_epoch = schedule.iterations_per_epoch * costs.supervised_step_s + costs.validation_s
+            share = self.warmup_fraction * (self.budget_s - costs.final_validation_s)
+            self.warmup_epochs = max(done_epochs, int(share // max(supervised_epoch, 1e-9)))
+        schedule = self.schedule(schedule)
         epochs = epochs_within(self.budget_s, self.elapsed_s + spent_s, done_epochs, schedule, costs)
         if epochs != self.num_epochs:
             if schedule.ssl and epochs <= schedule.warmup_epochs:
@@ -128,7 +141,8 @@ class BudgetTracker:
             ssl = (f", {costs.ssl_step_s:.3f} s SSL{'' if 'ssl_step_s' in self.measured else ' (guessed)'}"
                    if schedule.ssl else "")
             refresh = f", bank refresh {costs.refresh_s:.1f} s" if schedule.refresh_every is not None else ""
-            line = (f"time budget {self.budget_s / 60:.1f} min ({why}): {epochs} epochs x "
+            warmup = f" ({schedule.warmup_epochs} supervised warm-up)" if schedule.ssl else ""
+            line = (f"time budget {self.budget_s / 60:.1f} min ({why}): {epochs} epochs{warmup} x "
                     f"{schedule.iterations_per_epoch} iterations; step {costs.supervised_step_s:.3f} s supervised{ssl}, "
                     f"validation {costs.validation_s:.1f} s per epoch{refresh}, final validation ~{costs.final_validation_s:.0f} s")
             logger.info("%s", line)
@@ -140,6 +154,7 @@ class BudgetTracker:
         """After an epoch: re-plan from the epochs' measured cost when the plan would miss the budget by an epoch."""
         if done_epochs >= self.num_epochs:
             return self.num_epochs
+        schedule = self.schedule(schedule)
         costs = self.costs(tta)
         remaining = sum(schedule.epoch_cost(e, costs) for e in range(done_epochs, self.num_epochs))
         projected = self.elapsed_s + spent_s + remaining + costs.final_validation_s
@@ -151,9 +166,11 @@ class BudgetTracker:
 
     def state_dict(self, spent_s: float) -> dict:
         return {"budget_s": self.budget_s, "num_epochs": self.num_epochs, "elapsed_s": self.elapsed_s + spent_s,
+                "warmup_fraction": self.warmup_fraction, "warmup_epochs": self.warmup_epochs,
                 "measured": dict(self.measured), "history": list(self.history)}
 
     @classmethod
     def from_state_dict(cls, state: dict, device: str) -> BudgetTracker:
         return cls(float(state["budget_s"]), device, num_epochs=int(state["num_epochs"]), elapsed_s=float(state["elapsed_s"]),
+                   warmup_fraction=state.get("warmup_fraction"), warmup_epochs=state.get("warmup_epochs"),
                    measured={k: float(v) for k, v in state["measured"].items()}, history=list(state["history"]))

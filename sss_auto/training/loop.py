@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from planners.plans import Plans
+from planners.plans import Plans, TrainingPlan
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely
 from sss_auto.data.strong import strong_view
@@ -87,7 +87,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     state = _resume(run.folder / LATEST, m) if resume else TrainState()
     settings = inference_settings(config)
     uses_bank = not ablation.supervised_only and settings.use_prompts and m.student.refiner is not None
-    schedule = Schedule(t.iterations_per_epoch, t.warmup_epochs, not ablation.supervised_only,
+    schedule = Schedule(t.iterations_per_epoch, _fixed_warmup(t), not ablation.supervised_only,
                         t.pcsw_refresh_epochs if uses_bank else None)
     budget = _budget_tracker(config, state)
     thresholds = ConfidenceThresholds(t.confidence_mode, t.confidence_threshold, m.student.config.num_classes)
@@ -102,7 +102,9 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     started = time.time()
     while state.epoch < (budget.num_epochs if budget else t.num_epochs):
         epoch, epoch_start = state.epoch, time.time()
-        ssl = schedule.ssl and epoch >= t.warmup_epochs
+        if budget:
+            schedule = budget.schedule(schedule)
+        ssl = schedule.ssl and epoch >= schedule.warmup_epochs
         if ssl and state.ssl_start_iteration is None:
             _start_teacher(m, state, t.ema_restart_at_ssl)
         refresh_values = {}
@@ -183,9 +185,11 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
             batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
         with mixed_precision(run.dist.device):
             if ssl:
-                views = [strong_view(batch.x_w, generator) for _ in range(ablation.strong_views)]
+                views = [strong_view(batch.x_w, generator, t.strong_photometric) for _ in range(ablation.strong_views)]
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
-                                           alignment.factors() if alignment is not None else None)
+                                           alignment.factors() if alignment is not None else None,
+                                           unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
+                                                            t.unlabeled_rampup_epochs * t.iterations_per_epoch))
                 if diagnose:  # once per SSL epoch, before the step changes the weights
                     diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
                     diagnose = False
@@ -214,12 +218,22 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics)
     if ssl:
         values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
+                      unlabeled_weight=unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
+                                                        t.unlabeled_rampup_epochs * t.iterations_per_epoch),
                       **(alignment.metrics() if alignment is not None else {}))
         _warn_vanished(values, run)
         if state.bank.epoch >= 0:
             values.update(pcsw_acceptance=state.bank.acceptance, pcsw_fallback=state.bank.fallback)
     state.epoch = epoch + 1
     return values
+
+
+def unlabeled_weight(weight: float, ssl_iteration: int, rampup_iterations: int) -> float:
+    """w_u = weight·exp(−5(1 − t)²) over the ramp-up (Mean Teacher's sigmoid ramp), then `weight`."""
+    if rampup_iterations <= 0 or ssl_iteration >= rampup_iterations:
+        return weight
+    t = ssl_iteration / rampup_iterations
+    return weight * math.exp(-5.0 * (1.0 - t) ** 2)
 
 
 def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
@@ -237,6 +251,13 @@ def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
     state.ssl_start_iteration = state.iteration if restart else 0
 
 
+def _fixed_warmup(t: TrainingPlan) -> int:
+    """Warm-up epochs without a time budget: warmup_epochs, or warmup_fraction of num_epochs."""
+    if t.warmup_fraction is None:
+        return t.warmup_epochs
+    return int(round(t.warmup_fraction * t.num_epochs))
+
+
 def _budget_tracker(config: TrainConfig, state: TrainState) -> BudgetTracker | None:
     """The run's budget tracker: restored from the checkpoint (the derived schedule is kept), or new."""
     minutes = config.training.time_budget_min
@@ -248,7 +269,9 @@ def _budget_tracker(config: TrainConfig, state: TrainState) -> BudgetTracker | N
                     minutes, tracker.num_epochs, tracker.elapsed_s / 60)
         return tracker
     logger.info("time budget %.1f min: the number of epochs is derived from the first iterations' step time", minutes)
-    return BudgetTracker(minutes * 60, config.device, num_epochs=config.training.num_epochs)
+    fraction = config.training.warmup_fraction
+    return BudgetTracker(minutes * 60, config.device, num_epochs=config.training.num_epochs, warmup_fraction=fraction,
+                         warmup_epochs=None if fraction is None else 0 if fraction == 0 else 10**6)
 
 
 def _agree(budget: BudgetTracker) -> None:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from planners.plans import ALIGNMENTS, CONFIDENCE_MODES, UNLABELED_CE, load_plans
+from planners.plans import configuration_problems, load_plans
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import SSSError
 from sss_auto.networks.dfe_modes import DFE_INPUTS
@@ -17,11 +17,12 @@ from sss_auto.training.config import Ablation, TrainConfig
 logger = logging.getLogger(__name__)
 OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_rate", "pcsw_refresh_epochs",
                "time_budget_min", "confidence_mode", "unlabeled_ce", "ema_restart_at_ssl",
-               "pseudo_label_alignment")
+               "pseudo_label_alignment", "unlabeled_rampup_epochs",
+               "unlabeled_weight", "strong_photometric", "warmup_fraction")
 
 
 def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, overrides: dict[str, float | str] | None = None,
-                      batch_size: int | None = None, ablation: Ablation = Ablation(), seed: int = 0, device: str = "cpu",
+                      batch_size: int | None = None, unlabeled_batch_size: int | None = None, ablation: Ablation = Ablation(), seed: int = 0, device: str = "cpu",
                       sam2_checkpoint: Path | None = None, finetune_encoder: bool = False, num_workers: int = 1,
                       validation_tta: bool = True) -> TrainConfig:
     """The plan of `configuration` with the training overrides applied.
@@ -38,20 +39,24 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
     for name, value in overrides.items():
         if name not in OVERRIDABLE:
             raise SSSError(f"{name} cannot be overridden; choose from {', '.join(OVERRIDABLE)}")
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, str):
-            allowed = {"confidence_mode": CONFIDENCE_MODES, "unlabeled_ce": UNLABELED_CE,
-                       "pseudo_label_alignment": ALIGNMENTS}[name]
-            if value not in allowed:
-                raise SSSError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
-        elif value < 0 or (value == 0 and name != "warmup_epochs"):
+        if isinstance(value, (bool, str)):
+            continue  # checked with the whole plan below
+        if value < 0 or (value == 0 and name not in ("warmup_epochs", "unlabeled_rampup_epochs")):
             raise SSSError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if "warmup_epochs" in overrides and "warmup_fraction" not in overrides:
+        overrides["warmup_fraction"] = None  # an explicit number of warm-up epochs replaces the planned share
     plan = replace(plan, training=replace(plan.training, **overrides))
     if batch_size is not None:
         if batch_size < 1:
             raise SSSError(f"--batch-size must be at least 1, got {batch_size}")
         plan = replace(plan, batch_size_labeled=batch_size, batch_size_unlabeled=batch_size)
+    if unlabeled_batch_size is not None:
+        if unlabeled_batch_size < 1:
+            raise SSSError(f"--unlabeled-batch-size must be at least 1, got {unlabeled_batch_size}")
+        plan = replace(plan, batch_size_unlabeled=unlabeled_batch_size)
+    problems = configuration_problems(f"configurations.{configuration} (command-line overrides applied)", plan)
+    if problems:
+        raise SSSError("; ".join(problems))
     if ablation.pcsw_tau is not None and not 0 < ablation.pcsw_tau <= 1:
         raise SSSError(f"--pcsw-tau must be in (0, 1], got {ablation.pcsw_tau}")
     if ablation.dfe_inputs is not None and ablation.dfe_inputs not in DFE_INPUTS:

@@ -84,7 +84,9 @@ def describe_run(config: TrainConfig, dist: DistInfo) -> str:
             f"{0 if config.ablation.supervised_only else plan.batch_size_unlabeled} unlabeled per process, "
             + (f"epochs for a {t.time_budget_min:g}-minute budget x {t.iterations_per_epoch} iterations, "
                if t.time_budget_min is not None else f"{t.num_epochs} epochs x {t.iterations_per_epoch} iterations, ")
-            + f"{'supervised only' if config.ablation.supervised_only else f'{t.warmup_epochs} supervised warm-up epochs'}")
+            + ("supervised only" if config.ablation.supervised_only else
+               f"supervised warm-up {t.warmup_fraction:.0%} of the {'budget' if t.time_budget_min else 'epochs'}"
+               if t.warmup_fraction is not None else f"{t.warmup_epochs} supervised warm-up epochs"))
 
 
 def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,

@@ -75,12 +75,14 @@ class SSLSettings:
         class_balanced_ce: the unlabeled CE averages per class instead of per pixel (training/losses.py).
         alignment: per-class factors (K+1,) of the teacher's probabilities before pseudo labels are taken
             (distribution alignment, training/alignment.py); None: none.
+        unlabeled_weight: w in L = (1 − w)·L_l + w·L_u (SSS_METHOD: ½; smaller during a ramp-up).
     """
 
     confidence: float | torch.Tensor = 0.95
     dfe_inputs: str = "strong_pair"
     class_balanced_ce: bool = False
     alignment: torch.Tensor | None = None
+    unlabeled_weight: float = 1 - SUPERVISED_WEIGHT  # L = (1 − w)·L_l + w·L_u
 
 
 def passes(conf: torch.Tensor, y_hat: torch.Tensor, thresholds: float | torch.Tensor) -> torch.Tensor:
@@ -127,7 +129,7 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
         y_mix, conf_mix = view.mix_targets(y_hat, conf)
         losses_u.append(dice_ce_loss(logits, y_mix, passes(conf_mix, y_mix, ssl.confidence), ssl.class_balanced_ce))
     loss_u = sum(losses_u) / n_views
-    loss = SUPERVISED_WEIGHT * loss_l + (1 - SUPERVISED_WEIGHT) * loss_u
+    loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
     return SSSLosses(loss, loss_l, loss_u, y_hat, conf, passes(conf, y_hat, ssl.confidence), probs_w.mean((0, 2, 3)))
 
 

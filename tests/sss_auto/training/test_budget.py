@@ -44,3 +44,18 @@ def test_check_replans_only_when_the_plan_misses_the_budget_by_more_than_an_epoc
     assert tracker.check(spent_s=15, done_epochs=1, schedule=schedule, tta=False) == 10  # 5 s late: kept
     assert tracker.check(spent_s=40, done_epochs=1, schedule=schedule, tta=False) == 7  # 30 s late: 40 + 6 x 10
     assert tracker.history and "projected" in tracker.history[-1]
+
+
+def test_a_warmup_fraction_plans_the_warmup_as_a_share_of_the_budget_and_freezes_it_once_ssl_starts():
+    schedule = Schedule(10, 10**6, True, None)  # the loop's placeholder until the warm-up is planned
+    tracker = BudgetTracker(budget_s=100, device="cpu", num_epochs=300, warmup_fraction=0.5, warmup_epochs=10**6)
+    tracker.measured.update(supervised_step_s=1.0, ssl_step_s=2.0)
+    tracker.plan(0, 0, schedule, False, "test")
+    assert tracker.warmup_epochs == 5  # half of 100 s in supervised epochs of 10 s
+    assert tracker.num_epochs == 5 + 2  # then 50 s of SSL epochs of 20 s
+    assert tracker.schedule(schedule).warmup_epochs == 5
+    tracker.measured.update(supervised_step_s=0.5)
+    tracker.plan(60, 6, schedule, False, "after SSL started")
+    assert tracker.warmup_epochs == 5, "frozen once SSL has started"
+    restored = BudgetTracker.from_state_dict(tracker.state_dict(0), "cpu")
+    assert restored.warmup_epochs == 5 and restored.warmup_fraction == 0.5

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from sss_auto.data.strong import StrongView, cutmix_masks, strong_view
+from sss_auto.data.strong import StrongView, cutmix_masks, photometric, strong_view
 from sss_auto.errors import CheckpointError, PlansError
 from sss_auto.training.checkpoint import load_checkpoint, save_checkpoint
 from sss_auto.training.config import Ablation
@@ -90,6 +90,24 @@ def test_strong_views_are_reproducible_from_the_seed():
     torch.testing.assert_close(a.x, b.x)
     assert torch.equal(a.mix, b.mix)
     assert not torch.equal(a.x, x)
+
+
+def test_mild_strong_views_change_intensities_less_than_full_ones():
+    x = torch.linspace(0, 1, 16 * 16).view(1, 1, 16, 16).repeat(64, 1, 1, 1)
+    change = {}
+    for strength in ("full", "mild"):
+        views = photometric(x, torch.Generator().manual_seed(0), strength)
+        change[strength] = (views - x).abs().mean().item()
+    assert change["mild"] < 0.7 * change["full"]
+
+
+def test_unlabeled_weight_ramps_up_with_mean_teachers_sigmoid_then_stays():
+    from sss_auto.training.loop import unlabeled_weight
+
+    assert unlabeled_weight(0.5, 0, 0) == 0.5  # no ramp
+    assert unlabeled_weight(0.5, 0, 100) == pytest.approx(0.5 * math.exp(-5))
+    assert unlabeled_weight(0.5, 50, 100) == pytest.approx(0.5 * math.exp(-1.25))
+    assert unlabeled_weight(0.3, 100, 100) == unlabeled_weight(0.3, 500, 100) == 0.3
 
 
 def test_cutmix_boxes_respect_the_area_range():

@@ -1,0 +1,35 @@
+"""The semi-supervised benchmark's smoke mode, end to end (tiny data, 2 variants, 1 seed, a seconds-long budget)."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_command
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ssl_benchmark.py"
+
+
+@pytest.mark.slow
+def test_smoke_mode_trains_scores_summarizes_and_reuses_finished_runs(tmp_path):
+    env = dict(os.environ)
+    out = tmp_path / "bench"
+    first = run_command([sys.executable, str(SCRIPT), "--out", str(out), "--smoke", "--train-flags", "--batch-size", "2",
+                         "--iters-per-epoch", "2", "--warmup-epochs", "1"], env, timeout=900)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert sorted(r["variant"] for r in runs) == ["supervised", "w2s"]
+    for run in runs:
+        assert run["scores"]["n_cases"] == 2, "every test case is scored"
+        assert set(run["scores"]["dice_per_class"]) == {"1", "2", "3", "4"}
+        assert run["epochs"] >= 1 and run["iterations"] == run["epochs"] * 2
+        assert run["plan"]["patch"] and "--time-budget" in run["command"]
+    table = (out / "summary.md").read_text()
+    assert "Equal wall-clock: 0.3 min" in table and "weak-to-strong" in table and "Paired difference" in table
+    assert (out / "dice.png").stat().st_size > 0
+    again = run_command([sys.executable, str(SCRIPT), "--out", str(out), "--smoke"], env, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "seed 0:" not in again.stdout, "finished runs are reused, not trained again"
+    assert json.loads((out / "results.json").read_text())["runs"] == runs
