@@ -8,6 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["sss_auto", "sss_auto.*", "planners", "planners.*", "preprocessing", "preprocessing.*"]),
+    package_data={"sss_auto.report": ["ssl_benchmark_headline.json"]},
     install_requires=[
         "torch>=2.5.1",
         "sam2",

@@ -247,9 +247,14 @@ def _nnunet_calibrate(out: Path, pool: Path, args: argparse.Namespace) -> Path:
 
 
 def _nnunet_env(root: Path, args: argparse.Namespace, epochs: int) -> dict:
+    """nnU-Net's folders for one seed, and the benchmark trainer found through nnUNet_extTrainer (the venv is untouched)."""
+    trainer_folder = args.out.resolve() / "nnunet_trainer"
+    trainer_folder.mkdir(parents=True, exist_ok=True)
+    if not (trainer_folder / f"{TRAINER}.py").is_file() or (trainer_folder / f"{TRAINER}.py").read_text() != TRAINER_SOURCE:
+        (trainer_folder / f"{TRAINER}.py").write_text(TRAINER_SOURCE)
     env = {**os.environ, "nnUNet_raw": str(root / "SSS_raw"), "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
            "nnUNet_results": str(root / "nnUNet_results"), "nnUNet_n_proc_DA": "1", "SSS_BENCH_EPOCHS": str(epochs),
-           "SSS_BENCH_ITERATIONS": str(args.nnunet_iterations)}
+           "SSS_BENCH_ITERATIONS": str(args.nnunet_iterations), "nnUNet_extTrainer": str(trainer_folder)}
     if args.threads:
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     return env
@@ -357,6 +362,15 @@ def _fmt(stat: tuple[float, float, int], digits: int = 3, signed: bool = False) 
     return text + (f" ± {sd:.{digits}f}" if not math.isnan(sd) else "")
 
 
+def headline(numbers: dict, pool: Path, tag: str, caption: str) -> dict:
+    """The table sss_demo shows (sss_auto/report/headline.py): the budget runs, mean ± sd over seeds."""
+    names = {str(v): k for k, v in read_json(pool / "dataset.json")["labels"].items() if v > 0}
+    labels = {**{v.name: v.label for v in VARIANTS.values()}, NNUNET: "nnU-Net v2 2d (labeled only)"}
+    rows = [[labels[variant], len(stats["seeds"]), _fmt(stats["dice"]), *(_fmt(stats["per_class"][k]) for k in names)]
+            for variant, stats in numbers[tag].items()]
+    return {"caption": caption, "columns": ["variant", "seeds", "test mean Dice", *names.values()], "rows": rows}
+
+
 def plot(numbers: dict, pool: Path, path: Path) -> None:
     """Grouped bars of per-class and mean Dice per variant, error bars = sd over seeds, one panel per schedule."""
     import matplotlib
@@ -413,6 +427,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[],
                    help="extra sss_train flags for every SSS variant (last option; e.g. --lr 1e-3 --batch-size 4)")
     p.add_argument("--score-teacher", action="store_true", help="also score the EMA teacher of every SSL run")
+    p.add_argument("--export-headline", type=Path, metavar="JSON",
+                   help="also write the budget runs' table for sss_demo (sss_auto/report/ssl_benchmark_headline.json)")
     p.add_argument("--smoke", action="store_true",
                    help="a seconds-long check of the whole benchmark: tiny data, 2 variants, 1 seed, 0.3-minute budget")
     return p
@@ -488,10 +504,17 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Machine: {machine['platform']}, {machine['cpus']} CPUs, device {args.device}, threads "
               f"{machine['threads']}. Data: demo generator seed {args.data_seed}, {args.labeled} labeled training + "
               f"{args.val} monitoring cases per seed, {args.unlabeled} unlabeled, {args.test} test cases, rare class "
-              f"in {args.rare_class:.0%} of cases. Seeds {args.seeds}.\n\n")
+              f"in {args.rare_class:.0%} of cases. Seeds: see each row (all records in {results_path.name}).\n\n")
     (out / "summary.md").write_text(header + table)
     write_json_atomic({"machine": machine, "numbers": numbers}, out / "summary.json")
     plot(numbers, pool, out / "dice.png")
+    if args.export_headline and budget_tag in numbers:
+        seeds = sorted({s for stats in numbers[budget_tag].values() for s in stats["seeds"]})
+        caption = (f"{describe(budget_tag)}; seeds {seeds}; {args.labeled} labeled + {args.unlabeled} unlabeled "
+                   f"training cases, {args.test} test cases of the rare-class demo (data seed {args.data_seed}); "
+                   f"{machine['cpus']}-CPU machine, device {args.device}; python benchmarks/ssl_benchmark.py "
+                   f"(documentation/benchmarks.md)")
+        write_json_atomic(headline(numbers, pool, budget_tag, caption), args.export_headline)
     print(header + table)
     return 0
 

@@ -19,6 +19,7 @@ from sss_auto.inference.inputs import find_input_cases
 from sss_auto.inference.models import choose_run, find_trained_runs, load_run
 from sss_auto.inference.predictor import predict_cases
 from sss_auto.io.atomic import copy_atomic, write_json_atomic
+from sss_auto.report.headline import headline_html, load_headline
 from sss_auto.report.overlays import write_index, write_overlay
 from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
 from sss_auto.training.distributed import DistInfo
@@ -57,6 +58,7 @@ class DemoResult:
     report: Path
     summary: dict
     class_names: dict[str, str]  # label value (as in summary.json) -> name
+    headline: dict | None = None  # the semi-supervised benchmark's table (sss_auto/report/headline.py)
 
 
 def use_demo_roots(folder: Path) -> None:
@@ -119,5 +121,7 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
     if (fold / "progress.png").is_file():
         copy_atomic(fold / "progress.png", report / "progress.png")
         pictures.append("progress.png")
-    index = write_index(report, summary, names, pictures, "sss-auto demo: test cases")
-    return DemoResult(folder, fold, predictions, index, summary, {str(v): k for k, v in dataset.labels.items()})
+    headline = load_headline()
+    index = write_index(report, summary, names, pictures, "sss-auto demo: test cases",
+                        headline_html(headline) if headline is not None else "")
+    return DemoResult(folder, fold, predictions, index, summary, {str(v): k for k, v in dataset.labels.items()}, headline)

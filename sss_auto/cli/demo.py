@@ -35,6 +35,11 @@ def _run(args: argparse.Namespace) -> int:
         schedule = replace(schedule, iterations_per_epoch=args.iters_per_epoch)
     result = run_demo(args.o, schedule, device, args.num_workers, not args.no_progress)
     print(format_table(result.summary, result.class_names))
+    if result.headline is not None:
+        from sss_auto.report.headline import headline_text
+
+        print("\nWhat the method buys, from the semi-supervised benchmark (not from this demo run):\n"
+              + headline_text(result.headline))
     print(f"\nreport:      {result.report}\npredictions: {result.predictions}\nmodel:       {result.fold_folder}")
     return 0
 

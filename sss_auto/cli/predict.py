@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=["student", "teacher"], default="student",
                    help="the trained student or its EMA teacher (semi-supervised runs only)")
     p.add_argument("--disable-tta", action="store_true", help="no mirror test-time augmentation (4x faster)")
+    p.add_argument("--coarse-only", action="store_true",
+                   help="pass 1 only: the coarse head's prediction, no PCSW prompts or SAM-2 refinement (to compare)")
     p.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.npz")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip cases whose output already exists")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first case that fails")
@@ -30,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import torch
 
     from sss_auto import paths
@@ -57,10 +61,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {problem.message}")
     settings = inference_settings(loaded.config, tta=not args.disable_tta, device=device,
                                   batch_size=max(2 * loaded.config.plan.batch_size_labeled, 1))
+    if args.coarse_only:
+        settings = replace(settings, use_prompts=False)
     report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
                            args.np, not args.no_progress)
     write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
-                       "weights": args.weights,
+                       "weights": args.weights, "coarse_only": args.coarse_only,
                        "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
                        "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")
     failed = problems + report.failed

@@ -60,8 +60,9 @@ def write_overlay(image_path: Path, reference_path: Path, prediction_path: Path,
     plt.close(fig)
 
 
-def write_index(folder: Path, summary: dict, class_names: dict[int, str], images: list[str], title: str) -> Path:
-    """index.html in `folder`: the mean metrics per class and the pictures (paths relative to `folder`)."""
+def write_index(folder: Path, summary: dict, class_names: dict[int, str], images: list[str], title: str,
+                extra_html: str = "") -> Path:
+    """index.html in `folder`: the mean metrics per class, `extra_html`, and the pictures (paths relative to `folder`)."""
     metrics = ("dice", "iou", "hd95_mm", "asd_mm")
 
     def cell(value) -> str:
@@ -76,7 +77,8 @@ def write_index(folder: Path, summary: dict, class_names: dict[int, str], images
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:4px 10px;text-align:right}img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>{summary['n_cases']} test case(s); {html.escape(summary['conventions'])}</p>"
-            "<table><tr><th>class</th>" + "".join(f"<th>{m}</th>" for m in metrics) + f"</tr>{rows}</table>{pictures}</body></html>")
+            "<table><tr><th>class</th>" + "".join(f"<th>{m}</th>" for m in metrics) + f"</tr>{rows}</table>{extra_html}"
+            f"{pictures}</body></html>")
     target = folder / "index.html"
     write_atomic(target, lambda handle: handle.write(page.encode("utf-8")))
     return target

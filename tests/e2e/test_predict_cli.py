@@ -51,9 +51,11 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     assert "0 predicted, 1 skipped" in again.stdout
 
     teacher = run_command(["sss_predict", "-i", str(source), "-o", str(tmp_path / "teacher"), "--weights", "teacher",
-                           "--disable-tta", "--no-progress", "-np", "0"], env)
+                           "--coarse-only", "--disable-tta", "--no-progress", "-np", "0", "--verbose"], env)
     assert teacher.returncode == 0, teacher.stderr
-    assert json.loads((tmp_path / "teacher" / "prediction_info.json").read_text())["weights"] == "teacher"
+    info = json.loads((tmp_path / "teacher" / "prediction_info.json").read_text())
+    assert info["weights"] == "teacher" and info["coarse_only"] is True
+    assert "pass 2 runs" not in teacher.stderr, "--coarse-only never runs the prompted pass"
     assert read_header(tmp_path / "teacher" / "test_000.nii.gz") == read_header(source / "test_000_0000.nii.gz")
 
     same = run_command(["sss_predict", "-i", str(source), "-o", str(source / "sub")], env)

@@ -72,6 +72,14 @@ def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
     (lambda c: c.update(sam2_variant="huge"), "sam2_variant"),
     (lambda c: c.update(batch_size_labeled=0), "batch"),
     (lambda c: c.update(unknown_key=1), "unknown_key"),
+    (lambda c: c.update(dfe_inputs="both"), "dfe_inputs: 'both' is not one of strong_pair, weak_strong"),
+    (lambda c: c["training"].update(confidence_mode="local"), "training.confidence_mode: 'local' is not one of"),
+    (lambda c: c["training"].update(pseudo_label_alignment="x"), "training.pseudo_label_alignment"),
+    (lambda c: c["training"].update(unlabeled_ce="x"), "training.unlabeled_ce"),
+    (lambda c: c["training"].update(strong_photometric="x"), "training.strong_photometric"),
+    (lambda c: c["training"].update(unlabeled_weight=1.5), "training.unlabeled_weight: 1.5 must be in"),
+    (lambda c: c["training"].update(warmup_fraction=1.0), "training.warmup_fraction: 1.0 must be in"),
+    (lambda c: c["training"].update(time_budget_min=-2), "training.time_budget_min: -2"),
 ])
 def test_invalid_edited_plans_are_refused_naming_the_key(fingerprint, tmp_path, edit, message):
     save_plans(plan(fingerprint, 2.0, "test"), tmp_path / "plans.json")

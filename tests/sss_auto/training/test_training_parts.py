@@ -179,6 +179,27 @@ def test_ablation_run_names():
     assert Ablation(use_dfe=False, pcsw_tau=0.6).run_name() == "SSS-noDFE-tau0.6"
     assert Ablation(use_pcsw=False, refine=False).run_name() == "SSS-noPCSW-noRefine"
     assert Ablation(strong_views=1).run_name() == "SSS-views1"
+    assert Ablation(dfe_inputs="weak_strong").run_name() == "SSS-dfeWeakStrong"
+    assert Ablation(use_dfe=False, dfe_inputs="weak_strong").run_name() == "SSS-noDFE"  # no DFE: the mode is moot
+
+
+def test_train_config_overrides_are_checked_with_the_whole_plan_and_epochs_replace_the_warmup_share(prepared):
+    from sss_auto.dataset.raw import find_dataset
+    from sss_auto.errors import SSSError
+    from sss_auto.training.options import make_train_config
+    from sss_auto import paths
+
+    dataset = find_dataset("DemoBHSD", paths.root("raw"))
+    planned = make_train_config(dataset, "2d", "0")
+    assert planned.training.warmup_fraction == 0.4 and planned.training.confidence_mode == "class_adaptive"
+    explicit = make_train_config(dataset, "2d", "0", overrides={"warmup_epochs": 3})
+    assert explicit.training.warmup_fraction is None and explicit.training.warmup_epochs == 3
+    with pytest.raises(SSSError, match="unlabeled_weight: 1.5 must be in"):
+        make_train_config(dataset, "2d", "0", overrides={"unlabeled_weight": 1.5})
+    with pytest.raises(SSSError, match="confidence_mode: 'bogus' is not one of global, class_adaptive"):
+        make_train_config(dataset, "2d", "0", overrides={"confidence_mode": "bogus"})
+    with pytest.raises(SSSError, match="--dfe-inputs must be one of strong_pair, weak_strong"):
+        make_train_config(dataset, "2d", "0", ablation=Ablation(dfe_inputs="bogus"))
 
 
 def test_strong_view_keeps_geometry_when_no_box_is_drawn():
