@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from planners.fingerprint import Fingerprint
 from planners.memory import GIB, fit_batch
+from planners.target import PlanTarget
 from planners.plans import FORMAT_VERSION, MAX_PATCH, PATCH_MULTIPLE, ConfigurationPlan, Plans, ResamplingPlan, TrainingPlan
 from preprocessing.normalization import ChannelNormalization, scheme_for_channel
 from sss_auto.errors import PlansError
@@ -24,6 +26,15 @@ MAX_BATCH = 12
 MIN_PATCH = 64
 AUTO_VARIANTS = ("large", "base_plus", "small", "tiny")  # tried in this order; the first that fits wins
 DEFAULT_DFE_LEVELS = (1, 2)
+# Without weights: the reduced Hiera at lr 1e-3 is what learned from random initialisation in the semi-supervised
+# benchmark (documentation/benchmarks.md); a randomly initialised `large` stayed at Dice 0 for 9 epochs on an H200.
+FROM_SCRATCH_VARIANT = "test"
+FROM_SCRATCH_LEARNING_RATE = 1e-3
+# Without CUDA: what a CPU trains in a stated time (the benchmark's CPU recipe: batch 4 + 4, 50 iterations per epoch).
+CPU_MAX_PATCH = 256
+CPU_MAX_BATCH = 4
+CPU_ITERATIONS_PER_EPOCH = 50
+CPU_TIME_BUDGET_MIN = 60.0
 
 
 def detect_gpu_memory_gib() -> float | None:
@@ -55,19 +66,22 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> np.ndarray:
 
 
 def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | None = None,
-         encoder: str = "hiera", training: TrainingPlan = TrainingPlan()) -> Plans:
-    """Plan the 2d configuration for a GPU memory budget (no I/O).
+         encoder: str = "hiera", training: TrainingPlan | None = None, target: PlanTarget | None = None) -> Plans:
+    """Plan the 2d configuration for a device, a memory budget and the SAM-2 weights that exist (no I/O).
 
     Args:
         fingerprint: the dataset fingerprint.
-        gpu_memory_gib: memory budget of one training step.
-        sam2_variant: force a variant (e.g. "test" for CPU runs); None tries large → tiny.
+        gpu_memory_gib: memory budget of one training step (ignored when `target` is given).
+        sam2_variant: force a variant (e.g. "test"); None: the largest with weights that fits, or
+            FROM_SCRATCH_VARIANT without weights.
         encoder: "hiera" or "conv".
-        training: training settings to record.
+        training: training settings to record; None: the regime's (see training_plan).
+        target: device and weights; None: a CUDA GPU of `gpu_memory_gib` and no weights.
 
     Raises:
-        PlansError: nothing fits the budget, even tiny with a 64-pixel patch.
+        PlansError: nothing fits the budget, even the smallest candidate with a 64-pixel patch.
     """
+    target = target or PlanTarget("cuda", gpu_memory_gib)
     spacings, shapes = fingerprint.spacings(), fingerprint.shapes_after_crop()
     spacing = target_spacing(spacings, shapes)
     transpose = tuple(int(a) for a in [int(np.argmax(spacing))] + [a for a in range(3) if a != int(np.argmax(spacing))])
@@ -76,29 +90,65 @@ def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | No
                           for sp, sh in zip(spacings, shapes)])
     median_shape = tuple(int(round(v)) for v in np.median(resampled, axis=0))
     patch_side = min(MAX_PATCH, max(MIN_PATCH, PATCH_MULTIPLE * math.ceil(max(median_shape[1:]) / PATCH_MULTIPLE)))
+    if target.device == "cpu" and patch_side > CPU_MAX_PATCH:
+        logger.info("CPU plan: patch %d capped at %d (a step costs about the square of the side); slices are still "
+                    "predicted whole, by sliding window", patch_side, CPU_MAX_PATCH)
+        patch_side = CPU_MAX_PATCH
     num_classes = max(fingerprint.labels.values()) + 1
-    variant, patch_side, batch, estimate = choose_model(len(fingerprint.channel_names), num_classes, patch_side,
-                                                        gpu_memory_gib, sam2_variant, encoder)
+    if sam2_variant:
+        candidates = (sam2_variant,)
+    else:
+        # a GPU takes the largest variant with weights that fits; a CPU the smallest (its step time decides)
+        order = AUTO_VARIANTS if target.device == "cuda" else AUTO_VARIANTS[::-1]
+        candidates = tuple(v for v in order if v in target.weights) or (FROM_SCRATCH_VARIANT,)
+    variant, patch_side, batch, estimate = choose_model(
+        len(fingerprint.channel_names), num_classes, patch_side, target.memory_gib, encoder=encoder,
+        candidates=candidates, max_batch=CPU_MAX_BATCH if target.device == "cpu" else MAX_BATCH,
+        mixed_precision=target.device == "cuda")
+    checkpoint = target.weights.get(variant)
     config = ConfigurationPlan(
         spacing_mm=tuple(float(v) for v in spacing_t), resample_z=False, median_shape=median_shape,
         patch_size=(patch_side, patch_side), batch_size_labeled=batch, batch_size_unlabeled=batch,
         sam2_variant=variant, encoder=encoder, dfe_levels=DEFAULT_DFE_LEVELS, refine=True,
-        gpu_memory_target_gib=round(gpu_memory_gib, 2), estimated_step_memory_gib=round(estimate, 3), training=training)
+        gpu_memory_target_gib=round(target.memory_gib, 2), estimated_step_memory_gib=round(estimate, 3),
+        training=training or training_plan(target.device, checkpoint is not None), device=target.device,
+        pretrained=checkpoint is not None, sam2_checkpoint=None if checkpoint is None else str(checkpoint),
+        weights_note=weights_note(variant, checkpoint, bool(sam2_variant)))
     normalization = tuple(_normalization(name, stats) for name, stats in zip(fingerprint.channel_names, fingerprint.intensity_per_channel))
     return Plans(FORMAT_VERSION, fingerprint.dataset_name, fingerprint.channel_names, dict(fingerprint.labels), transpose,
                  tuple(transpose.index(i) for i in range(3)), normalization, ResamplingPlan(), {"2d": config})
 
 
+def training_plan(device: str, pretrained: bool) -> TrainingPlan:
+    """The schedule and optimiser of a regime: SSS_METHOD's with weights; lr 1e-3 from scratch; a time budget on a CPU."""
+    training = TrainingPlan() if pretrained else replace(TrainingPlan(), learning_rate=FROM_SCRATCH_LEARNING_RATE)
+    if device == "cpu":
+        training = replace(training, iterations_per_epoch=CPU_ITERATIONS_PER_EPOCH, time_budget_min=CPU_TIME_BUDGET_MIN)
+    return training
+
+
+def weights_note(variant: str, checkpoint, forced: bool) -> str:
+    """Why the plan is (not) pretrained, as recorded in plans.json."""
+    if checkpoint is not None:
+        return f"pretrained: official SAM-2 {variant} weights {checkpoint}"
+    if forced:
+        return (f"from scratch: SAM-2 {variant} was forced and no official checkpoint of it was found; "
+                "the encoder is randomly initialised")
+    return (f"from scratch: no SAM-2 checkpoint found, so the reduced {variant!r} Hiera (the variant that learned from "
+            "random initialisation in the semi-supervised benchmark) at lr 1e-3; re-plan after sss_download_sam2")
+
+
 def choose_model(in_channels: int, num_classes: int, patch_side: int, gpu_memory_gib: float,
-                 forced_variant: str | None = None, encoder: str = "hiera") -> tuple[str, int, int, float]:
-    """Choose (variant, patch side, batch, estimated GiB): the largest variant at the full patch, else shrink."""
+                 forced_variant: str | None = None, encoder: str = "hiera", candidates: tuple[str, ...] = AUTO_VARIANTS,
+                 max_batch: int = MAX_BATCH, mixed_precision: bool = True) -> tuple[str, int, int, float]:
+    """Choose (variant, patch side, batch, estimated GiB): the first candidate at the full patch, else shrink."""
     budget = int(gpu_memory_gib * GIB)
-    variants = (forced_variant,) if forced_variant else AUTO_VARIANTS
+    variants = (forced_variant,) if forced_variant else candidates
     side = patch_side
     while side >= MIN_PATCH:
         for variant in variants:
             config = ModelConfig(in_channels, num_classes, side, variant, encoder, True, DEFAULT_DFE_LEVELS)
-            batch, estimate = fit_batch(config, budget, MAX_BATCH, mixed_precision=True)  # CUDA trains under bf16
+            batch, estimate = fit_batch(config, budget, max_batch, mixed_precision=mixed_precision)  # CUDA trains under bf16
             logger.debug("variant %s patch %d: batch %d (%.2f GiB)", variant, side, batch, estimate.total_gib)
             if batch >= MIN_BATCH:
                 if side < patch_side:

@@ -9,6 +9,7 @@ from preprocessing.normalization import SCHEMES, ChannelNormalization
 from sss_auto.errors import PlansError
 from sss_auto.io.atomic import read_json, write_json_atomic
 from sss_auto.io.serialization import SchemaError, from_dict, to_dict
+from sss_auto.networks.checkpoints import DOWNLOADABLE
 from sss_auto.networks.dfe_modes import DFE_INPUTS
 from sss_auto.networks.variants import VARIANTS
 
@@ -19,6 +20,7 @@ UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/training/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/training/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 PATCH_MULTIPLE = 32
+DEVICES = ("cuda", "cpu")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class ConfigurationPlan:
         gpu_memory_target_gib: the budget the plan was made for.
         estimated_step_memory_gib: the planner's estimate of one training step (see planners/memory.py).
         training: schedule and optimiser settings.
+        device: the device planned for ("cuda" or "cpu"; planners/target.py).
+        pretrained: planned for official SAM-2 weights (sss_train refuses to run without them).
+        sam2_checkpoint: the checkpoint found when planning (None: from scratch).
+        weights_note: why the plan is or is not pretrained.
     """
 
     spacing_mm: tuple[float, float, float]
@@ -94,6 +100,10 @@ class ConfigurationPlan:
     estimated_step_memory_gib: float
     training: TrainingPlan = field(default_factory=TrainingPlan)
     dfe_inputs: str = "strong_pair"
+    device: str = "cuda"
+    pretrained: bool = False
+    sam2_checkpoint: str | None = None
+    weights_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,11 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
         problems.append(f"{where}.training.time_budget_min: {budget} must be a positive number of minutes (or null)")
     if config.dfe_inputs not in DFE_INPUTS:
         problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} is not one of {', '.join(DFE_INPUTS)}")
+    if config.device not in DEVICES:
+        problems.append(f"{where}.device: {config.device!r} is not one of {', '.join(DEVICES)}")
+    if config.pretrained and (config.sam2_variant not in DOWNLOADABLE or not config.sam2_checkpoint):
+        problems.append(f"{where}.pretrained: true needs an official variant ({', '.join(DOWNLOADABLE)}) and its "
+                        "sam2_checkpoint")
     if min(config.spacing_mm) <= 0:
         problems.append(f"{where}.spacing_mm: must be positive")
     return problems

@@ -29,7 +29,6 @@ from sss_auto.training.run import fold_folder, train_fold
 
 logger = logging.getLogger(__name__)
 DEMO_NAME = "Dataset900_DemoBHSD"
-DEMO_SAM2_VARIANT = "test"  # on every device, see run_demo
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,7 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
     dataset = load_dataset(raw)
     fingerprint = fingerprint_stage(dataset, 2, progress=progress)
     if not (preprocessed_folder(dataset) / "plans.json").is_file():
-        # A randomly initialised full-size Hiera (what the planner picks on a GPU) learns nothing in the demo's
-        # 600 iterations: on an H200 the planned large variant stayed at validation Dice 0. The reduced test
-        # SAM-2 trains in minutes on any device.
-        plan_stage(dataset, fingerprint, None, DEMO_SAM2_VARIANT)
+        plan_stage(dataset, fingerprint)  # the planner's choice: without weights the from-scratch plan
     preprocess_stage(dataset, ["2d"], 2, progress)
 
     config = make_train_config(

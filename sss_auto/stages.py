@@ -9,7 +9,8 @@ import logging
 from pathlib import Path
 
 from planners.fingerprint import Fingerprint, extract_fingerprint, load_fingerprint
-from planners.planner import DEFAULT_GPU_MEMORY_GIB, detect_gpu_memory_gib, plan
+from planners.planner import CPU_TIME_BUDGET_MIN, DEFAULT_GPU_MEMORY_GIB, detect_gpu_memory_gib, plan
+from planners.target import PlanTarget, find_weights, searched_places
 from planners.plans import Plans, load_plans, save_plans
 from preprocessing.runner import preprocess_dataset
 from sss_auto import paths
@@ -39,24 +40,42 @@ def fingerprint_stage(dataset: RawDataset, num_processes: int, clean: bool = Fal
 
 
 def plan_stage(dataset: RawDataset, fingerprint: Fingerprint, gpu_memory_gib: float | None = None,
-               sam2_variant: str | None = None, encoder: str = "hiera") -> Plans:
-    """Plan for the given, detected or default GPU memory and write plans.json."""
-    if gpu_memory_gib is None:
-        gpu_memory_gib = detect_gpu_memory_gib()
-        if gpu_memory_gib is None:
-            gpu_memory_gib = DEFAULT_GPU_MEMORY_GIB
-            logger.info("no GPU found; planning for the default %.0f GiB (set --gpu-memory-gb)", gpu_memory_gib)
-        else:
-            logger.info("GPU memory detected: %.1f GiB usable", gpu_memory_gib)
-    plans = plan(fingerprint, gpu_memory_gib, sam2_variant, encoder)
+               sam2_variant: str | None = None, encoder: str = "hiera", sam2_checkpoint: Path | None = None) -> Plans:
+    """Plan for the machine and the SAM-2 weights found (planners/target.py) and write plans.json.
+
+    A given `gpu_memory_gib` plans for a CUDA GPU of that size; otherwise the detected GPU, or
+    this machine's CPU when there is none.
+    """
+    plans = plan(fingerprint, 0.0, sam2_variant, encoder,
+                 target=plan_target(gpu_memory_gib, find_weights(sam2_checkpoint, sam2_variant)))
     path = preprocessed_folder(dataset) / "plans.json"
     save_plans(plans, path)
     for name, config in plans.configurations.items():
-        logger.info("%s: spacing %s mm, patch %s, batch %d+%d, SAM-2 %s, estimated step %.2f GiB of %.1f GiB",
-                    name, tuple(round(s, 3) for s in config.spacing_mm), config.patch_size, config.batch_size_labeled,
-                    config.batch_size_unlabeled, config.sam2_variant, config.estimated_step_memory_gib, gpu_memory_gib)
+        logger.info("%s: planned for %s, spacing %s mm, patch %s, batch %d+%d, SAM-2 %s, estimated step %.2f GiB of "
+                    "%.1f GiB, lr %g, %s", name, config.device, tuple(round(s, 3) for s in config.spacing_mm),
+                    config.patch_size, config.batch_size_labeled, config.batch_size_unlabeled, config.sam2_variant,
+                    config.estimated_step_memory_gib, config.gpu_memory_target_gib, config.training.learning_rate,
+                    f"time budget {config.training.time_budget_min:g} min" if config.training.time_budget_min
+                    else f"{config.training.num_epochs} epochs x {config.training.iterations_per_epoch} iterations")
+        if config.pretrained:
+            logger.info("%s: %s", name, config.weights_note)
+        else:
+            logger.warning("%s: NOT PRETRAINED, %s (looked in: %s)", name, config.weights_note, searched_places())
     logger.info("plans written to %s", path)
     return plans
+
+
+def plan_target(gpu_memory_gib: float | None, weights: dict[str, Path]) -> PlanTarget:
+    """The device and memory to plan for: the given GPU budget, the detected GPU, else this CPU."""
+    if gpu_memory_gib is not None:
+        return PlanTarget("cuda", gpu_memory_gib, weights, "--gpu-memory-gb")
+    detected = detect_gpu_memory_gib()
+    if detected is not None:
+        logger.info("GPU memory detected: %.1f GiB usable", detected)
+        return PlanTarget("cuda", detected, weights, "detected GPU")
+    logger.warning("no CUDA GPU found: planning for training on this CPU (reduced batch and patch, a %g-minute time "
+                   "budget); give --gpu-memory-gb to plan for a GPU instead", CPU_TIME_BUDGET_MIN)
+    return PlanTarget("cpu", DEFAULT_GPU_MEMORY_GIB, weights, "CPU default")
 
 
 def preprocess_stage(dataset: RawDataset, configurations: list[str], num_processes: int, progress: bool = True) -> Path:

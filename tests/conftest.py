@@ -27,11 +27,16 @@ def demo_template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def roots(tmp_path, monkeypatch) -> dict[str, Path]:
-    """Fresh SSS_raw / SSS_preprocessed / SSS_results folders for one test."""
+    """Fresh SSS_raw / SSS_preprocessed / SSS_results folders and an empty SAM-2 checkpoint folder for one test."""
     folders = {name: tmp_path / name for name in ("raw", "preprocessed", "results")}
     for name, folder in folders.items():
         folder.mkdir()
         monkeypatch.setenv({"raw": "SSS_raw", "preprocessed": "SSS_preprocessed", "results": "SSS_results"}[name], str(folder))
+    # no SAM-2 weights unless a test puts them there: the planner and sss_train look in these places
+    folders["sam2"] = tmp_path / "sam2_checkpoints"
+    folders["sam2"].mkdir()
+    monkeypatch.setenv("SSS_SAM2_DIR", str(folders["sam2"]))
+    monkeypatch.delenv("SSS_SAM2_CHECKPOINT", raising=False)
     return folders
 
 

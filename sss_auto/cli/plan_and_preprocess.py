@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sss_auto.cli.common import add_common_options, run_command
 from sss_auto.networks.variants import VARIANTS
@@ -18,9 +19,14 @@ def _parser(description: str, fingerprint: bool, planning: bool, preprocessing: 
         parser.add_argument("--clean", action="store_true", help="recompute the fingerprint even if fingerprint.json exists")
     if planning:
         parser.add_argument("--gpu-memory-gb", type=float, default=None,
-                            help="memory budget of one training step in GiB (default: detected GPU, else 8)")
+                            help="plan for a CUDA GPU with this memory budget per training step in GiB (default: the "
+                                 "detected GPU; without one, a plan for this CPU)")
         parser.add_argument("--sam2-variant", choices=list(VARIANTS), default=None,
-                            help="force a SAM-2 variant (default: the largest that fits; 'test' is a tiny CPU model)")
+                            help="force a SAM-2 variant (default: the largest with weights that fits; without weights "
+                                 "the reduced 'test' Hiera, trained from scratch)")
+        parser.add_argument("--sam2-checkpoint", type=Path, default=None,
+                            help="official SAM-2 checkpoint to plan for (default: $SSS_SAM2_CHECKPOINT, else what "
+                                 "sss_download_sam2 downloaded; none: the from-scratch plan)")
         parser.add_argument("--encoder", choices=["hiera", "conv"], default="hiera", help="image encoder (default hiera)")
     if preprocessing:
         parser.add_argument("-c", nargs="+", default=["2d"], metavar="CONFIG", help="configurations to preprocess (default 2d)")
@@ -37,7 +43,7 @@ def _run(args: argparse.Namespace, fingerprint: bool, planning: bool, preprocess
     dataset = find_dataset(args.d, paths.root("raw"))
     fp = fingerprint_stage(dataset, args.np, getattr(args, "clean", False), not args.no_progress) if fingerprint or planning else None
     if planning:
-        plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder)
+        plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder, args.sam2_checkpoint)
     if preprocessing:
         preprocess_stage(dataset, args.c, args.np, not args.no_progress)
     print(f"done: {preprocessed_folder(dataset)}")

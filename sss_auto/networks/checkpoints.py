@@ -51,6 +51,21 @@ def checkpoint_url(variant: str, version: str = "2.1") -> str:
     return BASE_URLS[version] + checkpoint_name(variant, version)
 
 
+def variant_of_checkpoint(path: Path) -> str | None:
+    """The SAM-2 variant an official file name stands for (sam2.1_hiera_tiny.pt -> "tiny"), else None."""
+    for prefix in FILE_PREFIX.values():
+        stem = Path(path).name.removesuffix(".pt")
+        if stem.startswith(prefix) and stem[len(prefix):] in DOWNLOADABLE:
+            return stem[len(prefix):]
+    return None
+
+
+def find_downloaded_checkpoints(folder: Path | None = None) -> dict[str, Path]:
+    """Every variant with a checkpoint in the cache folder (what sss_download_sam2 wrote)."""
+    found = {variant: find_checkpoint(variant, folder) for variant in DOWNLOADABLE}
+    return {variant: path for variant, path in found.items() if path is not None}
+
+
 def find_checkpoint(variant: str, folder: Path | None = None) -> Path | None:
     """A downloaded checkpoint of `variant` in the cache folder (2.1 preferred over 2.0), or None."""
     if variant not in DOWNLOADABLE:

@@ -73,6 +73,18 @@ def epochs_within(budget_s: float, elapsed_s: float, done_epochs: int, schedule:
             raise ValueError("time budget: epochs cost nothing; cannot plan")
 
 
+def remaining_s(num_epochs: int, done_epochs: int, schedule: Schedule, costs: Costs) -> float:
+    """Seconds the epochs after `done_epochs` and the final validation will take at `costs`."""
+    return sum(schedule.epoch_cost(e, costs) for e in range(done_epochs, num_epochs)) + costs.final_validation_s
+
+
+def format_duration(seconds: float) -> str:
+    """'3 h 10 min', '12 min' or '40 s'."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 @dataclass
 class BudgetTracker:
     """Measures a run's costs and keeps its epoch count within the budget (state saved in checkpoints)."""
@@ -156,8 +168,7 @@ class BudgetTracker:
             return self.num_epochs
         schedule = self.schedule(schedule)
         costs = self.costs(tta)
-        remaining = sum(schedule.epoch_cost(e, costs) for e in range(done_epochs, self.num_epochs))
-        projected = self.elapsed_s + spent_s + remaining + costs.final_validation_s
+        projected = self.elapsed_s + spent_s + remaining_s(self.num_epochs, done_epochs, schedule, costs)
         one_epoch = schedule.epoch_cost(done_epochs, costs)
         if abs(projected - self.budget_s) > one_epoch and not math.isclose(one_epoch, 0.0):
             return self.plan(spent_s, done_epochs, schedule, tta, f"after epoch {done_epochs}, projected "

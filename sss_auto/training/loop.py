@@ -28,7 +28,7 @@ from sss_auto.training.build import SSSModules, poly_lr
 from sss_auto.training.checkpoint import load_checkpoint, save_checkpoint
 from sss_auto.training.config import TrainConfig
 from sss_auto.training.alignment import PriorAlignment
-from sss_auto.training.budget import BudgetTracker, Schedule
+from sss_auto.training.budget import BudgetTracker, Schedule, format_duration, remaining_s
 from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync, gather_from_ranks
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
@@ -90,6 +90,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     schedule = Schedule(t.iterations_per_epoch, _fixed_warmup(t), not ablation.supervised_only,
                         t.pcsw_refresh_epochs if uses_bank else None)
     budget = _budget_tracker(config, state)
+    timer = budget or BudgetTracker(math.inf, config.device)  # without a budget: only measures, for the duration log
     thresholds = ConfidenceThresholds(t.confidence_mode, t.confidence_threshold, m.student.config.num_classes)
     if state.thresholds is not None:
         thresholds.load_state_dict(state.thresholds)
@@ -114,13 +115,16 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             if run.val_ids and run.dist.is_main:
                 refresh_values = prompt_quality(m.teacher, run.cache, run.val_ids, settings, run.constraints)
                 _log_prompt_quality(refresh_values, run)
-            if budget:
-                budget.record(refresh_s=time.time() - epoch_start)
+            timer.record(refresh_s=time.time() - epoch_start)
 
         def on_step(phase: str, seconds: float) -> None:
-            if budget and budget.record_step(phase, seconds):  # the same iteration on every rank
+            if not timer.record_step(phase, seconds):  # the same iteration on every rank
+                return
+            if budget:
                 budget.plan(epoch_start - started, epoch, schedule, config.validation_tta, f"{phase} step measured")
                 _agree(budget)
+            elif run.dist.is_main:
+                _log_duration(timer, schedule, t.num_epochs, epoch, config.validation_tta, phase)
 
         def num_epochs() -> int:
             return budget.num_epochs if budget else t.num_epochs
@@ -128,18 +132,18 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment) | refresh_values
         state.thresholds = thresholds.state_dict()
         state.alignment = alignment.state_dict() if alignment is not None else None
-        if budget:
-            budget.record_epoch("ssl" if ssl else "supervised", values["iterations_s"], t.iterations_per_epoch)
+        timer.record_epoch("ssl" if ssl else "supervised", values["iterations_s"], t.iterations_per_epoch)
         if run.dist.is_main:
             if run.val_ids:
                 validation_start = time.time()
                 m.student.eval()
                 values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False), run.constraints))
-                if budget:
-                    budget.record(validation_s=time.time() - validation_start)
+                timer.record(validation_s=time.time() - validation_start)
             values["epoch_time_s"] = time.time() - epoch_start
             progress.append(state.history, values)
             _log_epoch(values, run)
+            if budget is None and (epoch == 0 or epoch == schedule.warmup_epochs and schedule.ssl):
+                _log_duration(timer, schedule, t.num_epochs, epoch + 1, config.validation_tta, "ssl" if ssl else "supervised")
         if budget:
             budget.check(time.time() - started, state.epoch, schedule, config.validation_tta)
             _agree(budget)
@@ -272,6 +276,17 @@ def _budget_tracker(config: TrainConfig, state: TrainState) -> BudgetTracker | N
     fraction = config.training.warmup_fraction
     return BudgetTracker(minutes * 60, config.device, num_epochs=config.training.num_epochs, warmup_fraction=fraction,
                          warmup_epochs=None if fraction is None else 0 if fraction == 0 else 10**6)
+
+
+def _log_duration(timer: BudgetTracker, schedule: Schedule, num_epochs: int, epoch: int, tta: bool, phase: str) -> None:
+    """The run's expected remaining time, from the step just measured (runs without a time budget)."""
+    costs = timer.costs(tta)
+    left = remaining_s(num_epochs, epoch, schedule, costs)
+    guess = " (SSL step guessed)" if schedule.ssl and "ssl_step_s" not in timer.measured else ""
+    validation = "" if "validation_s" in timer.measured else ", validation not yet measured"
+    logger.info("estimated time left: about %s on this machine (%d epochs x %d iterations; %s step %.3f s%s%s)",
+                format_duration(left), num_epochs, schedule.iterations_per_epoch, phase,
+                getattr(costs, f"{phase}_step_s"), guess, validation)
 
 
 def _agree(budget: BudgetTracker) -> None:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from planners.plans import configuration_problems, load_plans
+from planners.plans import ConfigurationPlan, configuration_problems, load_plans
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import SSSError
 from sss_auto.networks.dfe_modes import DFE_INPUTS
@@ -21,6 +21,23 @@ OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_
                "unlabeled_weight", "strong_photometric", "warmup_fraction")
 
 
+def check_weights_match_plan(plan: ConfigurationPlan, sam2_checkpoint: Path | None, dataset_name: str) -> None:
+    """Refuse a run whose weights are not the ones the plan was made for (pretrained vs from scratch).
+
+    Raises:
+        SSSError: naming the plan's regime, the weights found, and the command that fixes it.
+    """
+    if plan.pretrained and sam2_checkpoint is None:
+        raise SSSError(f"plans.json was made for pretrained SAM-2 {plan.sam2_variant} weights ({plan.sam2_checkpoint}), "
+                       f"and none are found: pass --sam2-checkpoint FILE, set SSS_SAM2_CHECKPOINT, run "
+                       f"sss_download_sam2 --variant {plan.sam2_variant}, or re-plan without them: sss_plan -d {dataset_name}")
+    if not plan.pretrained and sam2_checkpoint is not None:
+        raise SSSError(f"plans.json was made for training from scratch ({plan.weights_note or 'planned without weights'}), "
+                       f"but SAM-2 weights are given or downloaded ({sam2_checkpoint}): re-plan for them with "
+                       f"sss_plan -d {dataset_name} (it finds them), or train without them (unset SSS_SAM2_CHECKPOINT, "
+                       "no --sam2-checkpoint)")
+
+
 def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, overrides: dict[str, float | str] | None = None,
                       batch_size: int | None = None, unlabeled_batch_size: int | None = None, ablation: Ablation = Ablation(), seed: int = 0, device: str = "cpu",
                       sam2_checkpoint: Path | None = None, finetune_encoder: bool = False, num_workers: int = 1,
@@ -29,7 +46,8 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
 
     Args:
         overrides: TrainingPlan fields (see OVERRIDABLE) to replace; None values are ignored.
-        sam2_checkpoint: None looks for a checkpoint of the planned variant downloaded by sss_download_sam2.
+        sam2_checkpoint: None: the one the plan was made for, else one of the planned variant downloaded
+            by sss_download_sam2. A plan for weights refuses to run without them, and the other way round.
 
     Raises:
         SSSError: a non-positive override or an invalid τ; PlansError: missing or invalid plans.json.
@@ -45,6 +63,10 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
             raise SSSError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if "warmup_epochs" in overrides and "warmup_fraction" not in overrides:
         overrides["warmup_fraction"] = None  # an explicit number of warm-up epochs replaces the planned share
+    if "num_epochs" in overrides and "time_budget_min" not in overrides and plan.training.time_budget_min is not None:
+        logger.info("--epochs %d replaces the planned time budget of %g min", overrides["num_epochs"],
+                    plan.training.time_budget_min)
+        overrides["time_budget_min"] = None  # an explicit number of epochs replaces the planned budget
     plan = replace(plan, training=replace(plan.training, **overrides))
     if batch_size is not None:
         if batch_size < 1:
@@ -63,9 +85,16 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
         raise SSSError(f"--dfe-inputs must be one of {', '.join(DFE_INPUTS)}, got {ablation.dfe_inputs!r}")
     if ablation.strong_views not in (1, 2):
         raise SSSError(f"--strong-views must be 1 or 2, got {ablation.strong_views}")
+    if sam2_checkpoint is None and plan.sam2_checkpoint and Path(plan.sam2_checkpoint).is_file():
+        sam2_checkpoint = Path(plan.sam2_checkpoint)
+        logger.info("using the SAM-2 checkpoint the plan was made for: %s", sam2_checkpoint)
     if sam2_checkpoint is None:
         sam2_checkpoint = find_checkpoint(plan.sam2_variant)
         if sam2_checkpoint is not None:
             logger.info("using the downloaded SAM-2 checkpoint %s", sam2_checkpoint)
+    check_weights_match_plan(plan, sam2_checkpoint, dataset.name)
+    if plan.device != ("cuda" if device.startswith("cuda") else "cpu"):
+        logger.warning("plans.json was made for %s, this run trains on %s: patch, batch and schedule may not suit it "
+                       "(re-plan on this machine with sss_plan -d %s)", plan.device, device, dataset.name)
     return TrainConfig(dataset.name, configuration, fold, plan, ablation, seed, device, sam2_checkpoint,
                        finetune_encoder, num_workers, validation_tta)

@@ -26,10 +26,38 @@ def test_make_demo_then_plan_and_preprocess(roots, env):
     folder = roots["preprocessed"] / "Dataset900_DemoBHSD"
     plans = json.loads((folder / "plans.json").read_text())
     assert plans["configurations"]["2d"]["sam2_variant"] == "test"
-    assert "default 8 GiB" in result.stderr  # says what it planned for without a GPU
+    assert "planning for training on this CPU" in result.stderr  # says what it planned for without a GPU
+    assert "NOT PRETRAINED" in result.stderr and plans["configurations"]["2d"]["pretrained"] is False
     assert len(list((folder / "2d").glob("*.json"))) == 5
     again = run_command(["sss_preprocess", "-d", "900", "--no-progress"], env)
     assert again.returncode == 0 and "0 case(s) preprocessed, 5 already done" in again.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the plan without CUDA")
+def test_plan_follows_the_weights_that_exist_and_train_refuses_a_plan_for_missing_weights(dataset_dir, roots, env):
+    plan = ["sss_plan", "-d", "900", "--no-progress"]
+    result = run_command(plan, env)
+    assert result.returncode == 0, result.stderr
+    plans_path = roots["preprocessed"] / "Dataset900_DemoBHSD" / "plans.json"
+    scratch = json.loads(plans_path.read_text())["configurations"]["2d"]
+    assert (scratch["device"], scratch["pretrained"], scratch["sam2_variant"]) == ("cpu", False, "test")
+    assert scratch["training"]["learning_rate"] == 1e-3 and scratch["training"]["time_budget_min"] == 60
+    assert scratch["batch_size_labeled"] <= 4 and "from scratch" in scratch["weights_note"]
+    assert "NOT PRETRAINED" in result.stderr and str(roots["sam2"]) in result.stderr, "says where it looked"
+
+    weights = roots["sam2"] / "sam2.1_hiera_tiny.pt"
+    weights.write_bytes(b"only its name matters to the planner")
+    result = run_command(plan + ["--gpu-memory-gb", "8"], env)
+    assert result.returncode == 0, result.stderr
+    pretrained = json.loads(plans_path.read_text())["configurations"]["2d"]
+    assert (pretrained["device"], pretrained["pretrained"], pretrained["sam2_variant"]) == ("cuda", True, "tiny")
+    assert pretrained["sam2_checkpoint"] == str(weights) and pretrained["training"]["learning_rate"] == 1e-4
+
+    weights.unlink()
+    assert run_command(["sss_preprocess", "-d", "900", "--no-progress"], env).returncode == 0
+    refused = run_command(["sss_train", "900", "2d", "0", "--epochs", "1", "--no-progress"], env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "made for pretrained SAM-2 tiny weights" in refused.stderr and "sss_download_sam2 --variant tiny" in refused.stderr
 
 
 def test_bad_dataset_exits_2_naming_the_file_and_writes_nothing(dataset_dir, roots, env):

@@ -35,6 +35,7 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     assert "pseudo labels per class, share of weak-view pixels all/confident: IPH" in log
     assert "PCSW prompts on the 1 labeled validation case(s): IPH recall" in log
     assert "final validation (original geometry, TTA on), coarse (pass 1): mean Dice" in log
+    assert "estimated time left: about" in log and "on this machine (1 epochs x 2 iterations" in log
     assert set(summary["final_validation"]["coarse"]["mean_per_class"]) == {"1", "2", "3"}
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert {"dice_coarse_1", "dice_1", "pl_1", "plc_1", "dfe_gate_1", "swap_rise"} <= set(state["history"])

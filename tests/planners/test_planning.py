@@ -58,6 +58,54 @@ def test_fingerprint_has_geometry_intensities_and_object_sizes(fingerprint, data
     assert load_fingerprint(tmp_path / "fingerprint.json") == fingerprint
 
 
+def test_without_weights_the_plan_trains_from_scratch_and_a_cpu_gets_a_cpu_plan(fingerprint):
+    from planners.planner import CPU_MAX_BATCH, FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_VARIANT
+    from planners.target import PlanTarget
+
+    gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 40.0)).configuration("2d")
+    assert (gpu.sam2_variant, gpu.pretrained, gpu.device) == (FROM_SCRATCH_VARIANT, False, "cuda")
+    assert gpu.training.learning_rate == FROM_SCRATCH_LEARNING_RATE and gpu.training.time_budget_min is None
+    assert "from scratch" in gpu.weights_note and gpu.sam2_checkpoint is None
+    cpu = plan(fingerprint, 0.0, target=PlanTarget("cpu", 40.0)).configuration("2d")
+    assert cpu.device == "cpu" and cpu.batch_size_labeled <= CPU_MAX_BATCH < gpu.batch_size_labeled
+    assert cpu.training.time_budget_min == 60.0 and cpu.training.iterations_per_epoch == 50
+    forced = plan(fingerprint, 0.0, "tiny", target=PlanTarget("cuda", 40.0)).configuration("2d")
+    assert forced.sam2_variant == "tiny" and not forced.pretrained and "forced" in forced.weights_note
+
+
+def test_with_weights_a_gpu_takes_the_largest_that_fits_and_a_cpu_the_smallest(fingerprint, tmp_path):
+    from planners.target import PlanTarget
+
+    weights = {"tiny": tmp_path / "sam2.1_hiera_tiny.pt", "large": tmp_path / "sam2.1_hiera_large.pt"}
+    gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 60.0, weights)).configuration("2d")
+    assert (gpu.sam2_variant, gpu.pretrained, gpu.sam2_checkpoint) == ("large", True, str(weights["large"]))
+    assert gpu.training.learning_rate == 1e-4 and gpu.training.num_epochs == 300
+    cpu = plan(fingerprint, 0.0, target=PlanTarget("cpu", 8.0, weights)).configuration("2d")
+    assert (cpu.sam2_variant, cpu.pretrained) == ("tiny", True)
+    small_gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 3.0, weights)).configuration("2d")
+    assert small_gpu.sam2_variant == "tiny", "large does not fit 3 GiB; tiny has weights"
+
+
+def test_find_weights_reads_the_variant_from_the_official_name_and_searches_the_cache(tmp_path, monkeypatch):
+    from planners.target import find_weights
+    from sss_auto.errors import CheckpointError
+
+    monkeypatch.setenv("SSS_SAM2_DIR", str(tmp_path))
+    monkeypatch.delenv("SSS_SAM2_CHECKPOINT", raising=False)
+    assert find_weights() == {}
+    (tmp_path / "sam2_hiera_small.pt").write_bytes(b"x")
+    (tmp_path / "sam2.1_hiera_base_plus.pt").write_bytes(b"x")
+    assert find_weights() == {"small": tmp_path / "sam2_hiera_small.pt", "base_plus": tmp_path / "sam2.1_hiera_base_plus.pt"}
+    mine = tmp_path / "my_weights.pt"
+    mine.write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="not an official SAM-2 file name.*--sam2-variant"):
+        find_weights(mine)
+    assert find_weights(mine, "tiny") == {"tiny": mine}
+    monkeypatch.setenv("SSS_SAM2_CHECKPOINT", str(tmp_path / "sam2.1_hiera_large.pt"))
+    with pytest.raises(CheckpointError, match="sam2.1_hiera_large.pt: SAM-2 checkpoint not found"):
+        find_weights()
+
+
 def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
     plans = plan(fingerprint, 2.0, "test")
     config = plans.configuration("2d")
@@ -73,6 +121,8 @@ def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
     (lambda c: c.update(batch_size_labeled=0), "batch"),
     (lambda c: c.update(unknown_key=1), "unknown_key"),
     (lambda c: c.update(dfe_inputs="both"), "dfe_inputs: 'both' is not one of strong_pair, weak_strong"),
+    (lambda c: c.update(device="tpu"), "device: 'tpu' is not one of cuda, cpu"),
+    (lambda c: c.update(pretrained=True), "pretrained: true needs an official variant"),
     (lambda c: c["training"].update(confidence_mode="local"), "training.confidence_mode: 'local' is not one of"),
     (lambda c: c["training"].update(pseudo_label_alignment="x"), "training.pseudo_label_alignment"),
     (lambda c: c["training"].update(unlabeled_ce="x"), "training.unlabeled_ce"),

@@ -1,6 +1,7 @@
 import pytest
 
-from sss_auto.training.budget import PROBE_ITERATIONS, PROBE_SKIP, BudgetTracker, Costs, Schedule, epochs_within
+from sss_auto.training.budget import (PROBE_ITERATIONS, PROBE_SKIP, BudgetTracker, Costs, Schedule, epochs_within,
+                                      format_duration, remaining_s)
 
 
 def test_epochs_within_counts_steps_validation_refreshes_and_the_final_validation():
@@ -59,3 +60,12 @@ def test_a_warmup_fraction_plans_the_warmup_as_a_share_of_the_budget_and_freezes
     assert tracker.warmup_epochs == 5, "frozen once SSL has started"
     restored = BudgetTracker.from_state_dict(tracker.state_dict(0), "cpu")
     assert restored.warmup_epochs == 5 and restored.warmup_fraction == 0.5
+
+
+def test_remaining_time_counts_the_epochs_left_and_the_final_validation_and_reads_as_hours():
+    schedule = Schedule(iterations_per_epoch=10, warmup_epochs=2, ssl=True, refresh_every=None)
+    costs = Costs(supervised_step_s=1.0, ssl_step_s=3.0, validation_s=5.0, final_validation_s=20.0)
+    # epoch 1: 10 + 5 (supervised), epochs 2-3: 30 + 5 each (SSL), then the final validation
+    assert remaining_s(4, 1, schedule, costs) == pytest.approx(15 + 35 + 35 + 20)
+    assert remaining_s(4, 4, schedule, costs) == pytest.approx(20)
+    assert [format_duration(s) for s in (40, 720, 11400)] == ["40 s", "12 min", "3 h 10 min"]

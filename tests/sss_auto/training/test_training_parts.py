@@ -227,3 +227,33 @@ def test_ablation_switches_change_what_is_built_and_how_inference_runs():
     assert not model_config(replace(full, ablation=Ablation(refine=False)), 1, 4).refine
     assert not inference_settings(replace(full, ablation=Ablation(use_pcsw=False))).use_prompts
     assert inference_settings(replace(full, ablation=Ablation(pcsw_tau=0.6))).pcsw_tau == 0.6
+
+
+def test_train_config_refuses_weights_the_plan_was_not_made_for_and_epochs_replace_a_planned_budget(prepared, roots):
+    from sss_auto import paths
+    from sss_auto.dataset.raw import find_dataset
+    from sss_auto.errors import SSSError
+    from sss_auto.io.atomic import read_json, write_json_atomic
+    from sss_auto.training.options import make_train_config
+
+    dataset = find_dataset("DemoBHSD", paths.root("raw"))
+    plans_path = roots["preprocessed"] / "Dataset900_DemoBHSD" / "plans.json"
+    plans = read_json(plans_path)
+    assert plans["configurations"]["2d"]["pretrained"] is False
+    weights = roots["sam2"] / "sam2.1_hiera_tiny.pt"
+    weights.write_bytes(b"x")
+    with pytest.raises(SSSError, match="made for training from scratch .* re-plan for them with sss_plan -d Dataset900"):
+        make_train_config(dataset, "2d", "0", sam2_checkpoint=weights)
+    plans["configurations"]["2d"].update(sam2_variant="tiny", pretrained=True, sam2_checkpoint=str(weights))
+    write_json_atomic(plans, plans_path)
+    assert make_train_config(dataset, "2d", "0").sam2_checkpoint == weights, "the plan's checkpoint is used"
+    weights.unlink()
+    with pytest.raises(SSSError, match="made for pretrained SAM-2 tiny weights .* sss_download_sam2 --variant tiny"):
+        make_train_config(dataset, "2d", "0")
+    plans["configurations"]["2d"].update(sam2_variant="test", pretrained=False, sam2_checkpoint=None)
+    plans["configurations"]["2d"]["training"]["time_budget_min"] = 60.0
+    write_json_atomic(plans, plans_path)
+    assert make_train_config(dataset, "2d", "0").training.time_budget_min == 60.0
+    assert make_train_config(dataset, "2d", "0", overrides={"num_epochs": 3}).training.time_budget_min is None
+    both = make_train_config(dataset, "2d", "0", overrides={"num_epochs": 3, "time_budget_min": 2.0})
+    assert both.training.time_budget_min == 2.0
