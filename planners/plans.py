@@ -140,14 +140,51 @@ def validate_plans(plans: Plans) -> list[str]:
     for i, norm in enumerate(plans.normalization):
         if norm.scheme not in SCHEMES:
             problems.append(f"normalization[{i}].scheme: {norm.scheme!r} is not one of {', '.join(SCHEMES)}")
+    problems += resampling_problems(plans.resampling)
     for name, config in plans.configurations.items():
         problems += configuration_problems(f"configurations.{name}", config)
     return problems
 
 
+# (field, lowest, highest, lowest allowed itself): every numeric TrainingPlan field and its range
+TRAINING_RANGES = (
+    ("num_epochs", 1, None, True), ("iterations_per_epoch", 1, None, True), ("warmup_epochs", 0, None, True),
+    ("learning_rate", 0, None, False), ("encoder_lr_factor", 0, None, True), ("weight_decay", 0, None, True),
+    ("poly_exponent", 0, None, True), ("grad_clip_norm", 0, None, False), ("ema_decay", 0, 1, True),
+    ("confidence_threshold", 0, 1, False), ("unlabeled_weight", 0, 1, True), ("unlabeled_rampup_epochs", 0, None, True),
+    ("pcsw_tau", 0, 1, False), ("pcsw_refresh_epochs", 1, None, True), ("foreground_oversampling", 0, 1, True),
+)
+ENCODERS = ("hiera", "conv")
+SPLINE_ORDERS = range(6)
+
+
+def _range_problem(key: str, value, low, high, low_allowed: bool) -> str | None:
+    """'key: value must be ...' when value is outside [low, high] (low excluded unless low_allowed)."""
+    if value < low or (value == low and not low_allowed) or (high is not None and value > high):
+        lower = f">= {low}" if low_allowed else f"> {low}"
+        return f"{key}: {value} must be {lower}" + (f" and <= {high}" if high is not None else "")
+    return None
+
+
+def resampling_problems(resampling: ResamplingPlan) -> list[str]:
+    """Problems of the resampling plan, as 'key: problem' strings."""
+    problems = [f"resampling.{name}: {getattr(resampling, name)} must be a spline order 0..5"
+                for name in ("order_image", "order_label", "order_thick_axis") if getattr(resampling, name) not in SPLINE_ORDERS]
+    if not resampling.anisotropy_threshold > 1:
+        problems.append(f"resampling.anisotropy_threshold: {resampling.anisotropy_threshold} must be > 1")
+    return problems
+
+
 def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
     """Problems of one configuration's plan (after command-line overrides too), as 'key: problem' strings."""
-    problems = []
+    problems = [p for name, low, high, low_allowed in TRAINING_RANGES
+                if (p := _range_problem(f"{where}.training.{name}", getattr(config.training, name), low, high, low_allowed))]
+    if config.training.ema_decay == 1:
+        problems.append(f"{where}.training.ema_decay: 1 would never update the teacher; must be < 1")
+    if config.encoder not in ENCODERS:
+        problems.append(f"{where}.encoder: {config.encoder!r} is not one of {', '.join(ENCODERS)}")
+    if config.resample_z:
+        problems.append(f"{where}.resample_z: true is not supported (a 2d plan keeps each case's slices)")
     for side in config.patch_size:
         if side % PATCH_MULTIPLE or not 0 < side <= MAX_PATCH:
             problems.append(f"{where}.patch_size: {config.patch_size} must be multiples of {PATCH_MULTIPLE} in 32..{MAX_PATCH}")
@@ -175,8 +212,6 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
     fraction = config.training.warmup_fraction
     if fraction is not None and not 0 <= fraction < 1:
         problems.append(f"{where}.training.warmup_fraction: {fraction} must be in [0, 1) (or null)")
-    if not 0 <= config.training.unlabeled_weight <= 1:
-        problems.append(f"{where}.training.unlabeled_weight: {config.training.unlabeled_weight} must be in [0, 1]")
     budget = config.training.time_budget_min
     if budget is not None and not budget > 0:
         problems.append(f"{where}.training.time_budget_min: {budget} must be a positive number of minutes (or null)")

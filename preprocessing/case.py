@@ -82,8 +82,9 @@ def preprocess_case(case_id: str, images: np.ndarray, label: np.ndarray | None, 
     new_spacing = _target_spacing(spacing, config)
     new_shape = target_shape(shape_after_crop, spacing, new_spacing)
     r = plans.resampling
-    data = resample_data(images, new_shape, spacing, new_spacing, r.order_image, r.order_thick_axis)
-    seg = resample_label(label, new_shape, spacing, new_spacing, r.order_thick_axis) if label is not None else None
+    data = resample_data(images, new_shape, spacing, new_spacing, r.order_image, r.order_thick_axis, r.anisotropy_threshold)
+    seg = (resample_label(label, new_shape, spacing, new_spacing, r.order_thick_axis, r.order_label, r.anisotropy_threshold)
+           if label is not None else None)
     foreground = sample_foreground(seg, np.random.default_rng(seed)) if seg is not None else np.zeros((0, 4), np.int32)
     properties = CaseProperties(case_id, geometry, bbox, spacing, shape_after_crop, tuple(int(n) for n in new_shape),
                                 tuple(float(s) for s in new_spacing))
@@ -119,7 +120,9 @@ def restore_probabilities(probs: np.ndarray, properties: CaseProperties, plans: 
         float32 (K+1, *raw shape) in the raw array's axis order; outside the crop box: background.
     """
     p = properties
-    probs = resample_probabilities(probs, p.shape_after_crop, p.spacing_after_resampling_mm, p.spacing_mm)
+    r = plans.resampling
+    probs = resample_probabilities(probs, p.shape_after_crop, p.spacing_after_resampling_mm, p.spacing_mm,
+                                   r.order_thick_axis, r.anisotropy_threshold)
     full_transposed = tuple(p.geometry.shape[a] for a in plans.transpose_forward)
     background = np.zeros((probs.shape[0], 1, 1, 1), np.float32)
     background[0] = 1.0
@@ -130,6 +133,8 @@ def restore_probabilities(probs: np.ndarray, properties: CaseProperties, plans: 
 def restore_label(seg: np.ndarray, properties: CaseProperties, plans: Plans) -> np.ndarray:
     """Undo the steps for a label map on the cached grid (z, y, x) -> raw shape, same values."""
     p = properties
-    seg = resample_label(seg, p.shape_after_crop, p.spacing_after_resampling_mm, p.spacing_mm, plans.resampling.order_thick_axis)
+    r = plans.resampling
+    seg = resample_label(seg, p.shape_after_crop, p.spacing_after_resampling_mm, p.spacing_mm, r.order_thick_axis,
+                         r.order_label, r.anisotropy_threshold)
     full_transposed = tuple(p.geometry.shape[a] for a in plans.transpose_forward)
     return uncrop(seg, p.bbox, full_transposed).transpose(plans.transpose_backward)

@@ -18,10 +18,11 @@ def target_shape(shape: tuple[int, ...], spacing: tuple[float, ...], new_spacing
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, new_spacing))
 
 
-def separate_axis(spacing: tuple[float, ...], new_spacing: tuple[float, ...]) -> int | None:
-    """The thick axis to resample separately, or None (isotropic enough or ambiguous)."""
+def separate_axis(spacing: tuple[float, ...], new_spacing: tuple[float, ...],
+                  anisotropy: float = ANISOTROPY_THRESHOLD) -> int | None:
+    """The thick axis to resample separately (spacing ratio above `anisotropy`), or None (isotropic enough or ambiguous)."""
     for candidate in (spacing, new_spacing):
-        if max(candidate) / min(candidate) > ANISOTROPY_THRESHOLD:
+        if max(candidate) / min(candidate) > anisotropy:
             axis = int(np.argmax(candidate))
             if sum(np.isclose(candidate, candidate[axis])) == 1:
                 return axis
@@ -29,7 +30,7 @@ def separate_axis(spacing: tuple[float, ...], new_spacing: tuple[float, ...]) ->
 
 
 def resample_data(data: np.ndarray, new_shape: tuple[int, int, int], spacing, new_spacing,
-                  order: int = 3, order_thick: int = 0) -> np.ndarray:
+                  order: int = 3, order_thick: int = 0, anisotropy: float = ANISOTROPY_THRESHOLD) -> np.ndarray:
     """Resample intensities.
 
     Args:
@@ -38,21 +39,24 @@ def resample_data(data: np.ndarray, new_shape: tuple[int, int, int], spacing, ne
         spacing, new_spacing: (z, y, x) in mm, used to find a thick axis.
         order: spline order in-plane (3 = cubic).
         order_thick: order along a separate thick axis (0 = nearest).
+        anisotropy: spacing ratio above which the thick axis is resampled separately.
 
     Returns:
         float32 (C, *new_shape).
     """
     if tuple(data.shape[1:]) == tuple(new_shape):
         return data.astype(np.float32, copy=True)
-    return np.stack([_resample_3d(channel, new_shape, spacing, new_spacing, order, order_thick) for channel in data])
+    return np.stack([_resample_3d(channel, new_shape, spacing, new_spacing, order, order_thick, anisotropy)
+                     for channel in data])
 
 
 def resample_label(label: np.ndarray, new_shape: tuple[int, int, int], spacing, new_spacing,
-                   order_thick: int = 0) -> np.ndarray:
-    """Resample a label map by linear interpolation of each class's mask, thresholded at 0.5.
+                   order_thick: int = 0, order: int = 1, anisotropy: float = ANISOTROPY_THRESHOLD) -> np.ndarray:
+    """Resample a label map by interpolating each class's mask (order 1: linear), thresholded at 0.5.
 
     Args:
         label: integer (z, y, x).
+        order: interpolation order of the masks in-plane; order_thick along a separate thick axis.
 
     Returns:
         int16 (z, y, x) of `new_shape`.
@@ -63,21 +67,25 @@ def resample_label(label: np.ndarray, new_shape: tuple[int, int, int], spacing, 
     for value in np.unique(label):
         if value == 0:
             continue
-        mask = _resample_3d((label == value).astype(np.float32), new_shape, spacing, new_spacing, 1, order_thick)
+        mask = _resample_3d((label == value).astype(np.float32), new_shape, spacing, new_spacing, order, order_thick,
+                            anisotropy)
         out[mask >= 0.5] = value
     return out
 
 
-def resample_probabilities(probs: np.ndarray, new_shape: tuple[int, int, int], spacing, new_spacing) -> np.ndarray:
-    """Resample class probabilities (C, z, y, x) linearly (thick axis: nearest), float32."""
+def resample_probabilities(probs: np.ndarray, new_shape: tuple[int, int, int], spacing, new_spacing,
+                           order_thick: int = 0, anisotropy: float = ANISOTROPY_THRESHOLD) -> np.ndarray:
+    """Resample class probabilities (C, z, y, x) linearly (thick axis: order_thick), float32."""
     if tuple(probs.shape[1:]) == tuple(new_shape):
         return probs.astype(np.float32, copy=True)
-    return np.stack([_resample_3d(channel, new_shape, spacing, new_spacing, 1, 0) for channel in probs])
+    return np.stack([_resample_3d(channel, new_shape, spacing, new_spacing, 1, order_thick, anisotropy)
+                     for channel in probs])
 
 
-def _resample_3d(volume: np.ndarray, new_shape, spacing, new_spacing, order: int, order_thick: int) -> np.ndarray:
+def _resample_3d(volume: np.ndarray, new_shape, spacing, new_spacing, order: int, order_thick: int,
+                 anisotropy: float) -> np.ndarray:
     zoom = np.array(new_shape, dtype=float) / np.array(volume.shape, dtype=float)
-    axis = separate_axis(tuple(spacing), tuple(new_spacing))
+    axis = separate_axis(tuple(spacing), tuple(new_spacing), anisotropy)
     volume = volume.astype(np.float32, copy=False)
     if axis is None:
         return _zoom(volume, zoom, order)

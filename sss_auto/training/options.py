@@ -19,6 +19,9 @@ OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_
                "time_budget_min", "confidence_mode", "unlabeled_ce", "ema_restart_at_ssl",
                "pseudo_label_alignment", "unlabeled_rampup_epochs",
                "unlabeled_weight", "strong_photometric", "warmup_fraction")
+FLAGS = {"num_epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "learning_rate": "--lr",
+         "time_budget_min": "--time-budget", "unlabeled_rampup_epochs": "--rampup-epochs",
+         "pseudo_label_alignment": "--alignment"}  # sss_train's flag of a field
 
 
 def check_weights_match_plan(plan: ConfigurationPlan, sam2_checkpoint: Path | None, dataset_name: str) -> None:
@@ -60,7 +63,7 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
         if isinstance(value, (bool, str)):
             continue  # checked with the whole plan below
         if value < 0 or (value == 0 and name not in ("warmup_epochs", "unlabeled_rampup_epochs")):
-            raise SSSError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            raise SSSError(f"{FLAGS.get(name, '--' + name.replace('_', '-'))} must be positive, got {value}")
     if "warmup_epochs" in overrides and "warmup_fraction" not in overrides:
         overrides["warmup_fraction"] = None  # an explicit number of warm-up epochs replaces the planned share
     if "num_epochs" in overrides and "time_budget_min" not in overrides and plan.training.time_budget_min is not None:

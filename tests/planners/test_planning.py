@@ -127,14 +127,39 @@ def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
     (lambda c: c["training"].update(pseudo_label_alignment="x"), "training.pseudo_label_alignment"),
     (lambda c: c["training"].update(unlabeled_ce="x"), "training.unlabeled_ce"),
     (lambda c: c["training"].update(strong_photometric="x"), "training.strong_photometric"),
-    (lambda c: c["training"].update(unlabeled_weight=1.5), "training.unlabeled_weight: 1.5 must be in"),
+    (lambda c: c["training"].update(unlabeled_weight=1.5), "training.unlabeled_weight: 1.5 must be >= 0 and <= 1"),
     (lambda c: c["training"].update(warmup_fraction=1.0), "training.warmup_fraction: 1.0 must be in"),
     (lambda c: c["training"].update(time_budget_min=-2), "training.time_budget_min: -2"),
+    # the edits of issue 13 §2, each once a traceback or a silent run
+    (lambda c: c.update(encoder="bogus"), r"configurations.2d.encoder: 'bogus' is not one of hiera, conv"),
+    (lambda c: c["training"].update(iterations_per_epoch=0), r"training.iterations_per_epoch: 0 must be >= 1"),
+    (lambda c: c["training"].update(num_epochs=-3), r"training.num_epochs: -3 must be >= 1"),
+    (lambda c: c["training"].update(confidence_threshold=1.7), r"training.confidence_threshold: 1.7 must be > 0 and <= 1"),
+    (lambda c: c["training"].update(learning_rate=0), r"training.learning_rate: 0 must be > 0"),
+    (lambda c: c["training"].update(ema_decay=1), r"training.ema_decay: 1 would never update the teacher"),
+    (lambda c: c["training"].update(pcsw_refresh_epochs=0), r"training.pcsw_refresh_epochs: 0 must be >= 1"),
+    (lambda c: c["training"].update(foreground_oversampling=2), r"training.foreground_oversampling: 2 must be >= 0 and <= 1"),
+    (lambda c: c.update(resample_z=True), r"resample_z: true is not supported"),
+    (lambda c: c["training"].update(num_epochs="ten"), r"num_epochs"),
 ])
 def test_invalid_edited_plans_are_refused_naming_the_key(fingerprint, tmp_path, edit, message):
     save_plans(plan(fingerprint, 2.0, "test"), tmp_path / "plans.json")
     data = json.loads((tmp_path / "plans.json").read_text())
     edit(data["configurations"]["2d"])
+    (tmp_path / "plans.json").write_text(json.dumps(data))
+    with pytest.raises(PlansError, match=message):
+        load_plans(tmp_path / "plans.json")
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"order_label": 7}, r"resampling.order_label: 7 must be a spline order 0..5"),
+    ({"order_image": -1}, r"resampling.order_image: -1 must be a spline order"),
+    ({"anisotropy_threshold": 0.5}, r"resampling.anisotropy_threshold: 0.5 must be > 1"),
+])
+def test_invalid_resampling_plans_are_refused_naming_the_key(fingerprint, tmp_path, edit, message):
+    save_plans(plan(fingerprint, 2.0, "test"), tmp_path / "plans.json")
+    data = json.loads((tmp_path / "plans.json").read_text())
+    data["resampling"].update(edit)
     (tmp_path / "plans.json").write_text(json.dumps(data))
     with pytest.raises(PlansError, match=message):
         load_plans(tmp_path / "plans.json")

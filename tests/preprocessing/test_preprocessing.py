@@ -42,6 +42,21 @@ def test_label_resampling_round_trip_keeps_labels():
     assert (down == label).mean() > 0.99  # only boundary voxels may move
 
 
+def test_label_order_and_anisotropy_threshold_are_honoured():
+    label = np.zeros((4, 9, 9), np.int16)
+    label[:, 2:7, 2:7] = 1
+    label[:, 3, 3] = 0
+    nearest = resample_label(label, (4, 27, 27), (3.0, 1.0, 1.0), (3.0, 1 / 3, 1 / 3), order=0)
+    linear = resample_label(label, (4, 27, 27), (3.0, 1.0, 1.0), (3.0, 1 / 3, 1 / 3), order=1)
+    np.testing.assert_array_equal(nearest, label.repeat(3, axis=1).repeat(3, axis=2))  # order 0: blocks
+    assert not np.array_equal(linear, nearest)
+    ramp = np.linspace(0, 1, 8, dtype=np.float32)[:, None, None] * np.ones((1, 8, 8), np.float32)
+    spacing, new = (4.0, 1.0, 1.0), (2.0, 1.0, 1.0)  # ratio 4: thick axis separate (nearest) unless the threshold is above 4
+    separate = resample_data(ramp[None], (16, 8, 8), spacing, new, order=1, order_thick=0)
+    together = resample_data(ramp[None], (16, 8, 8), spacing, new, order=1, order_thick=0, anisotropy=5.0)
+    assert len(np.unique(separate)) == 8 and len(np.unique(together)) > 8
+
+
 def test_image_resampling_preserves_smooth_signal():
     z, y, x = np.meshgrid(np.arange(4), np.linspace(0, 1, 32), np.linspace(0, 1, 32), indexing="ij")
     data = (np.sin(3 * y) + x).astype(np.float32)[None]
