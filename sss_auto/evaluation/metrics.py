@@ -14,11 +14,6 @@ import numpy as np
 from scipy import ndimage
 
 
-def dice_per_class(prediction: np.ndarray, reference: np.ndarray, classes: list[int]) -> dict[int, float]:
-    """Dice of each class value; NaN when the class is in neither array."""
-    return {k: class_metrics(prediction == k, reference == k)["dice"] for k in classes}
-
-
 def class_metrics(prediction: np.ndarray, reference: np.ndarray, spacing_mm: tuple[float, ...] | None = None) -> dict[str, float]:
     """Dice, IoU and (when `spacing_mm` is given) HD95 and ASD in mm of two boolean masks."""
     p_sum, r_sum = int(prediction.sum()), int(reference.sum())

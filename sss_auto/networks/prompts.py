@@ -36,7 +36,3 @@ class Prompts:
     def to(self, device: torch.device | str) -> Prompts:
         return Prompts(self.boxes.to(device), self.points.to(device), self.valid.to(device))
 
-
-def to_sam_point(yx: torch.Tensor) -> torch.Tensor:
-    """Convert (..., 2) (y, x) array coordinates to SAM-2's (x, y) order."""
-    return yx.flip(-1)

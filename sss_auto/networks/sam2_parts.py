@@ -35,7 +35,6 @@ CONFIGS_2_0 = {"tiny": "configs/sam2/sam2_hiera_t.yaml", "small": "configs/sam2/
                "base_plus": "configs/sam2/sam2_hiera_b+.yaml", "large": "configs/sam2/sam2_hiera_l.yaml"}
 SAM21_ONLY_KEY = "no_obj_embed_spatial"  # present in every 2.1 checkpoint, absent from 2.0
 FEATURE_CHANNELS = 256
-FEATURE_STRIDES = (4, 8, 16)
 
 
 @dataclass

@@ -40,15 +40,10 @@ class ClassConstraint:
     slice_extent_max: int
 
     @classmethod
-    def from_stats(cls, volume_mm3_min: float, volume_mm3_max: float, extent_min: int, extent_max: int,
-                   slices_per_raw_slice: float = 1.0) -> ClassConstraint:
-        """Widen the fingerprint's ranges by the tolerances.
-
-        Args:
-            slices_per_raw_slice: raw z spacing / array z spacing, to count extents in array slices.
-        """
-        lo = extent_min * slices_per_raw_slice / EXTENT_TOLERANCE
-        hi = extent_max * slices_per_raw_slice * EXTENT_TOLERANCE
+    def from_stats(cls, volume_mm3_min: float, volume_mm3_max: float, extent_min: int, extent_max: int) -> ClassConstraint:
+        """Widen the fingerprint's ranges by the tolerances (extents in slices: a 2d plan keeps each case's slices)."""
+        lo = extent_min / EXTENT_TOLERANCE
+        hi = extent_max * EXTENT_TOLERANCE
         return cls(volume_mm3_min / VOLUME_TOLERANCE, volume_mm3_max * VOLUME_TOLERANCE,
                    max(1, int(np.floor(lo))), int(np.ceil(hi)) + 1)
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -5,7 +6,7 @@ from torch import nn
 
 from sss_auto.networks.dfe import DFE, DFEBlock
 from sss_auto.networks.model import ModelConfig, SSSNet
-from sss_auto.networks.prompts import Prompts, to_sam_point
+from sss_auto.networks.prompts import Prompts
 from sss_auto.errors import CheckpointError
 from sss_auto.networks.sam2_parts import build_sam2_parts
 
@@ -148,8 +149,14 @@ def test_dfe_pixel_mlp_matches_the_nchw_modules_it_stores():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_sam_points_are_x_then_y():
-    assert to_sam_point(torch.tensor([3.0, 7.0])).tolist() == [7.0, 3.0]
+def test_sam_prompts_are_x_then_y():
+    from sss_auto.prompting.from_masks import box_and_point
+
+    mask = np.zeros((8, 32), bool)
+    mask[2:5, 10:21] = True  # rows (y) 2-4, columns (x) 10-20
+    box, point = box_and_point(mask)
+    assert box.tolist() == [10.0, 2.0, 21.0, 5.0]
+    assert mask[int(point[1]), int(point[0])] and point[0] > 8
 
 
 def _official_checkpoint(tmp_path, variant="test", image_size=64):
