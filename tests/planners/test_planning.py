@@ -202,11 +202,15 @@ def test_the_chosen_batch_never_exceeds_the_budget():
     from planners.planner import choose_model
 
     config = ModelConfig(1, 6, 128, "test")
+    batches = []
     for budget_gib in (0.3, 0.45, 0.6, 0.9):
         batch, estimate = fit_batch(config, int(budget_gib * GIB), 12)
-        assert batch == 0 or estimate.total_bytes <= budget_gib * GIB, (budget_gib, batch)
+        batches.append(batch)
+        if batch:
+            assert estimate.total_bytes <= budget_gib * GIB, (budget_gib, batch)
         if batch >= 2:
             assert choose_model(1, 6, 128, budget_gib, "test")[3] <= budget_gib
+    assert batches == sorted(batches) and batches[-1] >= 2, f"the budgets span fitting batches: {batches}"
 
 
 @pytest.mark.slow
