@@ -104,7 +104,7 @@ def main() -> None:
     cache = roots["preprocessed"] / DATASET / "2d"
     rows: list[Measured] = []
 
-    plan = ["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "-np", str(args.workers),
+    plan = ["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--method", "full", "-np", str(args.workers),
             "--no-progress"]
     rows.append(measure(plan, env, kill_when=lambda: len(list(cache.glob("*.json"))) >= total // 3))
     rows.append(measure(plan, env))

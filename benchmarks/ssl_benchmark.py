@@ -67,7 +67,8 @@ VARIANTS = {v.name: v for v in (
     Variant("supervised", ("--supervised-only",), "SSS-supervised", "supervised only (full network)"),
     Variant("supervised_coarse", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
             "supervised only, coarse head (no PCSW, no refinement)"),
-    Variant("w2s", ("--no-dfe", "--no-pcsw", "--no-refine"), "SSS-noDFE-noPCSW-noRefine", "weak-to-strong"),
+    Variant("w2s", ("--no-dfe", "--no-pcsw", "--no-refine"), "SSS-noDFE-noPCSW-noRefine",
+            "weak-to-strong, coarse head (the from-scratch default since this benchmark)"),
     Variant("w2s_dfe_pair", ("--no-pcsw", "--no-refine", "--dfe-inputs", "strong_pair"),
             "SSS-noPCSW-noRefine-dfeStrongPair", "weak-to-strong + DFE (strong pair)"),
     Variant("w2s_dfe_weak", ("--no-pcsw", "--no-refine", "--dfe-inputs", "weak_strong"),
@@ -75,12 +76,13 @@ VARIANTS = {v.name: v for v in (
     Variant("w2s_pcsw", ("--no-dfe",), "SSS-noDFE", "weak-to-strong + PCSW + refinement"),
     Variant("sss_v0", ("--dfe-inputs", "weak_strong", *SSS_METHOD_PSEUDO_LABELS), "SSS-dfeWeakStrong",
             "full SSS as first specified (weak/strong DFE, global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
-    Variant("default", (), "SSS", "planned default = full SSS (strong-pair DFE, PCSW, refinement, class-aware pseudo labels)"),
+    Variant("sss_full", (), "SSS", "full SSS (strong-pair DFE, PCSW, refinement, class-aware pseudo labels; the "
+            "plans' default before this benchmark)"),
     Variant("w2s_v0", ("--no-dfe", "--no-pcsw", "--no-refine", *SSS_METHOD_PSEUDO_LABELS), "SSS-noDFE-noPCSW-noRefine",
             "weak-to-strong as first specified (global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
 )}
 DEFAULT_VARIANTS = ("supervised", "supervised_coarse", "w2s", "w2s_dfe_pair", "w2s_dfe_weak", "w2s_pcsw", "sss_v0",
-                    "default")
+                    "sss_full")
 NNUNET = "nnunet"
 TRAINER = "nnUNetTrainer_SSSBudget"
 TRAINER_SOURCE = f'''import os
@@ -173,7 +175,7 @@ def prepare_seed(root: Path, train: list[str], val: list[str], env: dict) -> Non
     splits = root / "SSS_preprocessed" / DATASET_FOLDER / "splits_final.json"
     if splits.is_file():
         return
-    _run(["sss_plan_and_preprocess", "-d", DATASET_NAME, "--sam2-variant", "test", "-np", "2", "--no-progress"], env,
+    _run(["sss_plan_and_preprocess", "-d", DATASET_NAME, "--sam2-variant", "test", "--method", "full", "-np", "2", "--no-progress"], env,
          root / "logs" / "plan_and_preprocess.log")
     write_json_atomic([{"train": train, "val": val}], splits)
 

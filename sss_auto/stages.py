@@ -40,20 +40,22 @@ def fingerprint_stage(dataset: RawDataset, num_processes: int, clean: bool = Fal
 
 
 def plan_stage(dataset: RawDataset, fingerprint: Fingerprint, gpu_memory_gib: float | None = None,
-               sam2_variant: str | None = None, encoder: str = "hiera", sam2_checkpoint: Path | None = None) -> Plans:
+               sam2_variant: str | None = None, encoder: str = "hiera", sam2_checkpoint: Path | None = None,
+               method: str = "auto") -> Plans:
     """Plan for the machine and the SAM-2 weights found (planners/target.py) and write plans.json.
 
     A given `gpu_memory_gib` plans for a CUDA GPU of that size; otherwise the detected GPU, or
     this machine's CPU when there is none.
     """
     plans = plan(fingerprint, 0.0, sam2_variant, encoder,
-                 target=plan_target(gpu_memory_gib, find_weights(sam2_checkpoint, sam2_variant)))
+                 target=plan_target(gpu_memory_gib, find_weights(sam2_checkpoint, sam2_variant)), method=method)
     path = preprocessed_folder(dataset) / "plans.json"
     save_plans(plans, path)
     for name, config in plans.configurations.items():
-        logger.info("%s: planned for %s, spacing %s mm, patch %s, batch %d+%d, SAM-2 %s, estimated step %.2f GiB of "
-                    "%.1f GiB, lr %g, %s", name, config.device, tuple(round(s, 3) for s in config.spacing_mm),
+        logger.info("%s: planned for %s, spacing %s mm, patch %s, batch %d+%d, SAM-2 %s, %s, estimated step %.2f GiB "
+                    "of %.1f GiB, lr %g, %s", name, config.device, tuple(round(s, 3) for s in config.spacing_mm),
                     config.patch_size, config.batch_size_labeled, config.batch_size_unlabeled, config.sam2_variant,
+                    "full SSS" if config.refine else "weak-to-strong, coarse head",
                     config.estimated_step_memory_gib, config.gpu_memory_target_gib, config.training.learning_rate,
                     f"time budget {config.training.time_budget_min:g} min" if config.training.time_budget_min
                     else f"{config.training.num_epochs} epochs x {config.training.iterations_per_epoch} iterations")

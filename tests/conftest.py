@@ -138,7 +138,7 @@ def run_command(args: list[str], env: dict, timeout: float = 600, **kwargs) -> s
 def prepared(roots, dataset_dir) -> tuple[dict, Path]:
     """The small demo dataset planned (test SAM-2) and preprocessed through the CLI: (environment, results folder)."""
     env = dict(os.environ)
-    result = run_command(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"], env)
+    result = run_command(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--method", "full", "--no-progress"], env)
     assert result.returncode == 0, result.stderr
     return env, roots["results"] / "Dataset900_DemoBHSD"
 

@@ -28,6 +28,10 @@ def _parser(description: str, fingerprint: bool, planning: bool, preprocessing: 
                             help="official SAM-2 checkpoint to plan for (default: $SSS_SAM2_CHECKPOINT, else what "
                                  "sss_download_sam2 downloaded; none: the from-scratch plan)")
         parser.add_argument("--encoder", choices=["hiera", "conv"], default="hiera", help="image encoder (default hiera)")
+        parser.add_argument("--method", choices=["auto", "full", "weak_to_strong"], default="auto",
+                            help="SSS parts to plan: full (DFE, PCSW, SAM-2 refinement) or weak_to_strong (coarse head); "
+                                 "auto (default): full with SAM-2 weights, weak_to_strong without (the benchmark's best "
+                                 "semi-supervised variant from scratch)")
     if preprocessing:
         parser.add_argument("-c", nargs="+", default=["2d"], metavar="CONFIG", help="configurations to preprocess (default 2d)")
     add_common_options(parser)
@@ -43,7 +47,7 @@ def _run(args: argparse.Namespace, fingerprint: bool, planning: bool, preprocess
     dataset = find_dataset(args.d, paths.root("raw"))
     fp = fingerprint_stage(dataset, args.np, getattr(args, "clean", False), not args.no_progress) if fingerprint or planning else None
     if planning:
-        plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder, args.sam2_checkpoint)
+        plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder, args.sam2_checkpoint, args.method)
     if preprocessing:
         preprocess_stage(dataset, args.c, args.np, not args.no_progress)
     print(f"done: {preprocessed_folder(dataset)}")

@@ -43,6 +43,7 @@ def test_plan_follows_the_weights_that_exist_and_train_refuses_a_plan_for_missin
     assert (scratch["device"], scratch["pretrained"], scratch["sam2_variant"]) == ("cpu", False, "test")
     assert scratch["training"]["learning_rate"] == 1e-3 and scratch["training"]["time_budget_min"] == 60
     assert scratch["batch_size_labeled"] <= 4 and "from scratch" in scratch["weights_note"]
+    assert (scratch["refine"], scratch["dfe_levels"]) == (False, []), "the benchmark's best from-scratch variant"
     assert "NOT PRETRAINED" in result.stderr and str(roots["sam2"]) in result.stderr, "says where it looked"
 
     weights = roots["sam2"] / "sam2.1_hiera_tiny.pt"
@@ -52,6 +53,7 @@ def test_plan_follows_the_weights_that_exist_and_train_refuses_a_plan_for_missin
     pretrained = json.loads(plans_path.read_text())["configurations"]["2d"]
     assert (pretrained["device"], pretrained["pretrained"], pretrained["sam2_variant"]) == ("cuda", True, "tiny")
     assert pretrained["sam2_checkpoint"] == str(weights) and pretrained["training"]["learning_rate"] == 1e-4
+    assert pretrained["refine"] is True and pretrained["dfe_levels"] == [1, 2]
 
     weights.unlink()
     assert run_command(["sss_preprocess", "-d", "900", "--no-progress"], env).returncode == 0

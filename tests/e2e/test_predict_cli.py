@@ -19,7 +19,7 @@ from tests.conftest import kill_9_when, run_command
 @pytest.fixture
 def trained(roots, dataset_dir):
     env = dict(os.environ)
-    for command in (["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"],
+    for command in (["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--method", "full", "--no-progress"],
                     ["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", "--iters-per-epoch", "2", "--warmup-epochs", "0",
                      "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta"]):
         result = run_command(command, env)

@@ -66,6 +66,11 @@ def test_without_weights_the_plan_trains_from_scratch_and_a_cpu_gets_a_cpu_plan(
     assert (gpu.sam2_variant, gpu.pretrained, gpu.device) == (FROM_SCRATCH_VARIANT, False, "cuda")
     assert gpu.training.learning_rate == FROM_SCRATCH_LEARNING_RATE and gpu.training.time_budget_min is None
     assert "from scratch" in gpu.weights_note and gpu.sam2_checkpoint is None
+    assert (gpu.refine, gpu.dfe_levels) == (False, ()), "from scratch: weak-to-strong with the coarse head"
+    assert "the best semi-supervised variant from scratch" in gpu.weights_note
+    full = plan(fingerprint, 0.0, target=PlanTarget("cuda", 40.0), method="full").configuration("2d")
+    assert (full.refine, full.dfe_levels) == (True, (1, 2)) and "forced" in full.weights_note
+    assert full.estimated_step_memory_gib > gpu.estimated_step_memory_gib, "the estimate is of the planned network"
     cpu = plan(fingerprint, 0.0, target=PlanTarget("cpu", 40.0)).configuration("2d")
     assert cpu.device == "cpu" and cpu.batch_size_labeled <= CPU_MAX_BATCH < gpu.batch_size_labeled
     assert cpu.training.time_budget_min == 60.0 and cpu.training.iterations_per_epoch == 50
@@ -80,6 +85,9 @@ def test_with_weights_a_gpu_takes_the_largest_that_fits_and_a_cpu_the_smallest(f
     gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 60.0, weights)).configuration("2d")
     assert (gpu.sam2_variant, gpu.pretrained, gpu.sam2_checkpoint) == ("large", True, str(weights["large"]))
     assert gpu.training.learning_rate == 1e-4 and gpu.training.num_epochs == 300
+    assert (gpu.refine, gpu.dfe_levels) == (True, (1, 2)), "with weights: the full method"
+    w2s = plan(fingerprint, 0.0, target=PlanTarget("cuda", 60.0, weights), method="weak_to_strong").configuration("2d")
+    assert (w2s.refine, w2s.dfe_levels, w2s.pretrained) == (False, (), True)
     cpu = plan(fingerprint, 0.0, target=PlanTarget("cpu", 8.0, weights)).configuration("2d")
     assert (cpu.sam2_variant, cpu.pretrained) == ("tiny", True)
     small_gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 3.0, weights)).configuration("2d")
