@@ -67,23 +67,25 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['seed']} | {r['run']} | {_cell(r['swap'][0], 4)} / {_cell(r['swap'][1], 4)} | "
               f"{_cell(r['gates'][0], 4)}, {_cell(r['gates'][1], 4)} | {_cell(r['coarse'])} / {_cell(r['fused'])} |")
-    print("\nPCSW prompts on the validation cases at the last bank refresh (recall / precision / box IoU per class):\n")
-    print("| seed | run | " + " | ".join(f"class {k}" for k in (rows[0]["prompts"] if rows else [])) + " |")
-    print("|---|---|" + "---|" * len(rows[0]["prompts"] if rows else []))
-    for r in rows:
-        if all(math.isnan(v[0]) for v in r["prompts"].values()):
-            continue
-        print(f"| {r['seed']} | {r['run']} | " + " | ".join("/".join(_cell(x, 2) for x in v) for v in r["prompts"].values()) + " |")
-    print("\nPseudo labels of the last epoch (share of weak-view pixels, all / confident; mask ratio on the class's pixels):\n")
-    print("| seed | run | " + " | ".join(f"class {k}" for k in (rows[0]["pseudo"] if rows else [])) + " |")
-    print("|---|---|" + "---|" * len(rows[0]["pseudo"] if rows else []))
-    for r in rows:
-        if all(math.isnan(v[0]) for v in r["pseudo"].values()):
-            continue
-        print(f"| {r['seed']} | {r['run']} | " + " | ".join(f"{v[0]:.1e} / {v[1]:.1e}; {_cell(v[2], 2)}" for v in r["pseudo"].values()) + " |")
+    _class_table("PCSW prompts on the validation cases at the last bank refresh (recall / precision / box IoU per class)",
+                 rows, "prompts", lambda v: "/".join(_cell(x, 2) for x in v))
+    _class_table("Pseudo labels of the last epoch (share of weak-view pixels, all / confident; mask ratio on the class's pixels)",
+                 rows, "pseudo", lambda v: f"{v[0]:.1e} / {v[1]:.1e}; {_cell(v[2], 2)}")
     if args.test_coarse:
         _test_coarse_vs_fused(args.out.resolve())
     return 0
+
+
+def _class_table(title: str, rows: list[dict], key: str, cell) -> None:
+    """A per-class markdown table of rows[*][key] (class -> tuple), skipping runs without a first value."""
+    classes = list(rows[0][key]) if rows else []
+    print(f"\n{title}:\n")
+    print("| seed | run | " + " | ".join(f"class {k}" for k in classes) + " |")
+    print("|---|---|" + "---|" * len(classes))
+    for r in rows:
+        if all(math.isnan(v[0]) for v in r[key].values()):
+            continue
+        print(f"| {r['seed']} | {r['run']} | " + " | ".join(cell(v) for v in r[key].values()) + " |")
 
 
 def _test_coarse_vs_fused(out: Path) -> None:

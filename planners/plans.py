@@ -154,6 +154,9 @@ TRAINING_RANGES = (
     ("confidence_threshold", 0, 1, False), ("unlabeled_weight", 0, 1, True), ("unlabeled_rampup_epochs", 0, None, True),
     ("pcsw_tau", 0, 1, False), ("pcsw_refresh_epochs", 1, None, True), ("foreground_oversampling", 0, 1, True),
 )
+# (field, allowed values): every TrainingPlan field that is a choice
+TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),
+                    ("pseudo_label_alignment", ALIGNMENTS), ("strong_photometric", STRONG_STRENGTHS))
 ENCODERS = ("hiera", "conv")
 SPLINE_ORDERS = range(6)
 
@@ -197,18 +200,8 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
         problems.append(f"{where}: batch sizes must be at least 1")
     if any(level not in (0, 1, 2) for level in config.dfe_levels):
         problems.append(f"{where}.dfe_levels: {config.dfe_levels} must be levels 0, 1 or 2")
-    if config.training.confidence_mode not in CONFIDENCE_MODES:
-        problems.append(f"{where}.training.confidence_mode: {config.training.confidence_mode!r} is not one of "
-                        f"{', '.join(CONFIDENCE_MODES)}")
-    if config.training.unlabeled_ce not in UNLABELED_CE:
-        problems.append(f"{where}.training.unlabeled_ce: {config.training.unlabeled_ce!r} is not one of "
-                        f"{', '.join(UNLABELED_CE)}")
-    if config.training.pseudo_label_alignment not in ALIGNMENTS:
-        problems.append(f"{where}.training.pseudo_label_alignment: {config.training.pseudo_label_alignment!r} is not "
-                        f"one of {', '.join(ALIGNMENTS)}")
-    if config.training.strong_photometric not in STRONG_STRENGTHS:
-        problems.append(f"{where}.training.strong_photometric: {config.training.strong_photometric!r} is not one of "
-                        f"{', '.join(STRONG_STRENGTHS)}")
+    problems += [f"{where}.training.{name}: {getattr(config.training, name)!r} is not one of {', '.join(allowed)}"
+                 for name, allowed in TRAINING_CHOICES if getattr(config.training, name) not in allowed]
     fraction = config.training.warmup_fraction
     if fraction is not None and not 0 <= fraction < 1:
         problems.append(f"{where}.training.warmup_fraction: {fraction} must be in [0, 1) (or null)")
