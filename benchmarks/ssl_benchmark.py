@@ -59,6 +59,7 @@ class Variant:
     flags: tuple[str, ...]
     run: str
     label: str
+    oracle: bool = False  # trains on every labeled pool case but the monitoring ones (the ceiling of the labels)
 
 
 SSS_METHOD_PSEUDO_LABELS = ("--confidence-mode", "global", "--alignment", "none", "--no-ema-restart",
@@ -67,6 +68,8 @@ VARIANTS = {v.name: v for v in (
     Variant("supervised", ("--supervised-only",), "SSS-supervised", "supervised only (full network)"),
     Variant("supervised_coarse", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
             "supervised only, coarse head (no PCSW, no refinement)"),
+    Variant("supervised_oracle", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
+            f"oracle: supervised coarse head on {POOL_LABELED} labeled cases less the monitoring ones", oracle=True),
     Variant("w2s", ("--no-dfe", "--no-pcsw", "--no-refine"), "SSS-noDFE-noPCSW-noRefine",
             "weak-to-strong, coarse head (the from-scratch default since this benchmark)"),
     Variant("w2s_dfe_pair", ("--no-pcsw", "--no-refine", "--dfe-inputs", "strong_pair"),
@@ -120,7 +123,8 @@ def make_pool(out: Path, args: argparse.Namespace) -> Path:
     if not (pool / "dataset.json").is_file():
         make_demo_dataset(pool, DemoSpec(n_labeled=POOL_LABELED, n_unlabeled=args.unlabeled, n_test=args.test,
                                          shape=tuple(args.shape), seed=args.data_seed,
-                                         rare_class_probability=args.rare_class, name=DATASET_NAME))
+                                         rare_class_probability=args.rare_class, heterogeneity=args.heterogeneity,
+                                         name=DATASET_NAME))
     return pool
 
 
@@ -142,6 +146,12 @@ def draw_split(pool: Path, seed: int, n_labeled: int, n_val: int) -> tuple[list[
         if set().union(*(present[c] for c in train)) == every:
             return train, sorted(order[n_labeled:n_labeled + n_val])
     raise SystemExit(f"no {n_labeled} pool cases hold every class {sorted(every)}; use more --labeled")
+
+
+def oracle_split(pool: Path, val: list[str]) -> tuple[list[str], list[str]]:
+    """Every labeled pool case but the seed's monitoring ones, and those: the oracle's split."""
+    cases = sorted(p.name[: -len(".nii.gz")] for p in (pool / "labelsTr").glob("*.nii.gz"))
+    return [c for c in cases if c not in val], val
 
 
 def seed_dataset(pool: Path, root: Path, train: list[str], val: list[str]) -> Path:
@@ -420,6 +430,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--unlabeled", type=int, default=40)
     p.add_argument("--test", type=int, default=20)
     p.add_argument("--rare-class", type=float, default=0.4, help="share of cases with the small rare class EDH")
+    p.add_argument("--heterogeneity", type=float, default=0.0,
+                   help="how much cases differ in scanner and anatomy (demo generator, 0..1; 0: not at all)")
     p.add_argument("--shape", type=int, nargs=3, default=[20, 128, 128], help="nominal volume shape (z, y, x)")
     p.add_argument("--data-seed", type=int, default=2027, help="demo generator seed (2026 was used for development)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -470,13 +482,15 @@ def main(argv: list[str] | None = None) -> int:
 
     splits = {seed: draw_split(pool, seed, args.labeled, args.val) for seed in args.seeds}
     for seed in args.seeds:
-        root = out / f"seed_{seed}"
-        seed_dataset(pool, root, *splits[seed])
-        env = sss_env(root, args.threads)
-        prepare_seed(root, *splits[seed], env)
         for name in args.variants:
             if have(name, seed, budget_tag):
                 continue
+            oracle = name != NNUNET and VARIANTS[name].oracle
+            root = out / (f"seed_{seed}_oracle" if oracle else f"seed_{seed}")
+            split = oracle_split(pool, splits[seed][1]) if oracle else splits[seed]
+            seed_dataset(pool, root, *split)
+            env = sss_env(root, args.threads)
+            prepare_seed(root, *split, env)
             print(f"seed {seed}: {name} ({budget_tag})", flush=True)
             if name == NNUNET:
                 epochs = nnunet_epochs_for(args.budget_min * 60, out, pool, args)
@@ -490,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             budget_runs = [r for r in records if r["seed"] == seed and r["schedule"] == budget_tag and r["variant"] != NNUNET]
             slowest = min(budget_runs, key=lambda r: r["iterations"])
             tag = "equal_iterations"
-            for name in (v for v in args.variants if v != NNUNET):
+            for name in (v for v in args.variants if v != NNUNET and not VARIANTS[v].oracle):
                 if have(name, seed, tag):
                     continue
                 if name == slowest["variant"]:
@@ -506,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Machine: {machine['platform']}, {machine['cpus']} CPUs, device {args.device}, threads "
               f"{machine['threads']}. Data: demo generator seed {args.data_seed}, {args.labeled} labeled training + "
               f"{args.val} monitoring cases per seed, {args.unlabeled} unlabeled, {args.test} test cases, rare class "
-              f"in {args.rare_class:.0%} of cases. Seeds: see each row (all records in {results_path.name}).\n\n")
+              f"in {args.rare_class:.0%} of cases, heterogeneity {args.heterogeneity:g}. Seeds: see each row (all records in {results_path.name}).\n\n")
     (out / "summary.md").write_text(header + table)
     write_json_atomic({"machine": machine, "numbers": numbers}, out / "summary.json")
     plot(numbers, pool, out / "dice.png")

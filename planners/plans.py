@@ -161,7 +161,7 @@ ENCODERS = ("hiera", "conv")
 SPLINE_ORDERS = range(6)
 
 
-def _range_problem(key: str, value, low, high, low_allowed: bool) -> str | None:
+def range_problem(key: str, value, low, high, low_allowed: bool) -> str | None:
     """'key: value must be ...' when value is outside [low, high] (low excluded unless low_allowed)."""
     if value < low or (value == low and not low_allowed) or (high is not None and value > high):
         lower = f">= {low}" if low_allowed else f"> {low}"
@@ -181,7 +181,7 @@ def resampling_problems(resampling: ResamplingPlan) -> list[str]:
 def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
     """Problems of one configuration's plan (after command-line overrides too), as 'key: problem' strings."""
     problems = [p for name, low, high, low_allowed in TRAINING_RANGES
-                if (p := _range_problem(f"{where}.training.{name}", getattr(config.training, name), low, high, low_allowed))]
+                if (p := range_problem(f"{where}.training.{name}", getattr(config.training, name), low, high, low_allowed))]
     if config.training.ema_decay == 1:
         problems.append(f"{where}.training.ema_decay: 1 would never update the teacher; must be < 1")
     if config.encoder not in ENCODERS:

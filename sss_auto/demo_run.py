@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 from sss_auto.dataset.raw import load_dataset
-from sss_auto.evaluation.evaluate import evaluate_folders
+from sss_auto.evaluation.evaluate import evaluate_folders, write_summary
 from sss_auto.inference.inputs import find_input_cases
 from sss_auto.inference.models import choose_run, find_trained_runs, load_run
 from sss_auto.inference.predictor import predict_cases
-from sss_auto.io.atomic import copy_atomic, write_json_atomic
+from sss_auto.io.atomic import copy_atomic
 from sss_auto.report.headline import headline_html, load_headline
 from sss_auto.report.overlays import write_index, write_overlay
 from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
@@ -103,7 +103,7 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
     predict_cases(cases, loaded, predictions, settings, resume=True, num_processes=1, progress=progress)
     classes = sorted(v for v in dataset.labels.values() if v > 0)
     summary = evaluate_folders(raw / "labelsTs", predictions, classes, progress)
-    write_json_atomic(summary, predictions / "summary.json")
+    write_summary(summary, predictions / "summary.json", {str(v): k for k, v in dataset.labels.items()})
 
     report = folder / "report"
     report.mkdir(exist_ok=True)

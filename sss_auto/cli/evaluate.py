@@ -9,7 +9,7 @@ from sss_auto.cli.common import add_common_options, run_command
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Dice, IoU, HD95 and ASD per case and class; writes summary.json.")
+    p = argparse.ArgumentParser(description="Dice, IoU, HD95, ASD and volumes per case and class; writes summary.json and per_case.csv.")
     p.add_argument("-ref", required=True, type=Path, metavar="LABELS", help="folder of reference labels <case>.nii.gz")
     p.add_argument("-pred", required=True, type=Path, metavar="PREDICTIONS", help="folder of predictions <case>.nii.gz")
     p.add_argument("-d", metavar="DATASET", help="dataset whose dataset.json names the classes (default: values found)")
@@ -24,8 +24,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import DatasetError
-    from sss_auto.evaluation.evaluate import evaluate_folders, format_table
-    from sss_auto.io.atomic import write_json_atomic
+    from sss_auto.evaluation.evaluate import evaluate_folders, format_table, write_summary
     from sss_auto.io.nifti import read_image
 
     if args.d:
@@ -39,9 +38,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     classes = sorted(v for v in labels.values() if v > 0)
     summary = evaluate_folders(args.ref, args.pred, classes, not args.no_progress)
     target = args.o or args.pred / "summary.json"
-    write_json_atomic(summary, target)
-    print(format_table(summary, {str(v): k for k, v in labels.items()}))
-    print(f"{summary['n_cases']} case(s); summary written to {target}")
+    names = {str(v): k for k, v in labels.items()}
+    table = write_summary(summary, target, names)
+    print(format_table(summary, names))
+    print(f"{summary['n_cases']} case(s); summary written to {target}, per case and class to {table}")
     return 0
 
 

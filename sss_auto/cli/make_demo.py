@@ -19,6 +19,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same dataset)")
     parser.add_argument("--rare-class", type=float, default=DemoSpec.rare_class_probability, metavar="P",
                         help="add a small rare class (EDH, label 4) to this share of the cases (default: none)")
+    parser.add_argument("--heterogeneity", type=float, default=DemoSpec.heterogeneity, metavar="H",
+                        help="0..1: how much cases differ in scanner and anatomy (contrast, noise, blur, rotation, "
+                             "head size; default 0: not at all)")
     parser.add_argument("-o", default=None, help=f"target folder (default: $SSS_raw/{DEMO_FOLDER})")
     add_common_options(parser)
     return parser
@@ -32,8 +35,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.rare_class <= 1:
         raise SSSError(f"--rare-class must be a share in [0, 1], got {args.rare_class}")
+    if not 0 <= args.heterogeneity <= 1:
+        raise SSSError(f"--heterogeneity must be in [0, 1], got {args.heterogeneity}")
     make_demo_dataset(target, DemoSpec(args.labeled, args.unlabeled, args.test, seed=args.seed,
-                                       rare_class_probability=args.rare_class))
+                                       rare_class_probability=args.rare_class, heterogeneity=args.heterogeneity))
     print(f"demo dataset written to {target}")
     return 0
 

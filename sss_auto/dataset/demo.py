@@ -9,6 +9,12 @@ semi-supervised segmentation: small, rare epidural-like lenses against the inner
 lesions of a few hundred voxels in a minority of cases, brighter than the other blood).
 Its random numbers come from a stream of their own, so the other classes are the same voxels
 with and without it.
+
+With `DemoSpec.heterogeneity > 0` every case also gets its own "scanner and patient" (from a third
+stream, so 0 leaves the data unchanged): a calibration offset, a lower or higher blood-to-brain
+contrast, more noise and blur, a rotated and resized head. Without it a handful of labeled cases
+covers the whole distribution and more labels buy nothing (the semi-supervised benchmark's oracle
+measured that: documentation/benchmarks.md), so nothing is left for unlabeled data to teach.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from sss_auto.io.nifti import Geometry, write_image
 
 DEMO_LABELS = {"background": 0, "IPH": 1, "IVH": 2, "SDH": 3}
 RARE_LABEL = ("EDH", 4)
+HETEROGENEITY_STREAM = 7  # the per-case condition's random stream: [case seed, 7]
 HU_AIR, HU_SKULL, HU_BRAIN, HU_CSF, HU_BLOOD, HU_RARE = -1000.0, 900.0, 35.0, 5.0, 70.0, 100.0
 
 
@@ -36,6 +43,7 @@ class DemoSpec:
         shape: nominal (z, y, x) voxels; each case varies it slightly.
         seed: everything is deterministic given the seed.
         rare_class_probability: share of cases with the small rare class EDH (label 4); 0 leaves it out.
+        heterogeneity: 0..1, how much cases differ in scanner and anatomy (`CaseCondition`); 0: not at all.
         name: the dataset's name in dataset.json.
     """
 
@@ -45,6 +53,7 @@ class DemoSpec:
     shape: tuple[int, int, int] = (20, 128, 128)
     seed: int = 0
     rare_class_probability: float = 0.0
+    heterogeneity: float = 0.0
     name: str = "DemoBHSD"
 
     def labels(self) -> dict[str, int]:
@@ -59,6 +68,8 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
     """
     if not 0 <= spec.rare_class_probability <= 1:
         raise ValueError(f"rare_class_probability must be in [0, 1], got {spec.rare_class_probability}")
+    if not 0 <= spec.heterogeneity <= 1:
+        raise ValueError(f"heterogeneity must be in [0, 1], got {spec.heterogeneity}")
     target = Path(target)
     rng = np.random.default_rng(spec.seed)
     subsets = [("imagesTr", "labelsTr", spec.n_labeled, "demo"), ("imagesUnlabeled", None, spec.n_unlabeled, "unl"),
@@ -68,8 +79,9 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
             case_seed = int(rng.integers(2**32))
             rotated = image_folder == "imagesTs" and index == 0
             rare_rng = np.random.default_rng([case_seed, RARE_LABEL[1]]) if spec.rare_class_probability > 0 else None
+            condition = CaseCondition.draw(np.random.default_rng([case_seed, HETEROGENEITY_STREAM]), spec.heterogeneity)
             image, label, geometry = _make_case(np.random.default_rng(case_seed), spec.shape, rotated,
-                                                rare_rng, spec.rare_class_probability)
+                                                rare_rng, spec.rare_class_probability, condition)
             case_id = f"{prefix}_{index:03d}"
             write_image(image, geometry, target / image_folder / f"{case_id}_0000.nii.gz")
             if label_folder is not None:
@@ -89,16 +101,42 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class CaseCondition:
+    """One case's scanner and patient: what differs between cases besides the lesions (identity: none)."""
+
+    hu_offset: float = 0.0  # added to every tissue (calibration)
+    blood_contrast: float = 1.0  # scales blood's (and EDH's) contrast against brain
+    noise_sd: float = 8.0
+    blur_mm: float = 0.0  # extra in-plane Gaussian blur
+    angle_deg: float = 0.0  # in-plane rotation of the anatomy
+    head_scale: float = 1.0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, heterogeneity: float) -> CaseCondition:
+        """A random condition whose spread grows with `heterogeneity` in [0, 1] (0: the identity, no draw)."""
+        if heterogeneity <= 0:
+            return cls()
+        h = heterogeneity
+        return cls(hu_offset=float(rng.uniform(-25, 25) * h), blood_contrast=float(1 + rng.uniform(-0.55, 0.3) * h),
+                   noise_sd=float(8 * (1 + rng.uniform(0, 1.5) * h)), blur_mm=float(rng.uniform(0, 2.0) * h),
+                   angle_deg=float(rng.uniform(-30, 30) * h), head_scale=float(1 + rng.uniform(-0.15, 0.1) * h))
+
+
 def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], rotated: bool,
-               rare_rng: np.random.Generator | None = None, rare_probability: float = 0.0):
+               rare_rng: np.random.Generator | None = None, rare_probability: float = 0.0,
+               condition: CaseCondition = CaseCondition()):
     shape = (nominal_shape[0] + int(rng.integers(-2, 3)), nominal_shape[1] + int(rng.integers(-8, 9)),
              nominal_shape[2] + int(rng.integers(-8, 9)))
     spacing = (float(rng.uniform(5.0, 6.0)), *(2 * [float(rng.uniform(1.25, 1.55))]))
     z, y, x = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
     # small test volumes get a proportionally smaller head, so air and skull are always in view
-    scale = min(1.0, shape[1] * spacing[1] / 180.0, shape[0] * spacing[0] / 120.0)
+    scale = min(1.0, shape[1] * spacing[1] / 180.0, shape[0] * spacing[0] / 120.0) * condition.head_scale
     zz, yy, xx = zz / scale, yy / scale, xx / scale
+    if condition.angle_deg:
+        angle = np.deg2rad(condition.angle_deg)
+        yy, xx = np.cos(angle) * yy - np.sin(angle) * xx, np.sin(angle) * yy + np.cos(angle) * xx
     radii = np.array([rng.uniform(50, 56), rng.uniform(70, 78), rng.uniform(58, 64)])
     head = (zz / radii[0]) ** 2 + (yy / radii[1]) ** 2 + (xx / radii[2]) ** 2
     image = np.full(shape, HU_AIR, np.float32)
@@ -117,12 +155,15 @@ def _make_case(rng: np.random.Generator, nominal_shape: tuple[int, int, int], ro
         side = rng.choice([-1.0, 1.0])
         crescent = brain & (head > 0.62) & (side * xx > 15) & (np.abs(zz - rng.uniform(-20, 20)) < 22)
         label[crescent & (label == 0)] = 3
-    image[label > 0] = HU_BLOOD + rng.normal(0, 5)
+    contrast = condition.blood_contrast
+    image[label > 0] = HU_BRAIN + contrast * (HU_BLOOD - HU_BRAIN) + rng.normal(0, 5)
     if rare_rng is not None and rare_rng.random() < rare_probability:
         rare = _rare_lesions(rare_rng, brain, zz, yy, xx, radii)
         label[rare] = RARE_LABEL[1]
-        image[rare] = HU_RARE + rare_rng.normal(0, 5)
-    image = ndimage.gaussian_filter(image, sigma=(0.3, 0.7, 0.7)) + rng.normal(0, 8, shape).astype(np.float32)
+        image[rare] = HU_BRAIN + contrast * (HU_RARE - HU_BRAIN) + rare_rng.normal(0, 5)
+    image[image > HU_AIR] += condition.hu_offset
+    blur = 0.7 + condition.blur_mm / spacing[1]
+    image = ndimage.gaussian_filter(image, sigma=(0.3, blur, blur)) + rng.normal(0, condition.noise_sd, shape).astype(np.float32)
     direction = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     if rotated:
         angle = np.deg2rad(15.0)

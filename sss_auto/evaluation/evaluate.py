@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 
@@ -10,14 +12,16 @@ from tqdm import tqdm
 
 from sss_auto.errors import DatasetError
 from sss_auto.evaluation.metrics import class_metrics
+from sss_auto.io.atomic import write_atomic, write_json_atomic
 from sss_auto.io.nifti import read_image
 
 METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
+VOLUMES = ("reference_ml", "prediction_ml")  # per case and class, beside the metrics (not averaged)
 FILE_ENDING = ".nii.gz"
 
 
 def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int]) -> dict[str, dict[str, float]]:
-    """Metrics per class of one case (keys: class value as str)."""
+    """Metrics and volumes (ml) per class of one case (keys: class value as str)."""
     prediction, p_geometry = read_image(prediction_path)
     reference, r_geometry = read_image(reference_path)
     if p_geometry.shape != r_geometry.shape:
@@ -25,7 +29,10 @@ def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int
     if not np.allclose(p_geometry.spacing_mm, r_geometry.spacing_mm, rtol=1e-3):
         raise DatasetError(f"{prediction_path}: spacing {p_geometry.spacing_mm} differs from {reference_path} {r_geometry.spacing_mm}")
     prediction, reference = np.rint(prediction).astype(np.int64), np.rint(reference).astype(np.int64)
-    return {str(k): class_metrics(prediction == k, reference == k, r_geometry.spacing_mm) for k in classes}
+    voxel_ml = float(np.prod(r_geometry.spacing_mm)) / 1000.0
+    return {str(k): {**class_metrics(prediction == k, reference == k, r_geometry.spacing_mm),
+                     "reference_ml": float((reference == k).sum()) * voxel_ml,
+                     "prediction_ml": float((prediction == k).sum()) * voxel_ml} for k in classes}
 
 
 def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: list[int], progress: bool = True) -> dict:
@@ -53,6 +60,33 @@ def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: l
                            "distances NaN (counted in n_undefined_distance)",
             "n_cases": len(per_case), "references_without_prediction": missing, "n_undefined_distance": undefined,
             "mean": overall, "mean_per_class": mean_per_class, "per_case": per_case}
+
+
+def per_case_csv_path(summary_path: Path) -> Path:
+    """Where the per-case table of a summary goes: per_case.csv beside summary.json (else <stem>_per_case.csv)."""
+    summary_path = Path(summary_path)
+    name = "per_case.csv" if summary_path.name == "summary.json" else f"{summary_path.stem}_per_case.csv"
+    return summary_path.with_name(name)
+
+
+def write_summary(summary: dict, target: Path, class_names: dict[str, str] | None = None) -> Path:
+    """Write the summary JSON and, beside it, its per-case CSV (one row per case and class); returns the CSV's path.
+
+    Columns: case, class (value), class_name, the METRICS and the VOLUMES; empty cells are NaN
+    (a class absent from both, or a distance to an empty mask). Both files are written atomically.
+    """
+    write_json_atomic(summary, target)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["case", "class", "class_name", *METRICS, *VOLUMES])
+    for case, per_class in summary["per_case"].items():
+        for value, metrics in per_class.items():
+            cells = [metrics.get(key, math.nan) for key in (*METRICS, *VOLUMES)]
+            writer.writerow([case, value, (class_names or {}).get(value, value),
+                             *("" if math.isnan(v) else f"{v:.6g}" for v in cells)])
+    csv_path = per_case_csv_path(target)
+    write_atomic(csv_path, lambda handle: handle.write(buffer.getvalue().encode("utf-8")))
+    return csv_path
 
 
 def nanmean(values: list[float]) -> float:

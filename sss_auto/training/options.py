@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from planners.plans import ConfigurationPlan, configuration_problems, load_plans
+from planners.plans import TRAINING_RANGES, ConfigurationPlan, configuration_problems, load_plans, range_problem
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import SSSError
 from sss_auto.networks.dfe_modes import DFE_INPUTS
@@ -22,6 +22,12 @@ OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_
 FLAGS = {"num_epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "learning_rate": "--lr",
          "time_budget_min": "--time-budget", "unlabeled_rampup_epochs": "--rampup-epochs",
          "pseudo_label_alignment": "--alignment"}  # sss_train's flag of a field
+RANGES = {name: (low, high, low_allowed) for name, low, high, low_allowed in TRAINING_RANGES}
+
+
+def flag_of(field: str) -> str:
+    """sss_train's flag for a TrainingPlan field."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def check_weights_match_plan(plan: ConfigurationPlan, sam2_checkpoint: Path | None, dataset_name: str) -> None:
@@ -53,17 +59,16 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
             by sss_download_sam2. A plan for weights refuses to run without them, and the other way round.
 
     Raises:
-        SSSError: a non-positive override or an invalid τ; PlansError: missing or invalid plans.json.
+        SSSError: an override out of its range (named by its flag) or an invalid τ; PlansError: missing or invalid plans.json.
     """
     plan = load_plans(preprocessed_folder(dataset) / "plans.json").configuration(configuration)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     for name, value in overrides.items():
         if name not in OVERRIDABLE:
             raise SSSError(f"{name} cannot be overridden; choose from {', '.join(OVERRIDABLE)}")
-        if isinstance(value, (bool, str)):
-            continue  # checked with the whole plan below
-        if value < 0 or (value == 0 and name not in ("warmup_epochs", "unlabeled_rampup_epochs")):
-            raise SSSError(f"{FLAGS.get(name, '--' + name.replace('_', '-'))} must be positive, got {value}")
+        limits = RANGES.get(name)  # the others (choices, budget, warm-up share) are checked with the whole plan below
+        if limits and not isinstance(value, (bool, str)) and (problem := range_problem(flag_of(name), value, *limits)):
+            raise SSSError(problem)
     if "warmup_epochs" in overrides and "warmup_fraction" not in overrides:
         overrides["warmup_fraction"] = None  # an explicit number of warm-up epochs replaces the planned share
     if "num_epochs" in overrides and "time_budget_min" not in overrides and plan.training.time_budget_min is not None:

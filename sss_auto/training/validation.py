@@ -14,9 +14,8 @@ import numpy as np
 from planners.fingerprint import Fingerprint
 from planners.plans import Plans
 from sss_auto.data.cache import CaseCache
-from sss_auto.evaluation.evaluate import evaluate_folders, nanmean
+from sss_auto.evaluation.evaluate import evaluate_folders, nanmean, write_summary
 from sss_auto.inference.two_pass import InferenceSettings, predict_volume
-from sss_auto.io.atomic import write_json_atomic
 from sss_auto.inference.export import export_prediction
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint
@@ -82,9 +81,10 @@ def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str]
         export_prediction(prediction.probabilities, volume.properties, plans, folder / f"{case_id}.nii.gz")
         export_prediction(prediction.coarse, volume.properties, plans, folder / "coarse" / f"{case_id}.nii.gz")
     classes = [v for v in sorted(plans.labels.values()) if v > 0]
+    names = {str(v): k for k, v in plans.labels.items()}
     coarse = evaluate_folders(reference_folder, folder / "coarse", classes, progress)
-    write_json_atomic(coarse, folder / "coarse" / "summary.json")
+    write_summary(coarse, folder / "coarse" / "summary.json", names)
     summary = evaluate_folders(reference_folder, folder, classes, progress)
     summary["coarse"] = {"mean": coarse["mean"], "mean_per_class": coarse["mean_per_class"]}
-    write_json_atomic(summary, folder / "summary.json")
+    write_summary(summary, folder / "summary.json", names)
     return summary

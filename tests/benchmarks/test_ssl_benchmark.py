@@ -12,6 +12,19 @@ from tests.conftest import run_command
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ssl_benchmark.py"
 
 
+def test_oracle_split_trains_on_every_labeled_pool_case_but_the_monitoring_ones(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    import ssl_benchmark
+    from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
+
+    pool = make_demo_dataset(tmp_path / "pool", DemoSpec(6, 0, 0, (6, 40, 40), seed=3))
+    train, val = ssl_benchmark.draw_split(pool, seed=0, n_labeled=2, n_val=2)
+    oracle_train, oracle_val = ssl_benchmark.oracle_split(pool, val)
+    assert oracle_val == val and not set(oracle_train) & set(val)
+    assert set(train) < set(oracle_train) and len(oracle_train) == 4
+    assert ssl_benchmark.VARIANTS["supervised_oracle"].oracle and not ssl_benchmark.VARIANTS["supervised"].oracle
+
+
 @pytest.mark.slow
 def test_smoke_mode_trains_scores_summarizes_and_reuses_finished_runs(tmp_path):
     env = dict(os.environ)

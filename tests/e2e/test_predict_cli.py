@@ -67,6 +67,8 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     assert "IPH" in evaluated.stdout and "hd95_mm" in evaluated.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cases"] == 1 and set(summary["mean_per_class"]) == {"1", "2", "3"}
+    rows = (out / "per_case.csv").read_text().splitlines()
+    assert rows[0].startswith("case,class,class_name,dice") and len(rows) == 1 + 3 and ",IPH," in rows[1]
 
     summarized = run_command(["sss_summarize", "-d", "DemoBHSD"], env)
     assert summarized.returncode == 0, summarized.stderr

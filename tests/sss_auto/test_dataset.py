@@ -66,6 +66,29 @@ def test_demo_rare_class_is_small_rare_and_leaves_the_other_classes_unchanged(tm
     assert 30 <= min(sizes) and max(sizes) <= 600  # small lesions: tens to a few hundred voxels
 
 
+def test_demo_heterogeneity_zero_is_the_plain_dataset_and_positive_varies_cases(tmp_path):
+    from sss_auto.dataset.demo import CaseCondition
+
+    spec = DemoSpec(3, 0, 0, (8, 48, 48), seed=2, rare_class_probability=0.5)
+    plain = make_demo_dataset(tmp_path / "plain", spec)
+    zero = make_demo_dataset(tmp_path / "zero", DemoSpec(3, 0, 0, (8, 48, 48), seed=2, rare_class_probability=0.5,
+                                                         heterogeneity=0.0))
+    mixed = make_demo_dataset(tmp_path / "mixed", DemoSpec(3, 0, 0, (8, 48, 48), seed=2, rare_class_probability=0.5,
+                                                           heterogeneity=1.0))
+    brain_means = []
+    for name in ("demo_000", "demo_001", "demo_002"):
+        a = read_image(plain / "imagesTr" / f"{name}_0000.nii.gz")[0]
+        np.testing.assert_array_equal(a, read_image(zero / "imagesTr" / f"{name}_0000.nii.gz")[0])
+        b = read_image(mixed / "imagesTr" / f"{name}_0000.nii.gz")[0]
+        assert a.shape == b.shape and not np.allclose(a, b)
+        label = read_image(mixed / "labelsTr" / f"{name}.nii.gz")[0]
+        brain_means.append(float(np.median(b[(b > -100) & (b < 200) & (label == 0)])))
+    assert max(brain_means) - min(brain_means) > 2  # each case its own calibration
+    assert CaseCondition.draw(np.random.default_rng(0), 0.0) == CaseCondition()
+    with pytest.raises(ValueError, match="heterogeneity"):
+        make_demo_dataset(tmp_path / "bad", DemoSpec(1, 0, 0, (8, 48, 48), heterogeneity=1.5))
+
+
 def _corrupt(dataset_dir, kind):
     """Apply one kind of damage; return the file name the error must mention."""
     tr, lab = dataset_dir / "imagesTr", dataset_dir / "labelsTr"

@@ -194,8 +194,12 @@ def test_train_config_overrides_are_checked_with_the_whole_plan_and_epochs_repla
     assert planned.training.warmup_fraction == 0.4 and planned.training.confidence_mode == "class_adaptive"
     explicit = make_train_config(dataset, "2d", "0", overrides={"warmup_epochs": 3})
     assert explicit.training.warmup_fraction is None and explicit.training.warmup_epochs == 3
-    with pytest.raises(SSSError, match="unlabeled_weight: 1.5 must be >= 0 and <= 1"):
+    with pytest.raises(SSSError, match="--unlabeled-weight: 1.5 must be >= 0 and <= 1"):
         make_train_config(dataset, "2d", "0", overrides={"unlabeled_weight": 1.5})
+    with pytest.raises(SSSError, match="^--epochs: 0 must be >= 1$"):
+        make_train_config(dataset, "2d", "0", overrides={"num_epochs": 0})
+    with pytest.raises(SSSError, match="^--lr: 0 must be > 0$"):
+        make_train_config(dataset, "2d", "0", overrides={"learning_rate": 0})
     with pytest.raises(SSSError, match="confidence_mode: 'bogus' is not one of global, class_adaptive"):
         make_train_config(dataset, "2d", "0", overrides={"confidence_mode": "bogus"})
     with pytest.raises(SSSError, match="--dfe-inputs must be one of strong_pair, weak_strong"):
