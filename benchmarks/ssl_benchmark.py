@@ -4,7 +4,7 @@ One command (SSS_* are set by the script; nothing of the caller's is touched):
 
     python benchmarks/ssl_benchmark.py --out DIR [--seeds 0 1 2] [--budget-min 5] [--variants ...]
         [--nnunet-bin /path/to/nnunet-venv/bin] [--labeled 4] [--val 2] [--unlabeled 40] [--test 20]
-        [--rare-class 0.4] [--equal-iterations] [--device cpu] [--smoke]
+        [--rare-class 0.4] [--heterogeneity 0] [--equal-iterations] [--device cpu] [--smoke]
 
 Data: the demo generator (`sss_auto.dataset.demo`) with the rare small class EDH, generated once: a
 pool of labeled candidates, `--unlabeled` unlabeled volumes and `--test` labeled test volumes. The
@@ -12,7 +12,10 @@ test volumes are used only for scoring: nothing trains, validates or selects on 
 scored with its *final* checkpoint). Per seed, `--labeled` training cases (every class present at
 least once) and `--val` monitoring cases are drawn from the pool; the seed also seeds the model,
 data order and strong views. Each seed gets its own raw dataset (links to the pool's files), so the
-fingerprint (PCSW's constraints, the class prior) sees only that seed's labeled cases.
+fingerprint (PCSW's constraints, the class prior) sees only that seed's labeled cases. The
+`supervised_oracle` variant trains on every labeled pool case but the seed's monitoring ones (its
+own raw dataset, seed_N_oracle): the most that labels for the unlabeled pool could buy, the ceiling
+of every semi-supervised variant in the same budget.
 
 Runs: every variant trains fold 0 of that seed's split with `sss_train --time-budget` (equal
 wall-clock by construction; the wall time, epochs and iterations actually used are recorded), or
@@ -417,7 +420,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--budget-min", type=float, default=5.0, help="wall-clock budget of each training run (minutes)")
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS) + [NNUNET],
-                   help=f"default: {' '.join(DEFAULT_VARIANTS)} {NNUNET}; also: w2s_v0")
+                   help=f"default: {' '.join(DEFAULT_VARIANTS)} {NNUNET}; also: w2s_v0, supervised_oracle")
     p.add_argument("--dev-variant", action="append", default=[], metavar="NAME=BASE:FLAGS[@RUN]",
                    help="development only: a variant NAME = variant BASE with extra sss_train FLAGS (run folder RUN, "
                         "default BASE's: give it when the flags change the ablation switches)")

@@ -55,6 +55,7 @@ class TrainingPlan:
     unlabeled_weight: float = 0.2  # w_u in L = (1 − w_u)·L_l + w_u·L_u (SSS_METHOD: ½; documentation/method.md)
     unlabeled_rampup_epochs: int = 0  # w_u rises from 0 over this many SSL epochs (sigmoid ramp); 0: full from the start
     pseudo_label_alignment: str = "prior"  # "prior": teacher marginals aligned to the labeled prior (training/alignment.py)
+    unready_class_gate: bool = False  # classes not learned on labeled data yet stay out of the unlabeled loss (training/readiness.py)
     pcsw_tau: float = 0.8
     pcsw_refresh_epochs: int = 10
     foreground_oversampling: float = 0.33

@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="intensity jitter of the strong views (default: the plan's)")
     a.add_argument("--ema-restart", action=argparse.BooleanOptionalAction, default=None,
                    help="restart the EMA teacher as a copy of the student when SSL starts (default: the plan's)")
+    a.add_argument("--unready-gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep classes the student has not yet learned on the labeled slices (running Dice < 0.5) "
+                        "out of the unlabeled loss, with the pixels the teacher ranks highest for them "
+                        "(default: the plan's; method.md \"Small and rare classes\")")
     a.add_argument("--unlabeled-ce", choices=["pixel", "class_balanced"], default=None,
                    help="unlabeled cross-entropy averaged over pixels, or per class over the classes present "
                         "(default: the plan's)")
@@ -94,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
                  "unlabeled_ce": args.unlabeled_ce, "ema_restart_at_ssl": args.ema_restart,
                  "pseudo_label_alignment": args.alignment, "unlabeled_rampup_epochs": args.rampup_epochs,
                  "unlabeled_weight": args.unlabeled_weight, "strong_photometric": args.strong_photometric,
-                 "warmup_fraction": args.warmup_fraction}
+                 "warmup_fraction": args.warmup_fraction, "unready_class_gate": args.unready_gate}
     ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau,
                         args.strong_views, args.dfe_inputs)
     workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))

@@ -33,13 +33,14 @@ from sss_auto.training.distributed import DistInfo, average_gradients, barrier, 
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
 from sss_auto.training.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
+from sss_auto.training.readiness import ClassReadiness
 from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 from sss_auto.training.thresholds import ConfidenceThresholds
 from sss_auto.training.validation import export_and_score, validate_cached
 
 logger = logging.getLogger(__name__)
 LATEST, BEST, FINAL = "checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth"
-PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio|tau|align|prompt_recall|prompt_precision|prompt_box_iou)_\d+$")  # logged on a line of their own
+PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio|tau|align|ready_dice|prompt_recall|prompt_precision|prompt_box_iou)_\d+$")  # logged on a line of their own
 
 
 @dataclass
@@ -74,6 +75,7 @@ class TrainState:
     thresholds: dict | None = None  # ConfidenceThresholds.state_dict()
     ssl_start_iteration: int | None = None  # when the teacher was made a copy of the student (SSL start)
     alignment: dict | None = None  # PriorAlignment.state_dict()
+    readiness: dict | None = None  # ClassReadiness.state_dict() (unready_class_gate)
 
 
 def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = False) -> dict:
@@ -100,6 +102,11 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                                                         m.student.config.num_classes)
         if state.alignment is not None:
             alignment.load_state_dict(state.alignment)
+    readiness = None
+    if t.unready_class_gate:
+        readiness = ClassReadiness({k: p.voxel_fraction for k, p in run.priors.items()}, m.student.config.num_classes)
+        if state.readiness is not None:
+            readiness.load_state_dict(state.readiness)
     started = time.time()
     while state.epoch < (budget.num_epochs if budget else t.num_epochs):
         epoch, epoch_start = state.epoch, time.time()
@@ -129,8 +136,10 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         def num_epochs() -> int:
             return budget.num_epochs if budget else t.num_epochs
 
-        values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment) | refresh_values
+        values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment,
+                              readiness) | refresh_values
         state.thresholds = thresholds.state_dict()
+        state.readiness = readiness.state_dict() if readiness is not None else None
         state.alignment = alignment.state_dict() if alignment is not None else None
         timer.record_epoch("ssl" if ssl else "supervised", values["iterations_s"], t.iterations_per_epoch)
         if run.dist.is_main:
@@ -161,7 +170,8 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
 
 def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, settings: InferenceSettings,
                  ssl: bool, num_epochs: Callable[[], int], on_step: Callable[[str, float], None],
-                 thresholds: ConfidenceThresholds, alignment: PriorAlignment | None) -> dict[str, float]:
+                 thresholds: ConfidenceThresholds, alignment: PriorAlignment | None,
+                 readiness: ClassReadiness | None = None) -> dict[str, float]:
     """One epoch of supervised or SSS steps; returns its mean metrics (state.epoch/iteration advanced).
 
     `on_step(phase, seconds)` is called after every iteration with its wall time (data loading
@@ -193,7 +203,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
                                            alignment.factors() if alignment is not None else None,
                                            unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
-                                                            t.unlabeled_rampup_epochs * t.iterations_per_epoch))
+                                                            t.unlabeled_rampup_epochs * t.iterations_per_epoch),
+                                           *((readiness.unready(), readiness.shares) if readiness is not None else ()))
                 if diagnose:  # once per SSL epoch, before the step changes the weights
                     diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
                     diagnose = False
@@ -203,6 +214,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                     alignment.update(out.pseudo_labels.mean_probabilities)
             else:
                 out = supervised_step(batch, m.student)
+        if readiness is not None and out.labeled_dice is not None:
+            readiness.update(out.labeled_dice)
         m.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         trainable = [p for p in m.student.parameters() if p.requires_grad]
@@ -224,7 +237,10 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
                       unlabeled_weight=unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
                                                         t.unlabeled_rampup_epochs * t.iterations_per_epoch),
-                      **(alignment.metrics() if alignment is not None else {}))
+                      **(alignment.metrics() if alignment is not None else {}),
+                      **(readiness.metrics() if readiness is not None else {}))
+        if readiness is not None:
+            values["unready_classes"] = float(readiness.unready()[1:].sum())
         _warn_vanished(values, run)
         if state.bank.epoch >= 0:
             values.update(pcsw_acceptance=state.bank.acceptance, pcsw_fallback=state.bank.fallback)
@@ -349,6 +365,7 @@ def _log_epoch(values: dict[str, float], run: RunContext) -> None:
                          f" mask {values.get(f'mask_ratio_{k}', math.nan):.2f}"
                          + (f" tau {values[f'tau_{k}']:.2f}" if f"tau_{k}" in values else "")
                          + (f" align x{values[f'align_{k}']:.3g}" if f"align_{k}" in values else "")
+                         + (f" labeled Dice {values[f'ready_dice_{k}']:.2f}" if f"ready_dice_{k}" in values else "")
                          + (f" (labeled {prior.voxel_fraction:.2e})" if prior is not None else ""))
         logger.info("pseudo labels per class, share of weak-view pixels all/confident: %s", "; ".join(parts))
 
@@ -360,7 +377,7 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
             "optimizer": m.optimizer.state_dict(), "history": state.history,
             "best": {"dice": state.best_dice, "epoch": state.best_epoch}, "bank": state.bank.state_dict(),
             "budget": state.budget, "thresholds": state.thresholds, "ssl_start_iteration": state.ssl_start_iteration,
-            "alignment": state.alignment, "rng": {"torch": torch.get_rng_state()}}
+            "alignment": state.alignment, "readiness": state.readiness, "rng": {"torch": torch.get_rng_state()}}
 
 
 def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, values: dict[str, float]) -> None:
@@ -386,7 +403,7 @@ def _resume(path: Path, m: SSSModules) -> TrainState:
     torch.set_rng_state(ckpt["rng"]["torch"])
     state = TrainState(ckpt["epoch"], ckpt["iteration"], ckpt["history"], ckpt["best"]["dice"], ckpt["best"]["epoch"],
                        PromptBank.from_state_dict(ckpt["bank"]), ckpt.get("budget"), ckpt.get("thresholds"),
-                       ckpt.get("ssl_start_iteration"), ckpt.get("alignment"))
+                       ckpt.get("ssl_start_iteration"), ckpt.get("alignment"), ckpt.get("readiness"))
     logger.info("continuing from %s: epoch %d done, iteration %d", path, state.epoch, state.iteration)
     return state
 

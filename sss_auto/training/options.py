@@ -18,10 +18,10 @@ logger = logging.getLogger(__name__)
 OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_rate", "pcsw_refresh_epochs",
                "time_budget_min", "confidence_mode", "unlabeled_ce", "ema_restart_at_ssl",
                "pseudo_label_alignment", "unlabeled_rampup_epochs",
-               "unlabeled_weight", "strong_photometric", "warmup_fraction")
+               "unlabeled_weight", "strong_photometric", "warmup_fraction", "unready_class_gate")
 FLAGS = {"num_epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "learning_rate": "--lr",
          "time_budget_min": "--time-budget", "unlabeled_rampup_epochs": "--rampup-epochs",
-         "pseudo_label_alignment": "--alignment"}  # sss_train's flag of a field
+         "pseudo_label_alignment": "--alignment", "unready_class_gate": "--unready-gate"}  # sss_train's flag of a field
 RANGES = {name: (low, high, low_allowed) for name, low, high, low_allowed in TRAINING_RANGES}
 
 

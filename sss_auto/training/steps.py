@@ -20,6 +20,7 @@ from sss_auto.training.config import COARSE_WEIGHT, SUPERVISED_WEIGHT
 from sss_auto.training.alignment import align
 from sss_auto.training.losses import dice_ce_loss
 from sss_auto.training.pseudo_labels import pseudo_label_metrics
+from sss_auto.training.readiness import labeled_class_dice, unready_mask
 
 
 @dataclass
@@ -38,6 +39,7 @@ class StepOutput:
     loss: torch.Tensor
     metrics: dict[str, float]
     pseudo_labels: PseudoLabels | None = None
+    labeled_dice: torch.Tensor | None = None  # (K+1,) hard Dice on the labeled slices, NaN for absent classes
 
 
 def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
@@ -49,7 +51,8 @@ def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
     """Labeled loss only (warm-up epochs and the supervised-only ablation)."""
     out = student(b.x_l, b.prompts_l)
     loss_l = labeled_loss(out.coarse, out.fused, b.y_l)
-    return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()})
+    return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()},
+                      labeled_dice=labeled_class_dice(out.fused, b.y_l))
 
 
 @dataclass
@@ -63,6 +66,7 @@ class SSSLosses:
     conf: torch.Tensor
     confident: torch.Tensor
     teacher_mean: torch.Tensor  # (K+1,) mean teacher probabilities on the weak views, before alignment
+    labeled_logits: torch.Tensor  # (B_l, K+1, H, W) the student's fused logits on the labeled slices
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class SSLSettings:
         alignment: per-class factors (K+1,) of the teacher's probabilities before pseudo labels are taken
             (distribution alignment, training/alignment.py); None: none.
         unlabeled_weight: w in L = (1 − w)·L_l + w·L_u (SSS_METHOD: ½; smaller during a ramp-up).
+        unready: bool (K+1,) classes not learned yet, kept out of the unlabeled loss with the pixels
+            the teacher ranks highest for them (`unready_shares`, training/readiness.py); None: no gate.
     """
 
     confidence: float | torch.Tensor = 0.95
@@ -83,6 +89,8 @@ class SSLSettings:
     class_balanced_ce: bool = False
     alignment: torch.Tensor | None = None
     unlabeled_weight: float = 1 - SUPERVISED_WEIGHT  # L = (1 − w)·L_l + w·L_u
+    unready: torch.Tensor | None = None
+    unready_shares: torch.Tensor | None = None
 
 
 def passes(conf: torch.Tensor, y_hat: torch.Tensor, thresholds: float | torch.Tensor) -> torch.Tensor:
@@ -116,7 +124,11 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     with torch.no_grad():
         f_w = teacher.encode(b.x_w)
         probs_w = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1)
-        conf, y_hat = align(probs_w, ssl.alignment).max(1)  # (B, H, W) each
+        aligned = align(probs_w, ssl.alignment)
+        conf, y_hat = aligned.max(1)  # (B, H, W) each
+        conf_loss = conf  # what the confidence mask sees: 0 where an unready class keeps the pixel out
+        if ssl.unready is not None and bool(ssl.unready.any()):
+            conf_loss = conf.masked_fill(unready_mask(aligned, y_hat, ssl.unready, ssl.unready_shares), 0.0)
     f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
     f_views = [[f[n_l + k * n_u:n_l + (k + 1) * n_u] for f in f_student] for k in range(n_views)]
     f_dfe_weak = f_w if weak_order is None else [f[weak_order] for f in f_w]
@@ -126,11 +138,12 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)
     losses_u = []
     for view, logits in zip(views, out.fused[n_l:].split(n_u)):  # s1, s2; each with its own CutMix boxes
-        y_mix, conf_mix = view.mix_targets(y_hat, conf)
+        y_mix, conf_mix = view.mix_targets(y_hat, conf_loss)
         losses_u.append(dice_ce_loss(logits, y_mix, passes(conf_mix, y_mix, ssl.confidence), ssl.class_balanced_ce))
     loss_u = sum(losses_u) / n_views
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
-    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, passes(conf, y_hat, ssl.confidence), probs_w.mean((0, 2, 3)))
+    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, passes(conf_loss, y_hat, ssl.confidence), probs_w.mean((0, 2, 3)),
+                     out.fused[:n_l])
 
 
 def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
@@ -140,7 +153,8 @@ def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Strong
     metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
                "mask_ratio": float(t.confident.float().mean()),
                **pseudo_label_metrics(t.y_hat, t.confident, student.config.num_classes)}
-    return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean))
+    return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean),
+                      labeled_class_dice(t.labeled_logits, b.y_l))
 
 
 @torch.no_grad()

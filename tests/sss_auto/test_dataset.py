@@ -169,3 +169,13 @@ def test_nan_and_inf_voxels_are_rejected_naming_the_file(dataset_dir):
         broken[0, 1, 2, 3] = bad
         with pytest.raises(DatasetError, match="demo_000_0000.nii.gz: 1 NaN/Inf"):
             check_case_arrays(case, broken, label, set(dataset.labels.values()))
+
+
+def test_make_demo_cli_writes_a_heterogeneous_dataset_and_refuses_a_bad_heterogeneity(tmp_path, capsys):
+    from sss_auto.cli.make_demo import main
+
+    assert main(["--labeled", "1", "--unlabeled", "0", "--test", "0", "--heterogeneity", "0.5", "-o", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "imagesTr" / "demo_000_0000.nii.gz").is_file()
+    assert main(["--labeled", "1", "--heterogeneity", "2", "-o", str(tmp_path / "bad")]) != 0
+    assert "--heterogeneity must be in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -128,3 +128,15 @@ def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
             losses_u.append(dice_ce_loss(logits, y_mix, valid=conf_mix >= 0.5))
     assert abs(batched.metrics["loss_l"] - labeled_loss(out_l.coarse, out_l.fused, b.y_l).item()) < 1e-5
     assert abs(batched.metrics["loss_u"] - (sum(losses_u) / 2).item()) < 1e-5
+
+
+def test_unready_classes_leave_the_unlabeled_loss_and_the_step_reports_labeled_dice():
+    student, teacher, b, views = _models_batch_views()
+    plain = sss_step(b, student, teacher, views, SSLSettings(1e-6))
+    assert plain.labeled_dice.shape == (3,) and plain.metrics["mask_ratio"] == 1.0
+    none_unready = SSLSettings(1e-6, unready=torch.tensor([False, False, False]), unready_shares=torch.ones(3))
+    assert sss_step(b, student, teacher, views, none_unready).metrics["loss_u"] == pytest.approx(plain.metrics["loss_u"])
+    all_pixels = SSLSettings(1e-6, unready=torch.tensor([False, True, True]), unready_shares=torch.ones(3))
+    gated = sss_step(b, student, teacher, views, all_pixels)
+    assert gated.metrics["mask_ratio"] == 0.0 and gated.metrics["loss_u"] == 0.0  # every pixel is plausible for one
+    assert supervised_step(b, student).labeled_dice is not None
