@@ -15,6 +15,8 @@ unlabeled loss ignores (`unready_mask`):
   batch's pixels by p_k (π_k: the labeled voxel fraction), whatever their pseudo label,
 so a class the network cannot see yet is neither taught in the wrong places nor taught away where it
 might be. Ignoring is never turning into background. Plans field `training.unready_class_gate`.
+Under torchrun each rank follows the Dice of its own labeled batches (ranks may briefly disagree
+on a class near the bar; the gradients are still averaged). The state goes into the checkpoint.
 """
 
 from __future__ import annotations
