@@ -137,9 +137,14 @@ def _classes_of(label_path: Path) -> set[int]:
     return {int(v) for v in np.unique(read_image(label_path)[0]) if v > 0}
 
 
+def labeled_cases(pool: Path) -> list[str]:
+    """The pool's labeled case ids, sorted."""
+    return sorted(p.name[: -len(".nii.gz")] for p in (pool / "labelsTr").glob("*.nii.gz"))
+
+
 def draw_split(pool: Path, seed: int, n_labeled: int, n_val: int) -> tuple[list[str], list[str]]:
     """Training cases that hold every foreground class at least once, and monitoring cases, from the pool."""
-    cases = sorted(p.name[: -len(".nii.gz")] for p in (pool / "labelsTr").glob("*.nii.gz"))
+    cases = labeled_cases(pool)
     present = {c: _classes_of(pool / "labelsTr" / f"{c}.nii.gz") for c in cases}
     every = set().union(*present.values())
     rng = np.random.default_rng(seed)
@@ -153,7 +158,7 @@ def draw_split(pool: Path, seed: int, n_labeled: int, n_val: int) -> tuple[list[
 
 def oracle_split(pool: Path, val: list[str]) -> tuple[list[str], list[str]]:
     """Every labeled pool case but the seed's monitoring ones, and those: the oracle's split."""
-    cases = sorted(p.name[: -len(".nii.gz")] for p in (pool / "labelsTr").glob("*.nii.gz"))
+    cases = labeled_cases(pool)
     return [c for c in cases if c not in val], val
 
 

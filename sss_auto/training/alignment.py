@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from sss_auto.training.running_mean import fold_into
+
 MOMENTUM = 0.99  # per SSL iteration: p̄ follows the last ~100 batches
 MAX_FACTOR = 1000.0
 
@@ -47,10 +49,7 @@ class PriorAlignment:
     def update(self, batch_mean: torch.Tensor) -> None:
         """Fold one batch's mean teacher probabilities (K+1,) into p̄."""
         batch_mean = batch_mean.detach().double().cpu()
-        if bool(torch.isnan(self.mean_probabilities).any()):
-            self.mean_probabilities = batch_mean.clone()
-        else:
-            self.mean_probabilities = MOMENTUM * self.mean_probabilities + (1 - MOMENTUM) * batch_mean
+        fold_into(self.mean_probabilities, batch_mean, torch.ones_like(batch_mean, dtype=torch.bool), MOMENTUM)
 
     def metrics(self) -> dict[str, float]:
         """{"align_k": factor} of the foreground classes, for the log."""

@@ -33,7 +33,7 @@ from sss_auto.training.distributed import DistInfo, average_gradients, barrier, 
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
 from sss_auto.training.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
-from sss_auto.training.readiness import ClassReadiness
+from sss_auto.training.readiness import ClassReadiness, labeled_class_dice
 from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 from sss_auto.training.thresholds import ConfidenceThresholds
 from sss_auto.training.validation import export_and_score, validate_cached
@@ -204,7 +204,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                                            alignment.factors() if alignment is not None else None,
                                            unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
                                                             t.unlabeled_rampup_epochs * t.iterations_per_epoch),
-                                           *((readiness.unready(), readiness.shares) if readiness is not None else ()))
+                                           unready=readiness.unready() if readiness is not None else None,
+                                           unready_shares=readiness.shares if readiness is not None else None)
                 if diagnose:  # once per SSL epoch, before the step changes the weights
                     diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
                     diagnose = False
@@ -214,8 +215,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                     alignment.update(out.pseudo_labels.mean_probabilities)
             else:
                 out = supervised_step(batch, m.student)
-        if readiness is not None and out.labeled_dice is not None:
-            readiness.update(out.labeled_dice)
+        if readiness is not None:  # the labeled Dice is computed only for the gate
+            readiness.update(labeled_class_dice(out.labeled_logits, batch.y_l))
         m.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         trainable = [p for p in m.student.parameters() if p.requires_grad]

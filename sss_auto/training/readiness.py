@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from sss_auto.training.running_mean import fold_into
+
 READY_DICE = 0.5
 MOMENTUM = 0.98  # per step in which the class is present in the labeled batch
 PLAUSIBLE_MULTIPLE = 10.0
@@ -77,11 +79,7 @@ class ClassReadiness:
     def update(self, dice: torch.Tensor) -> None:
         """Fold one labeled batch's per-class Dice (K+1,; NaN: absent) into the running means."""
         dice = dice.double()
-        present = ~torch.isnan(dice)
-        fresh = present & torch.isnan(self.dice)
-        self.dice[fresh] = dice[fresh]
-        old = present & ~fresh
-        self.dice[old] = MOMENTUM * self.dice[old] + (1 - MOMENTUM) * dice[old]
+        fold_into(self.dice, dice, ~torch.isnan(dice), MOMENTUM)
 
     def unready(self) -> torch.Tensor:
         """bool (K+1,): foreground classes whose running labeled Dice is below READY_DICE (or never seen)."""

@@ -20,7 +20,7 @@ from sss_auto.training.config import COARSE_WEIGHT, SUPERVISED_WEIGHT
 from sss_auto.training.alignment import align
 from sss_auto.training.losses import dice_ce_loss
 from sss_auto.training.pseudo_labels import pseudo_label_metrics
-from sss_auto.training.readiness import labeled_class_dice, unready_mask
+from sss_auto.training.readiness import unready_mask
 
 
 @dataclass
@@ -39,7 +39,7 @@ class StepOutput:
     loss: torch.Tensor
     metrics: dict[str, float]
     pseudo_labels: PseudoLabels | None = None
-    labeled_dice: torch.Tensor | None = None  # (K+1,) hard Dice on the labeled slices, NaN for absent classes
+    labeled_logits: torch.Tensor | None = None  # (B_l, K+1, H, W) the student's fused logits on the labeled slices
 
 
 def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
@@ -51,8 +51,7 @@ def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
     """Labeled loss only (warm-up epochs and the supervised-only ablation)."""
     out = student(b.x_l, b.prompts_l)
     loss_l = labeled_loss(out.coarse, out.fused, b.y_l)
-    return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()},
-                      labeled_dice=labeled_class_dice(out.fused, b.y_l))
+    return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()}, labeled_logits=out.fused)
 
 
 @dataclass
@@ -153,8 +152,7 @@ def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Strong
     metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
                "mask_ratio": float(t.confident.float().mean()),
                **pseudo_label_metrics(t.y_hat, t.confident, student.config.num_classes)}
-    return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean),
-                      labeled_class_dice(t.labeled_logits, b.y_l))
+    return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean), t.labeled_logits)
 
 
 @torch.no_grad()

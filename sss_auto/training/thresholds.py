@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 
 from planners.plans import CONFIDENCE_MODES
+from sss_auto.training.running_mean import fold_into
+
 MOMENTUM = 0.999  # per SSL iteration, as FreeMatch's EMA
 
 
@@ -51,12 +53,7 @@ class ConfidenceThresholds:
         flat, labels = conf.reshape(-1).double().cpu(), y_hat.reshape(-1).cpu()
         count = torch.bincount(labels, minlength=self.num_classes).double()
         total = torch.bincount(labels, weights=flat, minlength=self.num_classes)
-        seen = count > 0
-        batch_mean = total / count.clamp_min(1)
-        fresh = seen & torch.isnan(self.mean_confidence)
-        self.mean_confidence[fresh] = batch_mean[fresh]
-        old = seen & ~fresh
-        self.mean_confidence[old] = MOMENTUM * self.mean_confidence[old] + (1 - MOMENTUM) * batch_mean[old]
+        fold_into(self.mean_confidence, total / count.clamp_min(1), count > 0, MOMENTUM)
 
     def metrics(self) -> dict[str, float]:
         """{"tau_k": τ_k} of the foreground classes, for the log (class_adaptive only)."""

@@ -65,10 +65,12 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert state["teacher"] == {} and not any(k.startswith("refiner.") for k in state["student"])
     assert not any(k.startswith("dfe.blocks") for k in state["student"])
 
-    one_view = run_command(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--disable-val-tta", *FAST], env)
+    one_view = run_command(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--unready-gate",
+                            "--disable-val-tta", *FAST], env)
     assert one_view.returncode == 0, one_view.stderr
     state = load_checkpoint(results / "SSS-views1__2d" / "fold_2" / "checkpoint_final.pth")
     assert "loss_u" in state["history"] and state["iteration"] == 2
+    assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged
 
 
 def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):

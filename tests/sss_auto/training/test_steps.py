@@ -7,6 +7,7 @@ from sss_auto.data.strong import strong_view
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.prompting.from_masks import prompts_from_label_maps
 from sss_auto.training.ema import make_teacher
+from sss_auto.training.readiness import labeled_class_dice
 from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 
 
@@ -133,10 +134,10 @@ def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
 def test_unready_classes_leave_the_unlabeled_loss_and_the_step_reports_labeled_dice():
     student, teacher, b, views = _models_batch_views()
     plain = sss_step(b, student, teacher, views, SSLSettings(1e-6))
-    assert plain.labeled_dice.shape == (3,) and plain.metrics["mask_ratio"] == 1.0
+    assert labeled_class_dice(plain.labeled_logits, b.y_l).shape == (3,) and plain.metrics["mask_ratio"] == 1.0
     none_unready = SSLSettings(1e-6, unready=torch.tensor([False, False, False]), unready_shares=torch.ones(3))
     assert sss_step(b, student, teacher, views, none_unready).metrics["loss_u"] == pytest.approx(plain.metrics["loss_u"])
     all_pixels = SSLSettings(1e-6, unready=torch.tensor([False, True, True]), unready_shares=torch.ones(3))
     gated = sss_step(b, student, teacher, views, all_pixels)
     assert gated.metrics["mask_ratio"] == 0.0 and gated.metrics["loss_u"] == 0.0  # every pixel is plausible for one
-    assert supervised_step(b, student).labeled_dice is not None
+    assert labeled_class_dice(supervised_step(b, student).labeled_logits, b.y_l).shape == (3,)
