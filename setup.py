@@ -32,6 +32,7 @@ setup(
             "sss_predict=sss_auto.cli.predict:main",
             "sss_evaluate=sss_auto.cli.evaluate:evaluate_main",
             "sss_summarize=sss_auto.cli.evaluate:summarize_main",
+            "sss_find_best_configuration=sss_auto.cli.find_best:main",
             "sss_download_sam2=sss_auto.cli.download_sam2:main",
             "sss_demo=sss_auto.cli.demo:main",
             "sss_convert_bhsd=sss_auto.cli.convert:bhsd_main",

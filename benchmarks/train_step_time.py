@@ -58,7 +58,7 @@ def main() -> None:
     from sss_auto.training.pcsw_bank import refresh_bank
     from sss_auto.training.steps import sss_step, supervised_step
 
-    dataset = find_dataset(args.d, paths.root("raw"))
+    dataset = find_dataset(args.d, paths.raw_roots())
     folder = preprocessed_folder(dataset)
     plans = load_plans(folder / "plans.json")
     plan = replace(plans.configuration("2d"), batch_size_labeled=args.batch, batch_size_unlabeled=args.batch)
@@ -70,7 +70,7 @@ def main() -> None:
 
     device = args.device
     ablation = Ablation(use_dfe=not args.no_dfe, refine=not args.no_refine)
-    config = TrainConfig(dataset.name, "2d", "0", plan, ablation, device=device)
+    config = TrainConfig(dataset=dataset.name, configuration="2d", fold="0", plan=plan, ablation=ablation, device=device)
     m = build_modules(config, len(plans.channel_names), num_classes)
     settings = InferenceSettings(patch=patch, tta=False, batch_size=args.batch, device=device)
     unlabeled = cache.ids("unlabeled")
@@ -78,8 +78,8 @@ def main() -> None:
     bank = refresh_bank(m.teacher, cache, unlabeled, settings, {}, 0, progress=False)
     bank_s = time.perf_counter() - started
 
-    spec = LoaderSpec(cache.folder, tuple(cache.ids("labeled")), tuple(unlabeled), patch, args.batch, args.batch,
-                      num_classes - 1)
+    spec = LoaderSpec(cache_folder=cache.folder, labeled_ids=tuple(cache.ids("labeled")), unlabeled_ids=tuple(unlabeled),
+                      patch=patch, batch_labeled=args.batch, batch_unlabeled=args.batch, num_foreground=num_classes - 1)
     rng = np.random.default_rng(0)
     np.random.seed(0)
     transform = augment.spatial_and_intensity(patch)

@@ -28,7 +28,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sss_auto.io.nifti import read_image
 
     if args.d:
-        labels = find_dataset(args.d, paths.root("raw")).labels
+        labels = find_dataset(args.d, paths.raw_roots()).labels
     else:
         references = sorted(args.ref.glob("*.nii.gz")) if args.ref.is_dir() else []
         if not references:

@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace, fingerprint: bool, planning: bool, preprocess
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
 
-    dataset = find_dataset(args.d, paths.root("raw"))
+    dataset = find_dataset(args.d, paths.raw_roots())
     fp = fingerprint_stage(dataset, args.np, getattr(args, "clean", False), not args.no_progress) if fingerprint or planning else None
     if planning:
         plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder, args.sam2_checkpoint, args.method)

@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--coarse-only", action="store_true",
                    help="pass 1 only: the coarse head's prediction, no PCSW prompts or SAM-2 refinement (to compare)")
     p.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.npz")
+    p.add_argument("--disable-postprocessing", action="store_true",
+                   help="do not apply the run's postprocessing.json (written by sss_find_best_configuration)")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip cases whose output already exists")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first case that fails")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import logging
     from dataclasses import replace
 
     import torch
@@ -42,8 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.inference.models import choose_run, find_trained_runs, load_run
     from sss_auto.inference.predictor import predict_cases
     from sss_auto.io.atomic import write_json_atomic
+    from sss_auto.postprocessing.determine import FILE_NAME, load_postprocessing
     from sss_auto.training.loop import inference_settings
 
+    logger = logging.getLogger("sss_predict")
     source, output = args.i.resolve(), args.o.resolve()
     input_folder = source if source.is_dir() else source.parent
     if output == input_folder or input_folder in output.parents:
@@ -63,10 +68,16 @@ def _run(args: argparse.Namespace) -> int:
                                   batch_size=max(2 * loaded.config.plan.batch_size_labeled, 1))
     if args.coarse_only:
         settings = replace(settings, use_prompts=False)
+    rules = {}
+    if (run.folder / FILE_NAME).is_file() and not args.disable_postprocessing:
+        rules = {k: r for k, r in load_postprocessing(run.folder / FILE_NAME).items() if not r.is_identity()}
+        logger.info("postprocessing from %s: %s", run.folder / FILE_NAME,
+                    "; ".join(f"class {k}: {r.describe()}" for k, r in sorted(rules.items())) or "every class unchanged")
     report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
-                           args.np, not args.no_progress)
+                           args.np, not args.no_progress, rules)
     write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
                        "weights": args.weights, "coarse_only": args.coarse_only,
+                       "postprocessing": {str(k): r.describe() for k, r in sorted(rules.items())},
                        "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
                        "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")
     failed = problems + report.failed

@@ -17,18 +17,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("configuration", help="planned configuration, e.g. 2d")
     p.add_argument("fold", choices=FOLDS, help="cross-validation fold 0-4, or 'all' (every labeled case, no validation)")
     g = p.add_argument_group("schedule (defaults from plans.json)")
-    g.add_argument("--epochs", type=int, help="number of epochs")
-    g.add_argument("--iters-per-epoch", type=int, help="iterations per epoch")
+    g.add_argument("--epochs", dest="num_epochs", type=int, help="number of epochs")
+    g.add_argument("--iters-per-epoch", dest="iterations_per_epoch", type=int, help="iterations per epoch")
     g.add_argument("--warmup-epochs", type=int, help="supervised epochs before pseudo labels are used")
     g.add_argument("--warmup-fraction", type=float,
                    help="instead: the supervised warm-up's share of the time budget (or of the epochs without one)")
-    g.add_argument("--lr", type=float, help="learning rate (heads, DFE, decoder)")
-    g.add_argument("--unlabeled-weight", type=float, help="w_u in L = (1 - w_u) L_l + w_u L_u (plan default 1/2)")
-    g.add_argument("--rampup-epochs", type=int, help="SSL epochs over which the unlabeled weight ramps up to 1/2")
+    g.add_argument("--lr", dest="learning_rate", type=float, help="learning rate (heads, DFE, decoder)")
+    g.add_argument("--unlabeled-weight", type=float, help="w_u in L = (1 - w_u) L_l + w_u L_u (plans.json: training.unlabeled_weight)")
+    g.add_argument("--rampup-epochs", dest="unlabeled_rampup_epochs", type=int, help="SSL epochs over which the unlabeled weight ramps up to w_u (0: none)")
     g.add_argument("--pcsw-refresh-epochs", type=int, help="rebuild the PCSW bank every N epochs")
     g.add_argument("--batch-size", type=int, help="labeled and unlabeled slices per step (each)")
     g.add_argument("--unlabeled-batch-size", type=int, help="unlabeled slices per step (default: --batch-size or the plan's)")
-    g.add_argument("--time-budget", type=float, metavar="MINUTES",
+    g.add_argument("--time-budget", dest="time_budget_min", type=float, metavar="MINUTES",
                    help="train for this wall-clock time: the epochs are derived from the measured step, validation "
                         "and bank-refresh times, and the LR is scheduled over them (--epochs is then ignored)")
     s = p.add_argument_group("SAM-2")
@@ -45,14 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--confidence-mode", choices=["global", "class_adaptive"], default=None,
                    help="pseudo-label confidence thresholds: one for all classes, or per class adapting to the "
                         "teacher's confidence (default: the plan's)")
-    a.add_argument("--alignment", choices=["none", "prior"], default=None,
+    a.add_argument("--alignment", dest="pseudo_label_alignment", choices=["none", "prior"], default=None,
                    help="align the teacher's class shares to the labeled prior before taking pseudo labels "
                         "(default: the plan's)")
     a.add_argument("--strong-photometric", choices=["full", "mild"], default=None,
                    help="intensity jitter of the strong views (default: the plan's)")
-    a.add_argument("--ema-restart", action=argparse.BooleanOptionalAction, default=None,
+    a.add_argument("--ema-restart", dest="ema_restart_at_ssl", action=argparse.BooleanOptionalAction, default=None,
                    help="restart the EMA teacher as a copy of the student when SSL starts (default: the plan's)")
-    a.add_argument("--unready-gate", action=argparse.BooleanOptionalAction, default=None,
+    a.add_argument("--unready-gate", dest="unready_class_gate", action=argparse.BooleanOptionalAction, default=None,
                    help="keep classes the student has not yet learned on the labeled slices (running Dice < 0.5) "
                         "out of the unlabeled loss, with the pixels the teacher ranks highest for them "
                         "(default: the plan's; method.md \"Small and rare classes\")")
@@ -85,22 +85,17 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.errors import SSSError
     from sss_auto.training.config import Ablation
     from sss_auto.training.distributed import init_distributed, shutdown
-    from sss_auto.training.options import make_train_config
+    from sss_auto.training.options import OVERRIDABLE, make_train_config
     from sss_auto.training.run import train_fold
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise SSSError("--device cuda: no CUDA device is available")
-    dataset = find_dataset(args.dataset, paths.root("raw"))
-    overrides = {"num_epochs": args.epochs, "iterations_per_epoch": args.iters_per_epoch, "warmup_epochs": args.warmup_epochs,
-                 "learning_rate": args.lr, "pcsw_refresh_epochs": args.pcsw_refresh_epochs,
-                 "time_budget_min": args.time_budget, "confidence_mode": args.confidence_mode,
-                 "unlabeled_ce": args.unlabeled_ce, "ema_restart_at_ssl": args.ema_restart,
-                 "pseudo_label_alignment": args.alignment, "unlabeled_rampup_epochs": args.rampup_epochs,
-                 "unlabeled_weight": args.unlabeled_weight, "strong_photometric": args.strong_photometric,
-                 "warmup_fraction": args.warmup_fraction, "unready_class_gate": args.unready_gate}
-    ablation = Ablation(args.supervised_only, not args.no_dfe, not args.no_pcsw, not args.no_refine, args.pcsw_tau,
-                        args.strong_views, args.dfe_inputs)
+    dataset = find_dataset(args.dataset, paths.raw_roots())
+    overrides = {name: getattr(args, name) for name in OVERRIDABLE}  # each flag's dest is its plans field
+    ablation = Ablation(supervised_only=args.supervised_only, use_dfe=not args.no_dfe, use_pcsw=not args.no_pcsw,
+                        refine=not args.no_refine, pcsw_tau=args.pcsw_tau, strong_views=args.strong_views,
+                        dfe_inputs=args.dfe_inputs)
     workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
     dist = init_distributed(device)
     config = make_train_config(dataset, args.configuration, args.fold, overrides=overrides, batch_size=args.batch_size,

@@ -28,7 +28,7 @@ from sss_auto.prompting.from_masks import prompts_from_label_maps
 PROMPT_DROP_PROBABILITY = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoaderSpec:
     """What to sample: cases, patch side, batch sizes (unlabeled 0 = supervised only), oversampling."""
 

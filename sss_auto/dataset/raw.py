@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,22 +119,27 @@ def check_case_id(case_id: str, source: Path | str) -> None:
         raise DatasetError(f"{source}: case identifier {case_id!r} is not allowed (letters, digits, '_', '-', '.')")
 
 
-def find_dataset(spec: str, raw_root: Path) -> RawDataset:
+def find_dataset(spec: str, raw_roots: Path | Sequence[Path]) -> RawDataset:
     """Resolve `-d` (a name such as BHSD, a folder name Dataset501_BHSD, or an id 501) to a dataset.
+
+    Args:
+        raw_roots: the folder the datasets are in, or several (paths.raw_roots: SSS_raw, then nnUNet_raw).
 
     Raises:
         DatasetError: nothing or several folders match (the message lists what exists), or the
             dataset.json is missing or incomplete.
     """
-    raw_root = Path(raw_root)
-    if not raw_root.is_dir():
-        raise DatasetError(f"{raw_root}: the raw data folder does not exist; set SSS_raw or run sss_make_demo")
-    folders = sorted(p for p in raw_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    roots = [Path(raw_roots)] if isinstance(raw_roots, (str, Path)) else [Path(r) for r in raw_roots]
+    existing_roots = [r for r in roots if r.is_dir()]
+    if not existing_roots:
+        raise DatasetError(f"{roots[0]}: the raw data folder does not exist; set SSS_raw or run sss_make_demo")
+    folders = [p for r in existing_roots for p in sorted(r.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     matches = [p for p in folders if matches_dataset(p.name, spec)]
     if len(matches) != 1:
+        where = " or ".join(str(r) for r in existing_roots)
         existing = ", ".join(p.name for p in folders) or "none"
-        what = "no dataset" if not matches else f"several datasets ({', '.join(p.name for p in matches)})"
-        raise DatasetError(f"{what} in {raw_root} match {spec!r}; datasets there: {existing}")
+        what = "no dataset" if not matches else f"several datasets ({', '.join(str(p) for p in matches)})"
+        raise DatasetError(f"{what} in {where} match {spec!r}; datasets there: {existing}")
     return load_dataset(matches[0])
 
 

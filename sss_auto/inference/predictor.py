@@ -23,6 +23,7 @@ from sss_auto.inference.case_io import export_one, read_and_preprocess
 from sss_auto.inference.inputs import InputProblem
 from sss_auto.inference.models import LoadedRun
 from sss_auto.inference.two_pass import InferenceSettings, predict_volume
+from sss_auto.postprocessing.components import ClassRule
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ class _Inline:
 
 def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: InferenceSettings,
                   resume: bool = False, save_probabilities: bool = False, fail_fast: bool = False,
-                  num_processes: int = 2, progress: bool = True) -> PredictionReport:
-    """Predict every case into `output/<case>.nii.gz`."""
+                  num_processes: int = 2, progress: bool = True,
+                  postprocessing: dict[int, ClassRule] | None = None) -> PredictionReport:
+    """Predict every case into `output/<case>.nii.gz` (with `postprocessing`'s per-class rules applied)."""
     output.mkdir(parents=True, exist_ok=True)
     report = PredictionReport()
     if resume:
@@ -106,7 +108,8 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
                 probabilities = predict_volume(loaded.models, cached.data, cached.properties.spacing_after_resampling_mm,
                                                settings, loaded.constraints).probabilities
                 exports.append((case.case_id, pool.submit(export_one, (probabilities, cached.properties, loaded.plans,
-                                                                       output / f"{case.case_id}.nii.gz", save_probabilities))))
+                                                                       output / f"{case.case_id}.nii.gz", save_probabilities,
+                                                                       postprocessing))))
             except Exception as err:
                 _fail(report, case.case_id, err, fail_fast)
             bar.update()

@@ -11,7 +11,7 @@ SUPERVISED_WEIGHT = 0.5  # L = ½(L_l + L_u)
 COARSE_WEIGHT = 0.5  # L_l = ½ coarse + ½ fused
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ablation:
     """Switches for the ablations of SSS_METHOD.md; the defaults are full SSS.
 
@@ -47,7 +47,7 @@ class Ablation:
         return "-".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Everything `fit` needs, saved as training_config.json beside the checkpoints.
 

@@ -43,7 +43,7 @@ LATEST, BEST, FINAL = "checkpoint_latest.pth", "checkpoint_best.pth", "checkpoin
 PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio|tau|align|ready_dice|prompt_recall|prompt_precision|prompt_box_iou)_\d+$")  # logged on a line of their own
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunContext:
     """Where a fold's data comes from and where its files go."""
 
@@ -179,9 +179,11 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     """
     t, ablation, epoch = config.training, config.ablation, state.epoch
     num_classes = m.student.config.num_classes
-    spec = LoaderSpec(run.cache.folder, tuple(run.train_ids), tuple(run.unlabeled_ids) if ssl else (),
-                      config.plan.patch_size[0], config.plan.batch_size_labeled,
-                      config.plan.batch_size_unlabeled if ssl else 0, num_classes - 1, t.foreground_oversampling)
+    spec = LoaderSpec(cache_folder=run.cache.folder, labeled_ids=tuple(run.train_ids),
+                      unlabeled_ids=tuple(run.unlabeled_ids) if ssl else (), patch=config.plan.patch_size[0],
+                      batch_labeled=config.plan.batch_size_labeled,
+                      batch_unlabeled=config.plan.batch_size_unlabeled if ssl else 0, num_foreground=num_classes - 1,
+                      foreground_oversampling=t.foreground_oversampling)
     loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
                           config.num_workers, pin_memory=config.device.startswith("cuda"))
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)

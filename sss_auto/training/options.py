@@ -21,7 +21,8 @@ OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_
                "unlabeled_weight", "strong_photometric", "warmup_fraction", "unready_class_gate")
 FLAGS = {"num_epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "learning_rate": "--lr",
          "time_budget_min": "--time-budget", "unlabeled_rampup_epochs": "--rampup-epochs",
-         "pseudo_label_alignment": "--alignment", "unready_class_gate": "--unready-gate"}  # sss_train's flag of a field
+         "pseudo_label_alignment": "--alignment", "unready_class_gate": "--unready-gate",
+         "ema_restart_at_ssl": "--ema-restart"}  # sss_train's flag of a field (the flag's dest is the field)
 RANGES = {name: (low, high, low_allowed) for name, low, high, low_allowed in TRAINING_RANGES}
 
 
@@ -104,5 +105,6 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
     if plan.device != ("cuda" if device.startswith("cuda") else "cpu"):
         logger.warning("plans.json was made for %s, this run trains on %s: patch, batch and schedule may not suit it "
                        "(re-plan on this machine with sss_plan -d %s)", plan.device, device, dataset.name)
-    return TrainConfig(dataset.name, configuration, fold, plan, ablation, seed, device, sam2_checkpoint,
-                       finetune_encoder, num_workers, validation_tta)
+    return TrainConfig(dataset=dataset.name, configuration=configuration, fold=fold, plan=plan, ablation=ablation,
+                       seed=seed, device=device, sam2_checkpoint=sam2_checkpoint, finetune_encoder=finetune_encoder,
+                       num_workers=num_workers, validation_tta=validation_tta)

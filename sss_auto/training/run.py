@@ -47,9 +47,13 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
     labeled, unlabeled = cache.ids("labeled"), cache.ids("unlabeled")
     if not labeled:
         raise PlansError(f"{cache.folder}: no labeled case is preprocessed; training needs at least two")
-    if not (pre / "splits_final.json").exists() and (dataset.folder / "splits_final.json").is_file():
-        copy_atomic(dataset.folder / "splits_final.json", pre / "splits_final.json")
-        logger.info("using the splits the converter wrote in %s", dataset.folder / "splits_final.json")
+    if not (pre / "splits_final.json").exists():
+        source = dataset.folder / "splits_final.json" if (dataset.folder / "splits_final.json").is_file() \
+            else paths.nnunet_splits(dataset.folder)
+        if source is not None:
+            copy_atomic(source, pre / "splits_final.json")
+            logger.info("using the splits in %s (%s)", source, "the converter's" if source.parent == dataset.folder
+                        else "nnU-Net's folds of this dataset, so both compare on the same cases")
     splits = load_or_create_splits(pre / "splits_final.json", labeled, seed=12345)
     train_ids, val_ids = fold_cases(splits, config.fold, labeled)
     if not config.ablation.supervised_only and not unlabeled:
@@ -67,8 +71,9 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
     constraints = constraints_from_fingerprint(fingerprint, plans)
     logger.info("fold %s: %d labeled training case(s), %d validation case(s), %d unlabeled case(s)",
                 config.fold, len(train_ids), len(val_ids), len(unlabeled))
-    return RunContext(folder, cache, plans, train_ids, val_ids, unlabeled, dataset.folder / "labelsTr", constraints,
-                      dist, show_progress, priors_from_fingerprint(fingerprint))
+    return RunContext(folder=folder, cache=cache, plans=plans, train_ids=train_ids, val_ids=val_ids,
+                      unlabeled_ids=unlabeled, reference_folder=dataset.folder / "labelsTr", constraints=constraints,
+                      dist=dist, show_progress=show_progress, priors=priors_from_fingerprint(fingerprint))
 
 
 def describe_run(config: TrainConfig, dist: DistInfo) -> str:

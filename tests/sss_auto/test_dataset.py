@@ -179,3 +179,39 @@ def test_make_demo_cli_writes_a_heterogeneous_dataset_and_refuses_a_bad_heteroge
     assert main(["--labeled", "1", "--heterogeneity", "2", "-o", str(tmp_path / "bad")]) != 0
     assert "--heterogeneity must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_datasets_are_found_in_nnunet_raw_only_when_sss_raw_is_unset(demo_template, tmp_path, monkeypatch):
+    from sss_auto import paths
+
+    nnunet_raw = tmp_path / "nnUNet_raw"
+    shutil.copytree(demo_template, nnunet_raw / demo_template.name)
+    monkeypatch.setattr(paths, "DEFAULT_BASE", tmp_path / "sss_data")
+    monkeypatch.delenv("SSS_raw", raising=False)
+    monkeypatch.setenv("nnUNet_raw", str(nnunet_raw))
+    assert paths.raw_roots() == [tmp_path / "sss_data" / "SSS_raw", nnunet_raw]
+    assert find_dataset("900", paths.raw_roots()).folder == nnunet_raw / demo_template.name
+    own = tmp_path / "sss_data" / "SSS_raw"  # the same dataset in both: ambiguous, both named
+    shutil.copytree(demo_template, own / demo_template.name)
+    with pytest.raises(DatasetError, match="several.*SSS_raw.*nnUNet_raw"):
+        find_dataset("DemoBHSD", paths.raw_roots())
+    monkeypatch.setenv("SSS_raw", str(tmp_path / "elsewhere"))  # an explicit SSS_raw is the only place
+    assert paths.raw_roots() == [tmp_path / "elsewhere"]
+
+
+def test_nnunet_splits_are_offered_only_for_a_dataset_of_nnunet_raw(demo_template, tmp_path, monkeypatch):
+    from sss_auto import paths
+
+    nnunet_raw, nnunet_pre = tmp_path / "nnUNet_raw", tmp_path / "nnUNet_preprocessed"
+    folder = nnunet_raw / demo_template.name
+    folder.mkdir(parents=True)
+    (nnunet_pre / demo_template.name).mkdir(parents=True)
+    monkeypatch.setenv("nnUNet_raw", str(nnunet_raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(nnunet_pre))
+    assert paths.nnunet_splits(folder) is None  # nnU-Net has not written its splits yet
+    splits = nnunet_pre / demo_template.name / "splits_final.json"
+    splits.write_text("[]")
+    assert paths.nnunet_splits(folder) == splits
+    assert paths.nnunet_splits(tmp_path / "SSS_raw" / demo_template.name) is None  # not nnU-Net's dataset
+    monkeypatch.delenv("nnUNet_preprocessed")
+    assert paths.nnunet_splits(folder) is None

@@ -23,7 +23,9 @@ def test_batches_are_reproducible_per_epoch_and_oversample_foreground(cache_fold
     from sss_auto.data.cache import CaseCache
 
     cache = CaseCache(cache_folder)
-    spec = LoaderSpec(cache_folder, tuple(cache.ids("labeled")), tuple(cache.ids("unlabeled")), 64, 3, 2, 3, 0.34)
+    spec = LoaderSpec(cache_folder=cache_folder, labeled_ids=tuple(cache.ids("labeled")),
+                      unlabeled_ids=tuple(cache.ids("unlabeled")), patch=64, batch_labeled=3, batch_unlabeled=2,
+                      num_foreground=3, foreground_oversampling=0.34)
     first = list(epoch_loader(spec, PromptBank(), 2, seed=5, epoch=1))
     again = list(epoch_loader(spec, PromptBank(), 2, seed=5, epoch=1))
     other = list(epoch_loader(spec, PromptBank(), 2, seed=5, epoch=2))

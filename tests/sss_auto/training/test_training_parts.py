@@ -223,7 +223,7 @@ def test_ablation_switches_change_what_is_built_and_how_inference_runs():
     from sss_auto.training.loop import inference_settings
 
     plan = ConfigurationPlan((5.0, 1.0, 1.0), False, (20, 128, 128), (64, 64), 2, 2, "test", "hiera", (1, 2), True, 8.0, 1.0)
-    full = TrainConfig("D", "2d", "0", plan)
+    full = TrainConfig(dataset="D", configuration="2d", fold="0", plan=plan)
     assert model_config(full, 1, 4).dfe_levels == (1, 2) and model_config(full, 1, 4).refine
     assert inference_settings(full).use_prompts and inference_settings(full).pcsw_tau == 0.8
     assert model_config(replace(full, ablation=Ablation(use_dfe=False)), 1, 4).dfe_levels == ()

@@ -1,0 +1,1 @@
+"""Postprocessing chosen by cross-validation: per-class connected-component rules."""
