@@ -62,8 +62,8 @@ def _summarize(args: argparse.Namespace) -> int:
     from sss_auto.dataset.raw import matches_dataset
     from sss_auto.errors import SSSError
     from sss_auto.evaluation.evaluate import format_table
-    from sss_auto.evaluation.summarize import best_run, summarize_run
-    from sss_auto.io.atomic import read_json, write_json_atomic
+    from sss_auto.evaluation.summarize import best_run, class_names, summarize_run
+    from sss_auto.io.atomic import write_json_atomic
 
     results = paths.root("results")
     datasets = [p for p in sorted(results.iterdir()) if p.is_dir() and matches_dataset(p.name, args.d)] if results.is_dir() else []
@@ -79,7 +79,7 @@ def _summarize(args: argparse.Namespace) -> int:
             print(f"skipped: {err}")
             continue
         write_json_atomic(summary, run_folder / "cv_summary.json")
-        names = {str(v): k for k, v in read_json(run_folder / "dataset.json")["labels"].items()}
+        names = class_names(run_folder)
         print(f"\n{run_folder.name}: folds {', '.join(summary['folds'])}, {summary['n_cases']} validation case(s)")
         print(format_table(summary, names))
         summaries.append(summary)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sss_auto.cli.common import add_common_options, run_command
+from sss_auto.training.splits import ALL_FOLDS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -13,7 +14,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-d", required=True, metavar="DATASET", help="dataset name, folder or id")
     p.add_argument("-c", nargs="+", metavar="CONFIG", help="configurations to consider (default: all)")
     p.add_argument("--runs", nargs="+", metavar="RUN", help="run names to consider, e.g. SSS SSS-supervised (default: all)")
-    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], metavar="FOLD",
+    p.add_argument("-f", nargs="+", default=list(ALL_FOLDS), metavar="FOLD",
                    help="folds that must have finished (default: all five)")
     add_common_options(p)
     return p
@@ -23,8 +24,8 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import SSSError
-    from sss_auto.postprocessing.best_configuration import (class_names, cross_validated_runs, evaluate_run, rank,
-                                                            write_instructions)
+    from sss_auto.evaluation.summarize import class_names
+    from sss_auto.postprocessing.best_configuration import cross_validated_runs, evaluate_run, rank, write_instructions
 
     dataset = find_dataset(args.d, paths.raw_roots())
     results = paths.root("results") / dataset.name

@@ -13,22 +13,31 @@ from tqdm import tqdm
 from sss_auto.errors import DatasetError
 from sss_auto.evaluation.metrics import class_metrics
 from sss_auto.io.atomic import write_atomic, write_json_atomic
-from sss_auto.io.nifti import read_image
+from sss_auto.io.nifti import Geometry, read_image
 
 METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
 VOLUMES = ("reference_ml", "prediction_ml")  # per case and class, beside the metrics (not averaged)
 FILE_ENDING = ".nii.gz"
 
 
-def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int]) -> dict[str, dict[str, float]]:
-    """Metrics and volumes (ml) per class of one case (keys: class value as str)."""
+def read_pair(prediction_path: Path, reference_path: Path) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """Integer label maps of a prediction and its reference, and the reference's geometry.
+
+    Raises:
+        DatasetError: their shapes or spacings differ.
+    """
     prediction, p_geometry = read_image(prediction_path)
     reference, r_geometry = read_image(reference_path)
     if p_geometry.shape != r_geometry.shape:
         raise DatasetError(f"{prediction_path}: shape {p_geometry.shape} differs from {reference_path} {r_geometry.shape}")
     if not np.allclose(p_geometry.spacing_mm, r_geometry.spacing_mm, rtol=1e-3):
         raise DatasetError(f"{prediction_path}: spacing {p_geometry.spacing_mm} differs from {reference_path} {r_geometry.spacing_mm}")
-    prediction, reference = np.rint(prediction).astype(np.int64), np.rint(reference).astype(np.int64)
+    return np.rint(prediction).astype(np.int64), np.rint(reference).astype(np.int64), r_geometry
+
+
+def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int]) -> dict[str, dict[str, float]]:
+    """Metrics and volumes (ml) per class of one case (keys: class value as str)."""
+    prediction, reference, r_geometry = read_pair(prediction_path, reference_path)
     voxel_ml = float(np.prod(r_geometry.spacing_mm)) / 1000.0
     return {str(k): {**class_metrics(prediction == k, reference == k, r_geometry.spacing_mm),
                      "reference_ml": float((reference == k).sum()) * voxel_ml,

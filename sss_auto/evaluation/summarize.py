@@ -34,3 +34,8 @@ def summarize_run(run_folder: Path) -> dict:
 def best_run(summaries: list[dict]) -> dict:
     """The summary with the highest mean Dice (NaN ranks last)."""
     return max(summaries, key=lambda s: -1.0 if math.isnan(s["mean"]["dice"]) else s["mean"]["dice"])
+
+
+def class_names(run_folder: Path) -> dict[str, str]:
+    """Class value (as str) -> name, from the dataset.json copied into a run folder."""
+    return {str(v): k for k, v in read_json(Path(run_folder) / "dataset.json")["labels"].items()}

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
 from planners.fingerprint import load_fingerprint
 from sss_auto.errors import SSSError
 from sss_auto.evaluation.evaluate import nanmean
-from sss_auto.evaluation.summarize import summarize_run
-from sss_auto.io.atomic import read_json, write_atomic, write_json_atomic
+from sss_auto.evaluation.summarize import class_names
+from sss_auto.io.atomic import write_atomic, write_json_atomic
 from sss_auto.postprocessing.determine import FILE_NAME, candidate_rules, determine, save_postprocessing
-
-logger = logging.getLogger(__name__)
-ALL_FOLDS = ("0", "1", "2", "3", "4")
+from sss_auto.training.splits import ALL_FOLDS
 
 
 def cross_validated_runs(dataset_results: Path, configurations: list[str] | None, runs: list[str] | None,
@@ -46,17 +43,17 @@ def validation_pairs(run_folder: Path, reference_folder: Path, folds: tuple[str,
 
 
 def evaluate_run(run_folder: Path, reference_folder: Path, folds: tuple[str, ...], progress: bool = True) -> dict:
-    """Cross-validation summary of one run with its postprocessing chosen (written to the run's postprocessing.json)."""
-    summary = summarize_run(run_folder)
+    """Cross-validation Dice of one run over `folds`, without and with its postprocessing (written to postprocessing.json)."""
     fingerprint = load_fingerprint(run_folder / "fingerprint.json")
-    classes = sorted(int(k) for k in summary["mean_per_class"])
+    classes = sorted(int(k) for k in class_names(run_folder) if int(k) > 0)
     result = determine(validation_pairs(run_folder, reference_folder, folds),
                        {k: candidate_rules(k, fingerprint) for k in classes}, progress)
     save_postprocessing(result, run_folder / FILE_NAME, {"run": run_folder.name, "folds": list(folds)})
+    before = {value: entry["dice_unchanged"] for value, entry in result["classes"].items()}
     after = {value: entry["candidates"].get(entry["chosen"], entry["dice_unchanged"])
              for value, entry in result["classes"].items()}
-    return {"run": run_folder.name, "folder": str(run_folder), "n_cases": summary["n_cases"],
-            "dice": summary["mean"]["dice"], "dice_per_class": {k: v["dice"] for k, v in summary["mean_per_class"].items()},
+    return {"run": run_folder.name, "folder": str(run_folder), "n_cases": result["n_cases"],
+            "dice": nanmean(list(before.values())), "dice_per_class": before,
             "dice_postprocessed": nanmean(list(after.values())), "dice_per_class_postprocessed": after,
             "postprocessing": {value: entry["chosen"] for value, entry in result["classes"].items()}}
 
@@ -82,7 +79,3 @@ def write_instructions(dataset_results: Path, dataset: str, ranked: list[dict], 
 def rank(evaluated: list[dict]) -> list[dict]:
     """Runs by mean Dice after postprocessing, best first (NaN last)."""
     return sorted(evaluated, key=lambda r: 1.0 if math.isnan(r["dice_postprocessed"]) else -r["dice_postprocessed"])
-
-
-def class_names(run_folder: Path) -> dict[str, str]:
-    return {str(v): k for k, v in read_json(run_folder / "dataset.json")["labels"].items()}

@@ -12,15 +12,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from planners.fingerprint import Fingerprint
 from sss_auto.errors import SSSError
-from sss_auto.evaluation.evaluate import nanmean
+from sss_auto.evaluation.evaluate import nanmean, read_pair
 from sss_auto.evaluation.metrics import class_metrics
 from sss_auto.io.atomic import read_json, write_json_atomic
-from sss_auto.io.nifti import read_image
 from sss_auto.postprocessing.components import ClassRule, filter_components
 
 FILE_NAME = "postprocessing.json"
@@ -47,11 +45,7 @@ def determine(pairs: list[tuple[Path, Path]], candidates: dict[int, list[ClassRu
         raise SSSError("no validation prediction to determine postprocessing on")
     dice = {k: {"unchanged": []} | {r.describe(): [] for r in rules} for k, rules in candidates.items()}
     for prediction_path, reference_path in tqdm(pairs, desc="postprocessing", unit="case", disable=None if progress else True):
-        prediction, geometry = read_image(prediction_path)
-        reference, _ = read_image(reference_path)
-        if prediction.shape != reference.shape:
-            raise SSSError(f"{prediction_path}: shape {prediction.shape} differs from {reference_path} {reference.shape}")
-        prediction, reference = np.rint(prediction).astype(np.int64), np.rint(reference).astype(np.int64)
+        prediction, reference, geometry = read_pair(prediction_path, reference_path)
         for value, rules in candidates.items():
             mask, truth = prediction == value, reference == value
             dice[value]["unchanged"].append(class_metrics(mask, truth)["dice"])

@@ -12,6 +12,7 @@ from sss_auto.io.atomic import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 NUM_FOLDS = 5
+ALL_FOLDS = tuple(str(fold) for fold in range(NUM_FOLDS))  # the folds' names, "0".."4"
 
 
 def make_splits(case_ids: list[str], num_folds: int = NUM_FOLDS, seed: int = 12345) -> list[dict[str, list[str]]]:
