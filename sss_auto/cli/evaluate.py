@@ -7,6 +7,8 @@ from pathlib import Path
 
 from sss_auto.cli.common import add_common_options, run_command
 
+CONVENTION_NAMES = ("nnunet", "ssl4mis")  # sss_auto.evaluation.conventions.CONVENTIONS (not imported: a thin CLI loads fast)
+
 
 def _evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Dice, IoU, HD95, ASD and volumes per case and class; writes summary.json and per_case.csv.")
@@ -14,6 +16,10 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("-pred", required=True, type=Path, metavar="PREDICTIONS", help="folder of predictions <case>.nii.gz")
     p.add_argument("-d", metavar="DATASET", help="dataset whose dataset.json names the classes (default: values found)")
     p.add_argument("-o", type=Path, metavar="FILE", help="summary file (default: PREDICTIONS/summary.json)")
+    p.add_argument("--convention", choices=CONVENTION_NAMES, default="nnunet",
+                   help="how empty masks count and in which unit distances are reported: nnunet (default: a class "
+                        "absent from both masks is left out) or ssl4mis (it scores Dice 0; HD95/ASD also in voxels); "
+                        "documentation/evaluation.md")
     add_common_options(p)
     return p
 
@@ -24,6 +30,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import DatasetError
+    from sss_auto.evaluation.conventions import convention
     from sss_auto.evaluation.evaluate import evaluate_folders, format_table, write_summary
     from sss_auto.io.nifti import read_image
 
@@ -36,12 +43,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         values = sorted({int(v) for path in references for v in np.unique(np.rint(read_image(path)[0]))} - {0})
         labels = {str(v): v for v in values}
     classes = sorted(v for v in labels.values() if v > 0)
-    summary = evaluate_folders(args.ref, args.pred, classes, not args.no_progress)
+    summary = evaluate_folders(args.ref, args.pred, classes, not args.no_progress, convention(args.convention))
     target = args.o or args.pred / "summary.json"
     names = {str(v): k for k, v in labels.items()}
     table = write_summary(summary, target, names)
     print(format_table(summary, names))
-    print(f"{summary['n_cases']} case(s); summary written to {target}, per case and class to {table}")
+    print(f"{summary['n_cases']} case(s), convention {summary['convention']}; summary written to {target}, per case and class to {table}")
     return 0
 
 

@@ -11,11 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from sss_auto.errors import DatasetError
-from sss_auto.evaluation.metrics import class_metrics
+from sss_auto.evaluation.conventions import NNUNET, Convention
+from sss_auto.evaluation.metrics import class_metrics, surface_distances
 from sss_auto.io.atomic import write_atomic, write_json_atomic
 from sss_auto.io.nifti import Geometry, read_image
 
-METRICS = ("dice", "iou", "hd95_mm", "asd_mm")
+METRICS = NNUNET.metrics  # the default convention's; a summary lists its own under "metrics"
 VOLUMES = ("reference_ml", "prediction_ml")  # per case and class, beside the metrics (not averaged)
 FILE_ENDING = ".nii.gz"
 
@@ -35,16 +36,31 @@ def read_pair(prediction_path: Path, reference_path: Path) -> tuple[np.ndarray, 
     return np.rint(prediction).astype(np.int64), np.rint(reference).astype(np.int64), r_geometry
 
 
-def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int]) -> dict[str, dict[str, float]]:
-    """Metrics and volumes (ml) per class of one case (keys: class value as str)."""
+def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int],
+                  convention: Convention = NNUNET) -> dict[str, dict[str, float]]:
+    """Metrics (under `convention`) and volumes (ml) per class of one case (keys: class value as str)."""
     prediction, reference, r_geometry = read_pair(prediction_path, reference_path)
     voxel_ml = float(np.prod(r_geometry.spacing_mm)) / 1000.0
-    return {str(k): {**class_metrics(prediction == k, reference == k, r_geometry.spacing_mm),
+    return {str(k): {**convention_metrics(prediction == k, reference == k, r_geometry.spacing_mm, convention),
                      "reference_ml": float((reference == k).sum()) * voxel_ml,
                      "prediction_ml": float((prediction == k).sum()) * voxel_ml} for k in classes}
 
 
-def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: list[int], progress: bool = True) -> dict:
+def convention_metrics(prediction: np.ndarray, reference: np.ndarray, spacing_mm: tuple[float, ...],
+                       convention: Convention) -> dict[str, float]:
+    """`class_metrics` of two boolean masks with the convention's empty-mask rule and distance units."""
+    out = class_metrics(prediction, reference, spacing_mm)
+    present = bool(prediction.any()), bool(reference.any())
+    if not any(present):
+        out["dice"] = out["iou"] = convention.empty_both_dice
+    if convention.voxel_distances:
+        out["hd95_vox"], out["asd_vox"] = (surface_distances(prediction, reference, (1.0,) * prediction.ndim)
+                                           if all(present) else (math.nan, math.nan))
+    return out
+
+
+def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: list[int], progress: bool = True,
+                     convention: Convention = NNUNET) -> dict:
     """Score every prediction that has a reference; summary with per-case, per-class means and overall means.
 
     Raises:
@@ -60,13 +76,14 @@ def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: l
     missing = sorted(p.name for p in Path(reference_folder).glob(f"*{FILE_ENDING}") if not (Path(prediction_folder) / p.name).is_file())
     per_case = {}
     for prediction, reference in tqdm(pairs, desc="evaluate", unit="case", disable=None if progress else True):
-        per_case[prediction.name[: -len(FILE_ENDING)]] = evaluate_case(prediction, reference, classes)
-    mean_per_class = {str(k): {m: nanmean([c[str(k)][m] for c in per_case.values()]) for m in METRICS} for k in classes}
-    overall = {m: nanmean([v[m] for v in mean_per_class.values()]) for m in METRICS}
-    undefined = sum(1 for c in per_case.values() for v in c.values() if math.isnan(v["hd95_mm"]) and not math.isnan(v["dice"]))
+        per_case[prediction.name[: -len(FILE_ENDING)]] = evaluate_case(prediction, reference, classes, convention)
+    metrics = convention.metrics
+    mean_per_class = {str(k): {m: nanmean([c[str(k)][m] for c in per_case.values()]) for m in metrics} for k in classes}
+    overall = {m: nanmean([v[m] for v in mean_per_class.values()]) for m in metrics}
+    undefined = sum(1 for c in per_case.values() for v in c.values() if math.isnan(v["hd95_mm"]) and not math.isnan(v["dice"])
+                    and (v["reference_ml"] > 0 or v["prediction_ml"] > 0))
     return {"reference_folder": str(reference_folder), "prediction_folder": str(prediction_folder),
-            "conventions": "class absent from both: NaN, excluded from means; present in one only: Dice 0, "
-                           "distances NaN (counted in n_undefined_distance)",
+            "convention": convention.name, "conventions": convention.description, "metrics": list(metrics),
             "n_cases": len(per_case), "references_without_prediction": missing, "n_undefined_distance": undefined,
             "mean": overall, "mean_per_class": mean_per_class, "per_case": per_case}
 
@@ -81,21 +98,27 @@ def per_case_csv_path(summary_path: Path) -> Path:
 def write_summary(summary: dict, target: Path, class_names: dict[str, str] | None = None) -> Path:
     """Write the summary JSON and, beside it, its per-case CSV (one row per case and class); returns the CSV's path.
 
-    Columns: case, class (value), class_name, the METRICS and the VOLUMES; empty cells are NaN
+    Columns: case, class (value), class_name, the summary's metrics and the VOLUMES; empty cells are NaN
     (a class absent from both, or a distance to an empty mask). Both files are written atomically.
     """
     write_json_atomic(summary, target)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["case", "class", "class_name", *METRICS, *VOLUMES])
+    metric_names = summary_metrics(summary)
+    writer.writerow(["case", "class", "class_name", *metric_names, *VOLUMES])
     for case, per_class in summary["per_case"].items():
         for value, metrics in per_class.items():
-            cells = [metrics.get(key, math.nan) for key in (*METRICS, *VOLUMES)]
+            cells = [metrics.get(key, math.nan) for key in (*metric_names, *VOLUMES)]
             writer.writerow([case, value, (class_names or {}).get(value, value),
                              *("" if math.isnan(v) else f"{v:.6g}" for v in cells)])
     csv_path = per_case_csv_path(target)
     write_atomic(csv_path, lambda handle: handle.write(buffer.getvalue().encode("utf-8")))
     return csv_path
+
+
+def summary_metrics(summary: dict) -> tuple[str, ...]:
+    """The metric keys a summary holds (summaries written before conventions existed: the default's)."""
+    return tuple(summary.get("metrics", METRICS))
 
 
 def nanmean(values: list[float]) -> float:
@@ -106,10 +129,11 @@ def nanmean(values: list[float]) -> float:
 
 def format_table(summary: dict, class_names: dict[str, str]) -> str:
     """A plain-text table of the mean metrics per class and overall."""
-    rows = [f"{'class':<16}" + "".join(f"{m:>10}" for m in METRICS)]
+    metric_names = summary_metrics(summary)
+    rows = [f"{'class':<16}" + "".join(f"{m:>10}" for m in metric_names)]
     for value, metrics in summary["mean_per_class"].items():
-        rows.append(f"{class_names.get(value, value):<16}" + "".join(_cell(metrics[m]) for m in METRICS))
-    rows.append(f"{'mean':<16}" + "".join(_cell(summary["mean"][m]) for m in METRICS))
+        rows.append(f"{class_names.get(value, value):<16}" + "".join(_cell(metrics[m]) for m in metric_names))
+    rows.append(f"{'mean':<16}" + "".join(_cell(summary["mean"][m]) for m in metric_names))
     return "\n".join(rows)
 
 

@@ -26,10 +26,14 @@ def class_metrics(prediction: np.ndarray, reference: np.ndarray, spacing_mm: tup
     out["dice"] = 2 * intersection / (p_sum + r_sum)
     out["iou"] = intersection / (p_sum + r_sum - intersection)
     if spacing_mm is not None and p_sum and r_sum:
-        distances = np.concatenate(_directed_surface_distances(prediction, reference, spacing_mm))
-        out["hd95_mm"] = float(np.percentile(distances, 95))
-        out["asd_mm"] = float(distances.mean())
+        out["hd95_mm"], out["asd_mm"] = surface_distances(prediction, reference, spacing_mm)
     return out
+
+
+def surface_distances(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...]) -> tuple[float, float]:
+    """HD95 and ASD of two non-empty boolean masks, in the unit of `spacing` (ones: voxels)."""
+    distances = np.concatenate(_directed_surface_distances(prediction, reference, spacing))
+    return float(np.percentile(distances, 95)), float(distances.mean())
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
