@@ -33,6 +33,8 @@ setup(
             "sss_evaluate=sss_auto.cli.evaluate:evaluate_main",
             "sss_summarize=sss_auto.cli.evaluate:summarize_main",
             "sss_find_best_configuration=sss_auto.cli.find_best:main",
+            "sss_ensemble=sss_auto.cli.ensemble:main",
+            "sss_report=sss_auto.cli.report:main",
             "sss_download_sam2=sss_auto.cli.download_sam2:main",
             "sss_demo=sss_auto.cli.demo:main",
             "sss_convert_bhsd=sss_auto.cli.convert:bhsd_main",

@@ -64,6 +64,11 @@ class Variant:
     label: str
     oracle: bool = False  # trains on every labeled pool case but the monitoring ones (the ceiling of the labels)
 
+    @property
+    def supervised_only(self) -> bool:
+        """No unlabeled stream, hence no EMA teacher to score."""
+        return "--supervised-only" in self.flags
+
 
 SSS_METHOD_PSEUDO_LABELS = ("--confidence-mode", "global", "--alignment", "none", "--no-ema-restart",
                             "--unlabeled-weight", "0.5", "--warmup-epochs", "8")  # the first SSS_METHOD reading
@@ -216,7 +221,7 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
     plans = read_json(root / "SSS_preprocessed" / DATASET_FOLDER / "plans.json")["configurations"]["2d"]
     config = read_json(results / "training_config.json")
     extra = {}
-    if args.score_teacher and variant.name != "supervised":
+    if args.score_teacher and not variant.supervised_only:
         teacher = root / "predictions" / f"{variant.name}_{tag}_teacher"
         shutil.rmtree(teacher, ignore_errors=True)
         _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(teacher), "-d", DATASET_NAME, "-c", "2d", "-f", "0",
@@ -226,7 +231,7 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
     return {**extra, "variant": variant.name, "seed": seed, "schedule": tag, "train_wall_s": round(wall_s, 1),
             "predict_wall_s": round(predict_s, 1), "epochs": summary["epochs"], "iterations": summary["iterations"],
             "plan": {"patch": plans["patch_size"], "batch_labeled": config["plan"]["batch_size_labeled"],
-                     "batch_unlabeled": 0 if variant.name == "supervised" else config["plan"]["batch_size_unlabeled"],
+                     "batch_unlabeled": 0 if variant.supervised_only else config["plan"]["batch_size_unlabeled"],
                      "sam2_variant": plans["sam2_variant"], "training": config["plan"]["training"]},
             "command": " ".join(command), "scores": score(pool, predictions)}
 

@@ -148,3 +148,15 @@ def installed_script(name: str) -> str:
     path = shutil.which(name)
     assert path, f"{name} is not installed"
     return path
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # for the report's headless-browser checks
+
+
+def headless_dom(page) -> str:
+    """The page's DOM after loading (and its scripts) in headless Chromium."""
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                             "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout

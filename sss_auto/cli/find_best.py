@@ -16,6 +16,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", metavar="RUN", help="run names to consider, e.g. SSS SSS-supervised (default: all)")
     p.add_argument("-f", nargs="+", default=list(ALL_FOLDS), metavar="FOLD",
                    help="folds that must have finished (default: all five)")
+    p.add_argument("--disable-ensembling", action="store_true",
+                   help="do not try ensembles of pairs of runs (they need sss_train --save-probabilities validations)")
     add_common_options(p)
     return p
 
@@ -25,7 +27,8 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import SSSError
     from sss_auto.evaluation.summarize import class_names
-    from sss_auto.postprocessing.best_configuration import cross_validated_runs, evaluate_run, rank, write_instructions
+    from sss_auto.postprocessing.best_configuration import (cross_validated_runs, evaluate_ensembles, evaluate_run, rank,
+                                                            write_instructions)
 
     dataset = find_dataset(args.d, paths.raw_roots())
     results = paths.root("results") / dataset.name
@@ -39,6 +42,11 @@ def _run(args: argparse.Namespace) -> int:
         raise SSSError(f"{results}: no run has finished the validation of fold(s) {', '.join(folds)}"
                        + (f" ({'; '.join(skipped)})" if skipped else ""))
     evaluated = [evaluate_run(folder, dataset.folder / "labelsTr", folds, not args.no_progress) for folder in folders]
+    if not args.disable_ensembling and len(folders) > 1:
+        ensembles, left_out = evaluate_ensembles(results, folders, dataset.folder / "labelsTr", folds, not args.no_progress)
+        evaluated += ensembles
+        for reason in left_out:
+            print(f"skipped: {reason}")
     ranked = rank(evaluated)
     names = class_names(folders[0])
     for entry in ranked:
@@ -48,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {names.get(value, value):<12} {entry['dice_per_class'][value]:.4f} -> "
                   f"{entry['dice_per_class_postprocessed'][value]:.4f}  ({rule})")
     instructions = write_instructions(results, dataset.name, ranked, folds)
-    print(f"\nbest: {ranked[0]['run']}; postprocessing.json in each run folder; how to predict: {instructions}")
+    print(f"\nbest: {ranked[0]['run']}; postprocessing.json in each run (and ensemble) folder; how to predict: {instructions}")
     return 0
 
 

@@ -9,6 +9,7 @@ from sss_auto.cli.common import add_common_options, run_command
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 
 DEMO_FOLDER = "Dataset900_DemoBHSD"
+FLAGS = {"rare_class_probability": "--rare-class", "heterogeneity": "--heterogeneity"}  # DemoSpec field -> option
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,12 +34,11 @@ def _run(args: argparse.Namespace) -> int:
     target = Path(args.o) if args.o else paths.root("raw") / DEMO_FOLDER
     from sss_auto.errors import SSSError
 
-    if not 0 <= args.rare_class <= 1:
-        raise SSSError(f"--rare-class must be a share in [0, 1], got {args.rare_class}")
-    if not 0 <= args.heterogeneity <= 1:
-        raise SSSError(f"--heterogeneity must be in [0, 1], got {args.heterogeneity}")
-    make_demo_dataset(target, DemoSpec(args.labeled, args.unlabeled, args.test, seed=args.seed,
-                                       rare_class_probability=args.rare_class, heterogeneity=args.heterogeneity))
+    spec = DemoSpec(args.labeled, args.unlabeled, args.test, seed=args.seed, rare_class_probability=args.rare_class,
+                    heterogeneity=args.heterogeneity)
+    if problems := spec.range_problems():
+        raise SSSError("; ".join(f"{FLAGS[name]} {problem}" for name, problem in problems))
+    make_demo_dataset(target, spec)
     print(f"demo dataset written to {target}")
     return 0
 

@@ -22,7 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--disable-tta", action="store_true", help="no mirror test-time augmentation (4x faster)")
     p.add_argument("--coarse-only", action="store_true",
                    help="pass 1 only: the coarse head's prediction, no PCSW prompts or SAM-2 refinement (to compare)")
-    p.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.npz")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write the probabilities: <case>_probabilities.npz (with --output-format nnunet: "
+                        "<case>.npz and <case>.pkl, as nnU-Net writes them)")
+    p.add_argument("--output-format", choices=["sss", "nnunet"], default="sss",
+                   help="nnunet: also dataset.json and plans.json in OUTPUT and nnU-Net's probability files, so "
+                        "nnUNetv2_ensemble and nnUNetv2_evaluate_folder read the folder (documentation/cli.md)")
     p.add_argument("--disable-postprocessing", action="store_true",
                    help="do not apply the run's postprocessing.json (written by sss_find_best_configuration)")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip cases whose output already exists")
@@ -43,6 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.errors import SSSError
     from sss_auto.inference.inputs import find_input_cases
     from sss_auto.inference.models import choose_run, find_trained_runs, load_run
+    from sss_auto.inference.nnunet_layout import write_folder_files
     from sss_auto.inference.predictor import predict_cases
     from sss_auto.io.atomic import write_json_atomic
     from sss_auto.postprocessing.determine import FILE_NAME, load_postprocessing
@@ -73,10 +79,15 @@ def _run(args: argparse.Namespace) -> int:
         rules = {k: r for k, r in load_postprocessing(run.folder / FILE_NAME).items() if not r.is_identity()}
         logger.info("postprocessing from %s: %s", run.folder / FILE_NAME,
                     "; ".join(f"class {k}: {r.describe()}" for k, r in sorted(rules.items())) or "every class unchanged")
+    nnunet_layout = args.output_format == "nnunet"
+    if nnunet_layout:
+        output.mkdir(parents=True, exist_ok=True)
+        write_folder_files(output, run.folder / "dataset.json", run.dataset)
     report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
-                           args.np, not args.no_progress, rules)
+                           args.np, not args.no_progress, rules, nnunet_layout)
     write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
                        "weights": args.weights, "coarse_only": args.coarse_only,
+                       "output_format": args.output_format,
                        "postprocessing": {str(k): r.describe() for k, r in sorted(rules.items())},
                        "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
                        "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")

@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--verify-cache", action="store_true",
                    help="hash every cached array again (default: only arrays new or changed since the last check)")
     r.add_argument("--disable-val-tta", action="store_true", help="no mirror TTA in the final validation")
+    r.add_argument("--save-probabilities", action="store_true",
+                   help="the final validation also writes <case>_probabilities.npz, which sss_find_best_configuration "
+                        "ensembles (nnU-Net's --npz; add it to --val-only for a finished fold)")
     add_common_options(p)
     return p
 
@@ -102,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
                                unlabeled_batch_size=args.unlabeled_batch_size,
                                ablation=ablation, seed=args.seed, device=dist.device, sam2_checkpoint=args.sam2_checkpoint,
                                finetune_encoder=args.finetune_encoder, num_workers=workers,
-                               validation_tta=not args.disable_val_tta)
+                               validation_tta=not args.disable_val_tta,
+                               save_validation_probabilities=args.save_probabilities)
     try:
         summary = train_fold(dataset, config, dist, args.c, args.val_only, not args.no_progress, args.verify_cache)
     finally:

@@ -56,6 +56,11 @@ class DemoSpec:
     heterogeneity: float = 0.0
     name: str = "DemoBHSD"
 
+    def range_problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) for every share outside [0, 1]; empty when the spec is valid."""
+        return [(name, f"must be in [0, 1], got {getattr(self, name)}")
+                for name in ("rare_class_probability", "heterogeneity") if not 0 <= getattr(self, name) <= 1]
+
     def labels(self) -> dict[str, int]:
         """The label map of dataset.json."""
         return {**DEMO_LABELS, RARE_LABEL[0]: RARE_LABEL[1]} if self.rare_class_probability > 0 else dict(DEMO_LABELS)
@@ -66,10 +71,8 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
 
     Files are written atomically; an existing dataset.json is overwritten.
     """
-    if not 0 <= spec.rare_class_probability <= 1:
-        raise ValueError(f"rare_class_probability must be in [0, 1], got {spec.rare_class_probability}")
-    if not 0 <= spec.heterogeneity <= 1:
-        raise ValueError(f"heterogeneity must be in [0, 1], got {spec.heterogeneity}")
+    if problems := spec.range_problems():
+        raise ValueError("; ".join(f"{name} {problem}" for name, problem in problems))
     target = Path(target)
     rng = np.random.default_rng(spec.seed)
     subsets = [("imagesTr", "labelsTr", spec.n_labeled, "demo"), ("imagesUnlabeled", None, spec.n_unlabeled, "unl"),

@@ -21,5 +21,5 @@ def read_and_preprocess(args: tuple[Case, Plans, str]) -> CachedCase:
 
 def export_one(args: tuple) -> None:
     """Undo preprocessing and write one prediction (runs in a worker)."""
-    probabilities, properties, plans, path, save_probabilities, postprocessing = args
-    export_prediction(probabilities, properties, plans, path, save_probabilities, postprocessing)
+    probabilities, properties, plans, path, save_probabilities, postprocessing, nnunet_layout = args
+    export_prediction(probabilities, properties, plans, path, save_probabilities, postprocessing, nnunet_layout)

@@ -9,12 +9,14 @@ import numpy as np
 from planners.plans import Plans
 from preprocessing.case import CaseProperties, restore_probabilities
 from sss_auto.io.atomic import write_atomic
+from sss_auto.inference.nnunet_layout import write_case_probabilities
 from sss_auto.io.nifti import write_image
 from sss_auto.postprocessing.components import ClassRule, apply_rules
 
 
 def export_prediction(probabilities: np.ndarray, properties: CaseProperties, plans: Plans, path: Path,
-                      save_probabilities: bool = False, postprocessing: dict[int, ClassRule] | None = None) -> np.ndarray:
+                      save_probabilities: bool = False, postprocessing: dict[int, ClassRule] | None = None,
+                      nnunet_layout: bool = False) -> np.ndarray:
     """Undo preprocessing, take the argmax, apply the postprocessing rules, write `path` atomically; returns the label map.
 
     Args:
@@ -22,6 +24,8 @@ def export_prediction(probabilities: np.ndarray, properties: CaseProperties, pla
         path: `<case>.nii.gz`; probabilities go to `<case>_probabilities.npz` beside it
             (float16 (K+1, z, y, x) in the raw array order, with the spacing; not postprocessed).
         postprocessing: per-class component rules (postprocessing.json of sss_find_best_configuration).
+        nnunet_layout: probabilities as nnU-Net writes them instead: `<case>.npz` (float32) and
+            `<case>.pkl` (nnunet_layout.py).
 
     Returns:
         uint8 (z, y, x) labels in the raw image's shape; class index = label value (dataset.json
@@ -31,10 +35,24 @@ def export_prediction(probabilities: np.ndarray, properties: CaseProperties, pla
     label = restored.argmax(0).astype(np.uint8)
     if postprocessing:
         label = apply_rules(label, postprocessing, properties.geometry.spacing_mm)
-    if save_probabilities:
-        name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
-        write_atomic(path.with_name(f"{name}_probabilities.npz"),
-                     lambda handle: np.savez_compressed(handle, probabilities=restored.astype(np.float16),
-                                                        spacing_mm=np.array(properties.geometry.spacing_mm)))
+    if save_probabilities and nnunet_layout:
+        write_case_probabilities(path, restored, properties.geometry)
+    elif save_probabilities:
+        write_probabilities(probabilities_path(path), restored, properties.geometry.spacing_mm)
     write_image(label, properties.geometry, path)
     return label
+
+
+PROBABILITIES_SUFFIX = "_probabilities.npz"
+
+
+def probabilities_path(label_path: Path) -> Path:
+    """Where the probabilities of a prediction `<case>.nii.gz` are saved: `<case>_probabilities.npz` beside it."""
+    name = label_path.name[: -len(".nii.gz")] if label_path.name.endswith(".nii.gz") else label_path.stem
+    return label_path.with_name(name + PROBABILITIES_SUFFIX)
+
+
+def write_probabilities(path: Path, probabilities: np.ndarray, spacing_mm: tuple[float, ...]) -> None:
+    """Save (K+1, z, y, x) probabilities as float16 with their spacing, atomically."""
+    write_atomic(path, lambda handle: np.savez_compressed(handle, probabilities=probabilities.astype(np.float16),
+                                                          spacing_mm=np.array(spacing_mm)))

@@ -58,8 +58,9 @@ class _Inline:
 def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: InferenceSettings,
                   resume: bool = False, save_probabilities: bool = False, fail_fast: bool = False,
                   num_processes: int = 2, progress: bool = True,
-                  postprocessing: dict[int, ClassRule] | None = None) -> PredictionReport:
-    """Predict every case into `output/<case>.nii.gz` (with `postprocessing`'s per-class rules applied)."""
+                  postprocessing: dict[int, ClassRule] | None = None, nnunet_layout: bool = False) -> PredictionReport:
+    """Predict every case into `output/<case>.nii.gz` (with `postprocessing`'s per-class rules applied;
+    probabilities in nnU-Net's `.npz`/`.pkl` layout with `nnunet_layout`)."""
     output.mkdir(parents=True, exist_ok=True)
     report = PredictionReport()
     if resume:
@@ -109,7 +110,7 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
                                                settings, loaded.constraints).probabilities
                 exports.append((case.case_id, pool.submit(export_one, (probabilities, cached.properties, loaded.plans,
                                                                        output / f"{case.case_id}.nii.gz", save_probabilities,
-                                                                       postprocessing))))
+                                                                       postprocessing, nnunet_layout))))
             except Exception as err:
                 _fail(report, case.case_id, err, fail_fast)
             bar.update()

@@ -60,25 +60,41 @@ def write_overlay(image_path: Path, reference_path: Path, prediction_path: Path,
     plt.close(fig)
 
 
-def write_index(folder: Path, summary: dict, class_names: dict[int, str], images: list[str], title: str,
-                extra_html: str = "") -> Path:
-    """index.html in `folder`: the mean metrics per class, `extra_html`, and the pictures (paths relative to `folder`)."""
-    metrics = ("dice", "iou", "hd95_mm", "asd_mm")
+# After loading, <body data-images="loaded|broken"> says whether every picture loaded (a broken one
+# also shows its file name in red), so a person and a headless browser see the same thing.
+_IMAGE_CHECK = ("<script>window.addEventListener('load',function(){var ok=true;"
+                "Array.prototype.forEach.call(document.images,function(i){if(!(i.complete&&i.naturalWidth>0)){ok=false;"
+                "i.insertAdjacentHTML('afterend','<p class=\"broken\">missing picture: '+i.getAttribute('src')+'</p>');}});"
+                "document.body.dataset.images=ok?'loaded':'broken';});</script>")
 
-    def cell(value) -> str:
-        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
-    rows = "".join(f"<tr><td>{html.escape(class_names.get(int(k), k))}</td>" + "".join(f"<td>{cell(v[m])}</td>" for m in metrics)
+def metric_cell(value) -> str:
+    """A table cell's text: three decimals, n/a for a missing or NaN value."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def metrics_table(summary: dict, class_names: dict[int, str], metrics: tuple[str, ...] = ("dice", "iou", "hd95_mm", "asd_mm"),
+                  table_id: str = "metrics") -> str:
+    """An HTML table of the mean metrics per class and overall; cells carry data-class/data-metric for tests."""
+    rows = "".join(f"<tr><td>{html.escape(class_names.get(int(k), k))}</td>"
+                   + "".join(f'<td data-class="{k}" data-metric="{m}">{metric_cell(v.get(m))}</td>' for m in metrics)
                    + "</tr>" for k, v in summary["mean_per_class"].items())
-    rows += "<tr><th>mean</th>" + "".join(f"<th>{cell(summary['mean'][m])}</th>" for m in metrics) + "</tr>"
+    rows += "<tr><th>mean</th>" + "".join(f'<th data-class="mean" data-metric="{m}">{metric_cell(summary["mean"].get(m))}</th>'
+                                          for m in metrics) + "</tr>"
+    return (f'<table id="{table_id}"><tr><th>class</th>' + "".join(f"<th>{m}</th>" for m in metrics) + f"</tr>{rows}</table>")
+
+
+def write_index(folder: Path, summary: dict, class_names: dict[int, str], images: list[str], title: str,
+                extra_html: str = "", cases_label: str = "test") -> Path:
+    """index.html in `folder`: the mean metrics per class, `extra_html`, and the pictures (paths relative to `folder`)."""
     pictures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}"><figcaption>{html.escape(name)}'
                        f"</figcaption></figure>" for name in images)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 10px;text-align:right}img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{summary['n_cases']} test case(s); {html.escape(summary['conventions'])}</p>"
-            "<table><tr><th>class</th>" + "".join(f"<th>{m}</th>" for m in metrics) + f"</tr>{rows}</table>{extra_html}"
-            f"{pictures}</body></html>")
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px "
+            "solid #ccc;padding:4px 10px;text-align:right}img{max-width:100%}.broken{color:#c00}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{summary['n_cases']} {html.escape(cases_label)} case(s); "
+            f"{html.escape(summary['conventions'])}</p>{metrics_table(summary, class_names)}{extra_html}"
+            f"{pictures}{_IMAGE_CHECK}</body></html>")
     target = folder / "index.html"
     write_atomic(target, lambda handle: handle.write(page.encode("utf-8")))
     return target

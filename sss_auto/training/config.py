@@ -61,6 +61,8 @@ class TrainConfig:
         finetune_encoder: train a pretrained encoder at lr × encoder_lr_factor (else frozen).
         num_workers: loader worker processes.
         validation_tta: mirror TTA in the final validation.
+        save_validation_probabilities: the final validation also writes `<case>_probabilities.npz`
+            (what sss_find_best_configuration ensembles).
     """
 
     dataset: str
@@ -74,6 +76,7 @@ class TrainConfig:
     finetune_encoder: bool = False
     num_workers: int = 1
     validation_tta: bool = True
+    save_validation_probabilities: bool = False
 
     @property
     def training(self) -> TrainingPlan:

@@ -395,6 +395,7 @@ def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Trai
         logger.info("new best mean validation Dice %.4f at epoch %d", dice, state.epoch)
     class_names = {v: k for k, v in run.plans.labels.items() if v > 0}
     progress.plot_progress(state.history, class_names, run.folder / "progress.png", run.priors)
+    progress.write_history(state.history, run.folder / progress.HISTORY_FILE)
 
 
 def _resume(path: Path, m: SSSModules) -> TrainState:
@@ -448,7 +449,8 @@ def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dic
         return None
     m.student.eval()
     summary = export_and_score([m.student], run.cache, run.val_ids, run.reference_folder, run.plans,
-                               inference_settings(config), run.constraints, run.folder / "validation", False)
+                               inference_settings(config), run.constraints, run.folder / "validation", False,
+                               config.save_validation_probabilities)
     for name, scores in (("fused (pass 2)", summary), ("coarse (pass 1)", summary["coarse"])):
         logger.info("final validation (original geometry, TTA %s), %s: mean Dice %s per class %s",
                     "on" if config.validation_tta else "off", name, _fmt(scores["mean"]["dice"]),

@@ -51,7 +51,7 @@ def check_weights_match_plan(plan: ConfigurationPlan, sam2_checkpoint: Path | No
 def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, overrides: dict[str, float | str] | None = None,
                       batch_size: int | None = None, unlabeled_batch_size: int | None = None, ablation: Ablation = Ablation(), seed: int = 0, device: str = "cpu",
                       sam2_checkpoint: Path | None = None, finetune_encoder: bool = False, num_workers: int = 1,
-                      validation_tta: bool = True) -> TrainConfig:
+                      validation_tta: bool = True, save_validation_probabilities: bool = False) -> TrainConfig:
     """The plan of `configuration` with the training overrides applied.
 
     Args:
@@ -107,4 +107,5 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
                        "(re-plan on this machine with sss_plan -d %s)", plan.device, device, dataset.name)
     return TrainConfig(dataset=dataset.name, configuration=configuration, fold=fold, plan=plan, ablation=ablation,
                        seed=seed, device=device, sam2_checkpoint=sam2_checkpoint, finetune_encoder=finetune_encoder,
-                       num_workers=num_workers, validation_tta=validation_tta)
+                       num_workers=num_workers, validation_tta=validation_tta,
+                       save_validation_probabilities=save_validation_probabilities)

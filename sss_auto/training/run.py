@@ -12,9 +12,10 @@ from planners.plans import load_plans
 from sss_auto import paths
 from sss_auto.data.cache import CaseCache
 from sss_auto.dataset.raw import RawDataset
-from sss_auto.errors import CheckpointError, PlansError
+from sss_auto.errors import CheckpointError, PlansError, SSSError
 from sss_auto.io.atomic import copy_atomic, remove_stale_temporaries, write_json_atomic
 from sss_auto.io.serialization import to_dict
+from sss_auto.report.run_report import write_fold_report
 from sss_auto.stages import preprocessed_folder
 from sss_auto.training import progress
 from sss_auto.training.build import build_modules
@@ -104,7 +105,9 @@ def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume:
         plans = run.plans
         modules = build_modules(config, len(plans.channel_names), max(plans.labels.values()) + 1)
         if val_only:
-            return _validate_only(config, run, modules)
+            result = _validate_only(config, run, modules)
+            _report(run.folder, dataset, dist)
+            return result
         latest = run.folder / LATEST
         if latest.exists() and not resume:
             raise CheckpointError(f"{run.folder} already holds a training run; continue it with --c, "
@@ -120,10 +123,23 @@ def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume:
             broadcast_module(modules.teacher)
         if dist.is_main:
             write_json_atomic(to_dict(config), run.folder / "training_config.json")
-        return fit(config, run, modules, resume)
+        result = fit(config, run, modules, resume)
+        _report(run.folder, dataset, dist)
+        return result
     finally:
         if handler is not None:
             progress.remove_log_file(handler)
+
+
+def _report(fold_folder: Path, dataset: RawDataset, dist: DistInfo) -> None:
+    """The fold's report (sss_report) after its final validation; a failure is logged, never hides the trained fold."""
+    if not dist.is_main or not (fold_folder / "validation" / "summary.json").is_file():
+        return
+    try:
+        logger.info("report: %s", write_fold_report(fold_folder, dataset.folder))
+    except (SSSError, OSError, ValueError) as err:
+        logger.error("the fold's report could not be written (%s); checkpoints and validation are saved, make the report "
+                     "with sss_report -d %s -f %s", err, dataset.name, fold_folder.name[len("fold_"):])
 
 
 def _validate_only(config: TrainConfig, run: RunContext, modules) -> dict:

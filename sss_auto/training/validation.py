@@ -68,17 +68,18 @@ def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str],
 
 def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], reference_folder: Path,
                      plans: Plans, settings: InferenceSettings, constraints: dict[int, ClassConstraint],
-                     folder: Path, progress: bool = True) -> dict:
+                     folder: Path, progress: bool = True, save_probabilities: bool = False) -> dict:
     """Predict each case, write `<case>.nii.gz` in its original geometry, and evaluate it like sss_evaluate.
 
     The pass-1 (coarse) predictions go to folder/coarse and are scored too (summary key "coarse").
+    With `save_probabilities` the fused prediction's `<case>_probabilities.npz` goes beside it.
     Returns (and writes as folder/summary.json) the evaluation summary of the fused predictions.
     """
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
                                     settings, constraints)
-        export_prediction(prediction.probabilities, volume.properties, plans, folder / f"{case_id}.nii.gz")
+        export_prediction(prediction.probabilities, volume.properties, plans, folder / f"{case_id}.nii.gz", save_probabilities)
         export_prediction(prediction.coarse, volume.properties, plans, folder / "coarse" / f"{case_id}.nii.gz")
     classes = [v for v in sorted(plans.labels.values()) if v > 0]
     names = {str(v): k for k, v in plans.labels.items()}

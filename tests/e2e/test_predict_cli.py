@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from sss_auto.io.atomic import TEMPORARY_PATTERN
 from sss_auto.io.nifti import read_header, read_image
@@ -61,6 +63,8 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     same = run_command(["sss_predict", "-i", str(source), "-o", str(source / "sub")], env)
     assert same.returncode == 2 and "must not be" in same.stderr
 
+    _check_nnunet_layout(env, source, tmp_path / "nnunet", dataset_dir)
+
     evaluated = run_command(["sss_evaluate", "-ref", str(dataset_dir / "labelsTs"), "-pred", str(out), "-d", "DemoBHSD",
                       "--no-progress"], env)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -73,6 +77,32 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     summarized = run_command(["sss_summarize", "-d", "DemoBHSD"], env)
     assert summarized.returncode == 0, summarized.stderr
     assert "best: SSS__2d" in summarized.stdout
+
+
+def _check_nnunet_layout(env, source, out, dataset_dir):
+    """--output-format nnunet, read back as nnU-Net's ensembling and evaluator read a prediction folder."""
+    result = run_command(["sss_predict", "-i", str(source), "-o", str(out), "--output-format", "nnunet",
+                          "--save-probabilities", "--disable-tta", "--no-progress", "-np", "0"], env)
+    assert result.returncode == 0, result.stderr
+    probabilities = np.load(out / "test_000.npz")["probabilities"]  # nnU-Net's key, float32 (classes, z, y, x)
+    label, geometry = read_image(out / "test_000.nii.gz")
+    dataset = json.loads((dataset_dir / "dataset.json").read_text())
+    assert probabilities.dtype == np.float32 and probabilities.shape == (len(dataset["labels"]),) + label.shape
+    np.testing.assert_allclose(probabilities.sum(0), 1.0, atol=1e-4)
+    assert (probabilities.argmax(0) == label).mean() > 0.999  # ties between equal probabilities may differ
+    with open(out / "test_000.pkl", "rb") as handle:
+        properties = pickle.load(handle)
+    image = sitk.ReadImage(str(source / "test_000_0000.nii.gz"))
+    assert properties["sitk_stuff"]["spacing"] == pytest.approx(image.GetSpacing())
+    assert properties["sitk_stuff"]["origin"] == pytest.approx(image.GetOrigin())
+    assert properties["sitk_stuff"]["direction"] == pytest.approx(image.GetDirection())
+    assert properties["spacing"] == pytest.approx(list(reversed(image.GetSpacing())))
+    written = json.loads((out / "dataset.json").read_text())
+    assert written["labels"] == dataset["labels"] and written["file_ending"] == ".nii.gz"
+    plans = json.loads((out / "plans.json").read_text())
+    assert plans["image_reader_writer"] == "SimpleITKIO" and plans["label_manager"] == "LabelManager"
+    assert not (out / "test_000_probabilities.npz").exists()
+    assert json.loads((out / "prediction_info.json").read_text())["output_format"] == "nnunet"
 
 
 def test_predict_without_a_trained_model_lists_what_exists(roots, tmp_path):

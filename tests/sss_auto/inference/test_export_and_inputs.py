@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from sss_auto.dataset.raw import load_dataset
 from sss_auto.errors import DatasetError
 from sss_auto.inference.export import export_prediction
 from sss_auto.inference.inputs import find_input_cases
+from sss_auto.inference.nnunet_layout import nnunet_properties
 from sss_auto.io.nifti import read_header, read_image
 
 
@@ -32,6 +35,14 @@ def test_export_restores_geometry_of_a_rotated_case_and_round_trips_its_label(da
     assert (restored == label).mean() >= 0.98
     saved = np.load(tmp_path / "out" / "test_000_probabilities.npz")
     assert saved["probabilities"].shape == (len(plans.labels),) + label.shape
+
+    nnunet = tmp_path / "nnunet" / "test_000.nii.gz"
+    export_prediction(identity, cached.properties, plans, nnunet, save_probabilities=True, nnunet_layout=True)
+    assert sorted(p.name for p in nnunet.parent.iterdir()) == ["test_000.nii.gz", "test_000.npz", "test_000.pkl"]
+    np.testing.assert_array_equal(np.load(nnunet.with_name("test_000.npz"))["probabilities"].argmax(0), restored)
+    with open(nnunet.with_name("test_000.pkl"), "rb") as handle:
+        assert pickle.load(handle) == nnunet_properties(cached.properties.geometry)
+    assert nnunet_properties(geometry)["sitk_stuff"]["spacing"] == tuple(reversed(geometry.spacing_mm))
 
 
 def _touch(folder, *names):
