@@ -2,7 +2,7 @@
 
     python benchmarks/nnunet_layout_check.py --out DIR --nnunet-bin /path/to/nnunet-venv/bin
 
-Makes the demo dataset in DIR, trains one tiny fold (1 epoch), predicts the test cases twice in
+Makes the demo dataset in DIR, trains one small fold (10 epochs of 25 iterations), predicts the test cases twice in
 nnU-Net's layout with probabilities (the student and its EMA teacher), then runs nnU-Net's
 `nnUNetv2_ensemble` on the two folders and `nnUNetv2_evaluate_folder` on the student's, and compares
 nnU-Net's Dice per class with `sss_evaluate`'s on the same folder. Exit 0 when nnU-Net's tools ran
@@ -38,7 +38,7 @@ def main() -> int:
     raw = out / "SSS_raw" / "Dataset900_DemoBHSD"
     _run(["sss_make_demo", "--no-progress"], env)
     _run(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"], env)
-    _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "2", "--iters-per-epoch", "5", "--warmup-epochs", "1",
+    _run(["sss_train", "DemoBHSD", "2d", "0", "--epochs", "10", "--iters-per-epoch", "25", "--warmup-epochs", "5",
           "--num-workers", "0", "--no-progress", "--disable-val-tta"], env)
     folders = {w: out / f"pred_{w}" for w in ("student", "teacher")}
     for weights, folder in folders.items():
