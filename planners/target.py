@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sss_auto.errors import CheckpointError
-from sss_auto.networks.checkpoints import checkpoint_dir, find_downloaded_checkpoints, variant_of_checkpoint
+from sss_auto.networks.checkpoints import (checkpoint_dir, find_downloaded_checkpoints, read_official_checkpoint,
+                                           variant_of_checkpoint, variant_of_state)
 
 @dataclass(frozen=True)
 class PlanTarget:
@@ -47,10 +48,10 @@ def find_weights(explicit: Path | None = None, forced_variant: str | None = None
     path = Path(given).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: SAM-2 checkpoint not found (given by --sam2-checkpoint or $SSS_SAM2_CHECKPOINT)")
-    variant = forced_variant or variant_of_checkpoint(path)
+    variant = forced_variant or variant_of_checkpoint(path) or variant_of_state(read_official_checkpoint(path, "unknown"))
     if variant is None:
-        raise CheckpointError(f"{path}: not an official SAM-2 file name (sam2.1_hiera_<variant>.pt); "
-                              "say which variant it is with --sam2-variant")
+        raise CheckpointError(f"{path}: neither a published file name (sam2.1_hiera_<variant>.pt, MedSAM2_latest.pt) nor "
+                              "an image encoder whose Hiera blocks name a variant; say which variant it is with --sam2-variant")
     return {variant: path}
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from planners.fingerprint import extract_fingerprint, load_fingerprint
 from planners.memory import GIB, StepShape, estimate_step_memory, fit_batch
@@ -106,9 +107,19 @@ def test_find_weights_reads_the_variant_from_the_official_name_and_searches_the_
     assert find_weights() == {"small": tmp_path / "sam2_hiera_small.pt", "base_plus": tmp_path / "sam2.1_hiera_base_plus.pt"}
     mine = tmp_path / "my_weights.pt"
     mine.write_bytes(b"x")
-    with pytest.raises(CheckpointError, match="not an official SAM-2 file name.*--sam2-variant"):
+    with pytest.raises(CheckpointError, match="my_weights.pt: cannot be loaded"):
         find_weights(mine)
     assert find_weights(mine, "tiny") == {"tiny": mine}
+    torch.save({"model": {"image_encoder.neck.w": torch.zeros(1)}}, mine)
+    with pytest.raises(CheckpointError, match="neither a published file name.*--sam2-variant"):
+        find_weights(mine)
+    torch.save({"model": {f"image_encoder.trunk.blocks.{i}.attn.qkv.weight": torch.zeros(1) for i in range(16)}}, mine)
+    assert find_weights(mine) == {"small": mine}, "the variant is read from the Hiera blocks when the name says nothing"
+    (tmp_path / "MedSAM2_latest.pt").write_bytes(b"x")
+    (tmp_path / "sam2.1_hiera_tiny.pt").write_bytes(b"x")
+    assert find_weights(mine.with_name("MedSAM2_latest.pt")) == {"tiny": tmp_path / "MedSAM2_latest.pt"}
+    monkeypatch.delenv("SSS_SAM2_CHECKPOINT", raising=False)
+    assert find_weights()["tiny"] == tmp_path / "MedSAM2_latest.pt", "downloaded medical weights come first"
     monkeypatch.setenv("SSS_SAM2_CHECKPOINT", str(tmp_path / "sam2.1_hiera_large.pt"))
     with pytest.raises(CheckpointError, match="sam2.1_hiera_large.pt: SAM-2 checkpoint not found"):
         find_weights()

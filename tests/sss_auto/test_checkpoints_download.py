@@ -97,3 +97,27 @@ def test_cli_prints_the_path_and_exits_2_offline(serve, tmp_path, monkeypatch, c
     monkeypatch.setitem(checkpoints.BASE_URLS, "2.1", "http://127.0.0.1:9/")
     assert main(["--variant", "large", "--dir", str(tmp_path / "other"), "--no-progress"]) == 2
     assert "yourself" in capsys.readouterr().err
+
+
+def test_medsam2_source_downloads_its_tiny_model_and_refuses_other_variants(serve, tmp_path, monkeypatch):
+    payload = _official_bytes()
+    monkeypatch.setattr(checkpoints, "MEDSAM2_BASE_URL", serve(payload))
+    name, url = checkpoints.source_file("tiny", source="medsam2")
+    assert name == "MedSAM2_latest.pt" and url.endswith("/MedSAM2_latest.pt")
+    assert checkpoints.source_file("tiny", source="meta")[0] == "sam2.1_hiera_tiny.pt"
+    path = checkpoints.download_checkpoint("tiny", folder=tmp_path, progress=False, source="medsam2")
+    assert path == tmp_path / "MedSAM2_latest.pt" and path.read_bytes() == payload
+    assert checkpoints.find_checkpoint("tiny", tmp_path) == path
+    with pytest.raises(CheckpointError, match="MedSAM2 publishes only a Hiera-tiny model"):
+        checkpoints.download_checkpoint("small", folder=tmp_path, progress=False, source="medsam2")
+    with pytest.raises(CheckpointError, match="unknown checkpoint source"):
+        checkpoints.source_file("tiny", source="hf")
+
+
+def test_a_download_whose_keys_name_another_variant_is_not_kept(serve, tmp_path, monkeypatch):
+    buffer = io.BytesIO()
+    torch.save({"model": {f"image_encoder.trunk.blocks.{i}.w": torch.zeros(1) for i in range(16)}}, buffer)  # small
+    monkeypatch.setitem(checkpoints.BASE_URLS, "2.1", serve(buffer.getvalue()))
+    with pytest.raises(CheckpointError, match="holds a SAM-2 small image encoder, not tiny"):
+        checkpoints.download_checkpoint("tiny", folder=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []

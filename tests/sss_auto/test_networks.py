@@ -202,3 +202,24 @@ def test_a_sam_2_0_checkpoint_is_recognised_and_loads_into_the_same_parts(tmp_pa
     torch.save({"model": model.state_dict()}, path)
     parts = build_sam2_parts("tiny", 64, path)
     torch.testing.assert_close(parts.prompt_encoder.state_dict(), model.sam_prompt_encoder.state_dict())
+
+
+def test_a_medsam2_checkpoint_is_recognised_by_name_and_keys_and_loads_at_another_image_size(tmp_path):
+    """MedSAM2_latest.pt: SAM 2.1 Hiera-tiny trained at 512 px, saved in SAM-2's training layout (a "model" state
+    dict beside optimiser state); written here from a randomly initialised model in that layout."""
+    from hydra import compose
+    from hydra.utils import instantiate
+
+    from sss_auto.networks.checkpoints import read_official_checkpoint, variant_of_checkpoint, variant_of_state
+    from sss_auto.networks.sam2_parts import VARIANTS
+
+    build_sam2_parts("test", 64)  # initialises hydra
+    model = instantiate(compose(config_name=VARIANTS["tiny"][0], overrides=["++model.image_size=512"]).model, _recursive_=True)
+    path = tmp_path / "MedSAM2_latest.pt"
+    torch.save({"model": model.state_dict(), "optimizer": {}, "epoch": 3}, path)
+    assert variant_of_checkpoint(path) == "tiny" and variant_of_state(read_official_checkpoint(path, "tiny")) == "tiny"
+    parts = build_sam2_parts("tiny", 64, path)
+    assert parts.pretrained
+    torch.testing.assert_close(parts.image_encoder.state_dict(), model.image_encoder.state_dict())
+    test_path, _ = _official_checkpoint(tmp_path)
+    assert variant_of_state(read_official_checkpoint(test_path, "test")) not in ("tiny", "small", "base_plus", "large")
