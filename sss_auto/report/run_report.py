@@ -97,7 +97,11 @@ def write_fold_report(fold_folder: Path, raw_folder: Path) -> Path:
     report = fold_folder / REPORT_FOLDER
     report.mkdir(exist_ok=True)
 
-    sections = [f"<h2>Settings</h2>{_table(settings_rows(config, training_summary), 'settings')}"]
+    try:
+        settings = settings_rows(config, training_summary)
+    except (KeyError, TypeError) as err:
+        raise SSSError(f"{fold_folder / 'training_config.json'}: has no {err} (written by another sss-auto version?)") from err
+    sections = [f"<h2>Settings</h2>{_table(settings, 'settings')}"]
     if "coarse" in summary:
         sections.append("<h2>Coarse (pass 1) vs fused (pass 2) Dice</h2>" + _coarse_vs_fused(summary, names))
     history_path = fold_folder / HISTORY_FILE

@@ -137,7 +137,7 @@ def _report(fold_folder: Path, dataset: RawDataset, dist: DistInfo) -> None:
         return
     try:
         logger.info("report: %s", write_fold_report(fold_folder, dataset.folder))
-    except (SSSError, OSError, ValueError) as err:
+    except (SSSError, OSError, ValueError, KeyError, TypeError) as err:  # a finished fold never fails for its report
         logger.error("the fold's report could not be written (%s); checkpoints and validation are saved, make the report "
                      "with sss_report -d %s -f %s", err, dataset.name, fold_folder.name[len("fold_"):])
 

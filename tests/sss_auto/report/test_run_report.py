@@ -78,6 +78,9 @@ def test_fold_report_without_validation_or_raw_image_says_which_file(tmp_path):
     (raw / "imagesTr" / "case_a_0000.nii.gz").unlink()
     with pytest.raises(SSSError, match="case_a_0000.nii.gz: needed for the best case's overlay"):
         write_fold_report(fold, raw)
+    (fold / "training_config.json").write_text(json.dumps({"dataset": "x"}))
+    with pytest.raises(SSSError, match="training_config.json: has no 'plan'"):
+        write_fold_report(fold, raw)
     (fold / "validation" / "summary.json").unlink()
     with pytest.raises(SSSError, match="no final validation yet"):
         write_fold_report(fold, raw)
