@@ -10,7 +10,8 @@
    `ndimage.zoom(grid_mode=True, mode="nearest")` against `skimage.transform.resize` (what nnU-Net's
    resampling calls); reported: time and the largest difference between the two outputs.
 Data: a 24 × 512 × 512 float volume (BHSD-like in-plane size) and masks with 1, 30 and 300 blobs.
-Prints one line per job with the median time of `--repeats` runs; nothing is written.
+Prints one line per job with the median time of `--repeats` runs (and, for resampling, the peak of
+the memory numpy allocates, from tracemalloc); nothing is written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import platform
 import statistics
 import time
+import tracemalloc
 
 
 def _median_s(function, repeats: int) -> tuple[float, object]:
@@ -82,8 +84,17 @@ def main() -> int:
                                                 preserve_range=True).astype(array.dtype), args.repeats)
         difference = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
         share = float((a != b).mean())
+        peaks = []
+        for function in (lambda: ndimage.zoom(array, zoom, order=order, mode="nearest", grid_mode=True, prefilter=order > 1),
+                         lambda: resize(array, target, order=order, mode="edge", anti_aliasing=False,
+                                        preserve_range=True).astype(array.dtype)):
+            tracemalloc.start()
+            function()
+            peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+            tracemalloc.stop()
         print(f"resample {name}: scipy {scipy_s * 1000:7.1f} ms, skimage {skimage_s * 1000:7.1f} ms "
-              f"({skimage_s / scipy_s:.2f}x), largest difference {difference:.3g}, voxels differing {share:.2%}")
+              f"({skimage_s / scipy_s:.2f}x), largest difference {difference:.3g}, voxels differing {share:.2%}; "
+              f"peak memory scipy {peaks[0]:.0f} MiB, skimage {peaks[1]:.0f} MiB")
     return 0
 
 

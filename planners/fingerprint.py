@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from preprocessing.cropping import crop, nonzero_bbox
 from sss_auto.dataset.integrity import check_dataset_structure, read_case
@@ -21,10 +20,10 @@ from sss_auto.errors import PlansError
 from sss_auto.io.atomic import read_json
 from sss_auto.io.serialization import SchemaError, from_dict
 from sss_auto.parallel import map_unordered
+from sss_auto.regions import first_axis_extents, label_components
 
 FORMAT_VERSION = 1
 SAMPLES_PER_CASE = 10_000
-CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -124,13 +123,13 @@ def analyze_case(args: tuple[Case, tuple[int, ...], int]) -> CaseAnalysis:
             if value == 0:
                 continue
             present = label == value
-            labeled, count = ndimage.label(present, structure=CONNECTIVITY_26)
+            labeled, count = label_components(present)
             if count == 0:
                 continue
             class_voxels[value] = int(present.sum())
             class_slices[value] = int(present.any(axis=(1, 2)).sum())
             sizes = np.bincount(labeled.ravel())[1:]
-            extents = [s[0].stop - s[0].start for s in ndimage.find_objects(labeled)]
+            extents = first_axis_extents(labeled)
             components[value] = [(float(n) * voxel_mm3, int(e)) for n, e in zip(sizes, extents)]
     fingerprint = CaseFingerprint(case.case_id, case.subset, geometry.spacing_mm, geometry.shape,
                                   tuple(int(b - a) for a, b in bbox))

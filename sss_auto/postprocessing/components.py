@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.measure import label as connected_components
+
+from sss_auto.regions import label_components
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def filter_components(mask: np.ndarray, rule: ClassRule, spacing_mm: tuple[float
     """bool mask of the components of `mask` that `rule` keeps."""
     if rule.is_identity():
         return mask
-    components, count = connected_components(mask, connectivity=mask.ndim, return_num=True)
+    components, count = label_components(mask)
     if count == 0:
         return mask
     sizes = np.bincount(components.ravel())[1:]  # voxels of components 1..count

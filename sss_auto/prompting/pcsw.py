@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
+from sss_auto.regions import first_axis_extents, label_components
 VOLUME_TOLERANCE = 2.0  # component volume may be 2× smaller/larger than seen in training
 EXTENT_TOLERANCE = 2.0  # slice extent likewise, and at least ±1 slice
 MIN_WINDOW = 2
@@ -91,15 +90,14 @@ def pcsw(probability: np.ndarray, spacing_mm: tuple[float, float, float], tau: f
         constraint: plausible object sizes, or None to test continuity only.
     """
     mask = probability >= 0.5 if probability.dtype != bool else probability
-    components, count = ndimage.label(mask, structure=CONNECTIVITY_26)
+    components, count = label_components(mask)
     if count == 0:
         return PCSWResult(None, "none", None, 0.0, 0)
     sizes = np.bincount(components.ravel(), minlength=count + 1)
     dropped = 0
     if constraint is not None:
         voxel_mm3 = float(np.prod(spacing_mm))
-        for index, where in enumerate(ndimage.find_objects(components), start=1):
-            extent = where[0].stop - where[0].start
+        for index, extent in enumerate(first_axis_extents(components), start=1):
             volume = sizes[index] * voxel_mm3
             if not (constraint.volume_mm3_min <= volume <= constraint.volume_mm3_max
                     and constraint.slice_extent_min <= extent <= constraint.slice_extent_max):
@@ -143,7 +141,7 @@ def _fallback(mask: np.ndarray, dropped: int) -> PCSWResult:
     if areas.max() == 0:
         return PCSWResult(None, "none", None, 0.0, dropped)
     z = int(areas.argmax())
-    labeled, _ = ndimage.label(mask[z])
+    labeled, _ = label_components(mask[z], fully_connected=False)
     largest = np.bincount(labeled.ravel())[1:].argmax() + 1
     kept = np.zeros_like(mask)
     kept[z] = labeled == largest

@@ -11,9 +11,9 @@ the sums into the three numbers logged at each bank refresh:
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from sss_auto.prompting.pcsw import CONNECTIVITY_26, PCSWResult
+from sss_auto.prompting.pcsw import PCSWResult
+from sss_auto.regions import label_components
 
 COUNTS = ("objects", "objects_hit", "prompts", "prompts_on_target", "box_iou_sum", "box_slices")
 
@@ -28,7 +28,7 @@ def prompt_quality_counts(results: list[PCSWResult], reference: np.ndarray) -> d
     counts = {}
     for k, result in enumerate(results, start=1):
         truth = reference == k
-        objects, n_objects = ndimage.label(truth, structure=CONNECTIVITY_26)
+        objects, n_objects = label_components(truth)
         c = dict.fromkeys(COUNTS, 0.0)
         c["objects"] = float(n_objects)
         if result.mask is not None:

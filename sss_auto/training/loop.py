@@ -107,9 +107,9 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         readiness = ClassReadiness({k: p.voxel_fraction for k, p in run.priors.items()}, m.student.config.num_classes)
         if state.readiness is not None:
             readiness.load_state_dict(state.readiness)
-    started = time.time()
+    started = time.monotonic()
     while state.epoch < (budget.num_epochs if budget else t.num_epochs):
-        epoch, epoch_start = state.epoch, time.time()
+        epoch, epoch_start = state.epoch, time.monotonic()
         if budget:
             schedule = budget.schedule(schedule)
         ssl = schedule.ssl and epoch >= schedule.warmup_epochs
@@ -122,7 +122,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             if run.val_ids and run.dist.is_main:
                 refresh_values = prompt_quality(m.teacher, run.cache, run.val_ids, settings, run.constraints)
                 _log_prompt_quality(refresh_values, run)
-            timer.record(refresh_s=time.time() - epoch_start)
+            timer.record(refresh_s=time.monotonic() - epoch_start)
 
         def on_step(phase: str, seconds: float) -> None:
             if not timer.record_step(phase, seconds):  # the same iteration on every rank
@@ -144,26 +144,26 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         timer.record_epoch("ssl" if ssl else "supervised", values["iterations_s"], t.iterations_per_epoch)
         if run.dist.is_main:
             if run.val_ids:
-                validation_start = time.time()
+                validation_start = time.monotonic()
                 m.student.eval()
                 values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False), run.constraints))
-                timer.record(validation_s=time.time() - validation_start)
-            values["epoch_time_s"] = time.time() - epoch_start
+                timer.record(validation_s=time.monotonic() - validation_start)
+            values["epoch_time_s"] = time.monotonic() - epoch_start
             progress.append(state.history, values)
             _log_epoch(values, run)
             if budget is None and (epoch == 0 or epoch == schedule.warmup_epochs and schedule.ssl):
                 _log_duration(timer, schedule, t.num_epochs, epoch + 1, config.validation_tta, "ssl" if ssl else "supervised")
         if budget:
-            budget.check(time.time() - started, state.epoch, schedule, config.validation_tta)
+            budget.check(time.monotonic() - started, state.epoch, schedule, config.validation_tta)
             _agree(budget)
-            state.budget = budget.state_dict(time.time() - started)
+            state.budget = budget.state_dict(time.monotonic() - started)
         if run.dist.is_main:
             _save_epoch(config, run, m, state, values)
         barrier()
     check_in_sync(m.student)
     if run.dist.world_size > 1:
         logger.info("%d ranks finished with identical weights", run.dist.world_size)
-    summary = _finish(config, run, m, state, time.time() - started, budget) if run.dist.is_main else {}
+    summary = _finish(config, run, m, state, time.monotonic() - started, budget) if run.dist.is_main else {}
     barrier()
     return summary
 
@@ -415,14 +415,14 @@ def _resume(path: Path, m: SSSModules) -> TrainState:
 def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, duration_s: float,
             budget: BudgetTracker | None) -> dict:
     save_checkpoint(checkpoint_state(config, m, state), run.folder / FINAL)
-    validation_start = time.time()
+    validation_start = time.monotonic()
     validation = final_validation(config, run, m)
-    duration_s += time.time() - validation_start
+    duration_s += time.monotonic() - validation_start
     time_budget = None
     if budget is not None:
         used_s = budget.elapsed_s + duration_s
         time_budget = {"budget_min": budget.budget_s / 60, "used_min": round(used_s / 60, 2),
-                       "final_validation_s": round(time.time() - validation_start, 1), "plans": budget.history}
+                       "final_validation_s": round(time.monotonic() - validation_start, 1), "plans": budget.history}
         logger.info("time budget %.1f min: used %.1f min for %d epochs (%d iterations), final validation included",
                     budget.budget_s / 60, used_s / 60, state.epoch, state.iteration)
     summary = {
