@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from sss_auto.cli.common import add_common_options, run_command
-
-CONVENTION_NAMES = ("nnunet", "ssl4mis")  # sss_auto.evaluation.conventions.CONVENTIONS (not imported: a thin CLI loads fast)
+from sss_auto.evaluation.conventions import CONVENTIONS, NNUNET, convention
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
@@ -16,7 +15,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("-pred", required=True, type=Path, metavar="PREDICTIONS", help="folder of predictions <case>.nii.gz")
     p.add_argument("-d", metavar="DATASET", help="dataset whose dataset.json names the classes (default: values found)")
     p.add_argument("-o", type=Path, metavar="FILE", help="summary file (default: PREDICTIONS/summary.json)")
-    p.add_argument("--convention", choices=CONVENTION_NAMES, default="nnunet",
+    p.add_argument("--convention", choices=list(CONVENTIONS), default=NNUNET.name,
                    help="how empty masks count and in which unit distances are reported: nnunet (default: a class "
                         "absent from both masks is left out) or ssl4mis (it scores Dice 0; HD95/ASD also in voxels); "
                         "documentation/evaluation.md")
@@ -30,7 +29,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import DatasetError
-    from sss_auto.evaluation.conventions import convention
     from sss_auto.evaluation.evaluate import evaluate_folders, format_table, write_summary
     from sss_auto.io.nifti import read_image
 

@@ -51,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.inference.nnunet_layout import write_folder_files
     from sss_auto.inference.predictor import predict_cases
     from sss_auto.io.atomic import write_json_atomic
-    from sss_auto.postprocessing.determine import FILE_NAME, load_postprocessing
+    from sss_auto.postprocessing.components import describe_rules
+    from sss_auto.postprocessing.determine import FILE_NAME, load_active_rules
     from sss_auto.training.loop import inference_settings
 
     logger = logging.getLogger("sss_predict")
@@ -76,9 +77,9 @@ def _run(args: argparse.Namespace) -> int:
         settings = replace(settings, use_prompts=False)
     rules = {}
     if (run.folder / FILE_NAME).is_file() and not args.disable_postprocessing:
-        rules = {k: r for k, r in load_postprocessing(run.folder / FILE_NAME).items() if not r.is_identity()}
+        rules = load_active_rules(run.folder / FILE_NAME)
         logger.info("postprocessing from %s: %s", run.folder / FILE_NAME,
-                    "; ".join(f"class {k}: {r.describe()}" for k, r in sorted(rules.items())) or "every class unchanged")
+                    "; ".join(f"class {k}: {text}" for k, text in describe_rules(rules).items()) or "every class unchanged")
     nnunet_layout = args.output_format == "nnunet"
     if nnunet_layout:
         output.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
                        "weights": args.weights, "coarse_only": args.coarse_only,
                        "output_format": args.output_format,
-                       "postprocessing": {str(k): r.describe() for k, r in sorted(rules.items())},
+                       "postprocessing": describe_rules(rules),
                        "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
                        "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")
     failed = problems + report.failed

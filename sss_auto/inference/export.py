@@ -8,9 +8,9 @@ import numpy as np
 
 from planners.plans import Plans
 from preprocessing.case import CaseProperties, restore_probabilities
-from sss_auto.io.atomic import write_atomic
 from sss_auto.inference.nnunet_layout import write_case_probabilities
-from sss_auto.io.nifti import write_image
+from sss_auto.io.atomic import write_atomic
+from sss_auto.io.nifti import image_stem, write_image
 from sss_auto.postprocessing.components import ClassRule, apply_rules
 
 
@@ -48,8 +48,7 @@ PROBABILITIES_SUFFIX = "_probabilities.npz"
 
 def probabilities_path(label_path: Path) -> Path:
     """Where the probabilities of a prediction `<case>.nii.gz` are saved: `<case>_probabilities.npz` beside it."""
-    name = label_path.name[: -len(".nii.gz")] if label_path.name.endswith(".nii.gz") else label_path.stem
-    return label_path.with_name(name + PROBABILITIES_SUFFIX)
+    return label_path.with_name(image_stem(label_path) + PROBABILITIES_SUFFIX)
 
 
 def write_probabilities(path: Path, probabilities: np.ndarray, spacing_mm: tuple[float, ...]) -> None:

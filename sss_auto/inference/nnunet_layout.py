@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sss_auto.io.atomic import write_atomic, write_json_atomic
-from sss_auto.io.nifti import Geometry
+from sss_auto.io.nifti import Geometry, image_stem
 
 PROBABILITIES_KEY = "probabilities"
 PLANS_FILE = "plans.json"
@@ -38,7 +38,7 @@ def write_case_probabilities(label_path: Path, probabilities: np.ndarray, geomet
     Args:
         probabilities: (classes, z, y, x) in the raw image's array order, background first.
     """
-    truncated = label_path.name[: -len(".nii.gz")] if label_path.name.endswith(".nii.gz") else label_path.stem
+    truncated = image_stem(label_path)
     write_atomic(label_path.with_name(f"{truncated}.npz"),
                  lambda handle: np.savez_compressed(handle, **{PROBABILITIES_KEY: probabilities.astype(np.float32)}))
     write_atomic(label_path.with_name(f"{truncated}.pkl"), lambda handle: pickle.dump(nnunet_properties(geometry), handle))

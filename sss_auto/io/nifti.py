@@ -141,6 +141,12 @@ def read_image(path: Path) -> tuple[np.ndarray, Geometry]:
     return array.reshape(geometry.shape), geometry
 
 
+def image_stem(path: Path) -> str:
+    """A file's name without its image ending: `case.nii.gz` -> `case` (other files: without the last suffix)."""
+    name = Path(path).name
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(path).stem
+
+
 def write_image(array: np.ndarray, geometry: Geometry, path: Path) -> None:
     """Write a (z, y, x) array with `geometry` atomically; integer arrays are written as uint8/int16.
 

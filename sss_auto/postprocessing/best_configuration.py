@@ -122,11 +122,12 @@ def write_instructions(dataset_results: Path, dataset: str, ranked: list[dict], 
         commands.append(f"sss_ensemble -i {' '.join(outputs)} -o OUTPUT_FOLDER "
                         f"--postprocessing {Path(best['folder']) / FILE_NAME}")
         applied = f"sss_ensemble applies {Path(best['folder']) / FILE_NAME} (per class: {rules}); leave --postprocessing out to skip it.\n"
+        what = f"ensemble of {' and '.join(best['members'])}"
     else:
         commands = [_predict_command(dataset, best["run"], folds, "OUTPUT_FOLDER")]
         applied = (f"sss_predict applies {Path(best['folder']) / FILE_NAME} (per class: {rules}); "
                    "--disable-postprocessing leaves it out.\n")
-    what = f"ensemble of {' and '.join(best['members'])}" if best["kind"] == "ensemble" else best["run"]
+        what = best["run"]
     text = (f"Best cross-validated model of {dataset}: {what} (folds {', '.join(folds)}), mean Dice "
             f"{best['dice']:.4f}, with postprocessing {best['dice_postprocessed']:.4f}.\n\n"
             f"Predict with:\n" + "\n".join(commands) + "\n\n" + applied)

@@ -32,6 +32,11 @@ class ClassRule:
         return "unchanged"
 
 
+def describe_rules(rules: dict[int, ClassRule]) -> dict[str, str]:
+    """Class value (as str) -> what its rule does, in class order (for prediction_info.json and the like)."""
+    return {str(k): r.describe() for k, r in sorted(rules.items())}
+
+
 def filter_components(mask: np.ndarray, rule: ClassRule, spacing_mm: tuple[float, ...]) -> np.ndarray:
     """bool mask of the components of `mask` that `rule` keeps."""
     if rule.is_identity():

@@ -88,3 +88,8 @@ def load_postprocessing(path: Path) -> dict[int, ClassRule]:
         raise SSSError(f"{path}: not a valid postprocessing file ({err}); delete it or run sss_find_best_configuration "
                        "again") from err
     return rules
+
+
+def load_active_rules(path: Path) -> dict[int, ClassRule]:
+    """The rules of a postprocessing.json that change something (classes it leaves unchanged are omitted)."""
+    return {k: r for k, r in load_postprocessing(path).items() if not r.is_identity()}

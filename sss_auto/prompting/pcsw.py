@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sss_auto.regions import first_axis_extents, label_components
+
 VOLUME_TOLERANCE = 2.0  # component volume may be 2× smaller/larger than seen in training
 EXTENT_TOLERANCE = 2.0  # slice extent likewise, and at least ±1 slice
 MIN_WINDOW = 2

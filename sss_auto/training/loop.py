@@ -395,7 +395,7 @@ def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Trai
         logger.info("new best mean validation Dice %.4f at epoch %d", dice, state.epoch)
     class_names = {v: k for k, v in run.plans.labels.items() if v > 0}
     progress.plot_progress(state.history, class_names, run.folder / "progress.png", run.priors)
-    progress.write_history(state.history, run.folder / progress.HISTORY_FILE)
+    write_json_atomic(state.history, run.folder / progress.HISTORY_FILE)  # NaN as null
 
 
 def _resume(path: Path, m: SSSModules) -> TrainState:
@@ -417,12 +417,13 @@ def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainSta
     save_checkpoint(checkpoint_state(config, m, state), run.folder / FINAL)
     validation_start = time.monotonic()
     validation = final_validation(config, run, m)
-    duration_s += time.monotonic() - validation_start
+    validation_s = time.monotonic() - validation_start
+    duration_s += validation_s
     time_budget = None
     if budget is not None:
         used_s = budget.elapsed_s + duration_s
         time_budget = {"budget_min": budget.budget_s / 60, "used_min": round(used_s / 60, 2),
-                       "final_validation_s": round(time.monotonic() - validation_start, 1), "plans": budget.history}
+                       "final_validation_s": round(validation_s, 1), "plans": budget.history}
         logger.info("time budget %.1f min: used %.1f min for %d epochs (%d iterations), final validation included",
                     budget.budget_s / 60, used_s / 60, state.epoch, state.iteration)
     summary = {

@@ -6,7 +6,7 @@ import logging
 import math
 from pathlib import Path
 
-from sss_auto.io.atomic import atomic_path, write_json_atomic
+from sss_auto.io.atomic import atomic_path
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 HISTORY_FILE = "history.json"  # the per-epoch values behind progress.png (NaN as null), read by sss_report
@@ -110,9 +110,3 @@ def _series_name(key: str, class_names: dict[int, str]) -> str:
     if suffix.isdigit() and prefix in ("dice", "dice_coarse", "mask_ratio") and int(suffix) in class_names:
         return f"{key} ({class_names[int(suffix)]})"
     return key
-
-
-def write_history(history: dict[str, list[float]], path: Path) -> None:
-    """The per-epoch history as JSON (NaN written as null), atomically."""
-    write_json_atomic({k: [None if isinstance(v, float) and math.isnan(v) else v for v in values]
-                       for k, values in history.items()}, path)
