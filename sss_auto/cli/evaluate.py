@@ -17,8 +17,9 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", type=Path, metavar="FILE", help="summary file (default: PREDICTIONS/summary.json)")
     p.add_argument("--convention", choices=list(CONVENTIONS), default=NNUNET.name,
                    help="how empty masks count and in which unit distances are reported: nnunet (default: a class "
-                        "absent from both masks is left out) or ssl4mis (it scores Dice 0; HD95/ASD also in voxels); "
-                        "documentation/evaluation.md")
+                        "absent from both masks is left out), ssl4mis (it scores Dice 0; HD95/ASD also in voxels) or "
+                        "mbhseg (the MBH-Seg challenge's per-case score: mean Dice over the classes in the reference, "
+                        "a case without hemorrhage scored by its false-positive voxels); documentation/evaluation.md")
     add_common_options(p)
     return p
 

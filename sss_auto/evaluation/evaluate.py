@@ -11,13 +11,14 @@ import numpy as np
 from tqdm import tqdm
 
 from sss_auto.errors import DatasetError
-from sss_auto.evaluation.conventions import NNUNET, Convention
+from sss_auto.evaluation.conventions import NNUNET, Convention, case_score
 from sss_auto.evaluation.metrics import class_metrics, surface_distances
 from sss_auto.io.atomic import write_atomic, write_json_atomic
 from sss_auto.io.nifti import Geometry, read_image
 
 METRICS = NNUNET.metrics  # the default convention's; a summary lists its own under "metrics"
 VOLUMES = ("reference_ml", "prediction_ml")  # per case and class, beside the metrics (not averaged)
+VOXELS = ("reference_voxels", "prediction_voxels")  # the same as voxel counts (summary.json only)
 FILE_ENDING = ".nii.gz"
 
 
@@ -38,12 +39,16 @@ def read_pair(prediction_path: Path, reference_path: Path) -> tuple[np.ndarray, 
 
 def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int],
                   convention: Convention = NNUNET) -> dict[str, dict[str, float]]:
-    """Metrics (under `convention`) and volumes (ml) per class of one case (keys: class value as str)."""
+    """Metrics (under `convention`), volumes (ml) and voxel counts per class of one case (keys: class value as str)."""
     prediction, reference, r_geometry = read_pair(prediction_path, reference_path)
     voxel_ml = float(np.prod(r_geometry.spacing_mm)) / 1000.0
-    return {str(k): {**convention_metrics(prediction == k, reference == k, r_geometry.spacing_mm, convention),
-                     "reference_ml": float((reference == k).sum()) * voxel_ml,
-                     "prediction_ml": float((prediction == k).sum()) * voxel_ml} for k in classes}
+    out = {}
+    for k in classes:
+        counts = int((reference == k).sum()), int((prediction == k).sum())
+        out[str(k)] = {**convention_metrics(prediction == k, reference == k, r_geometry.spacing_mm, convention),
+                       **{name: count * voxel_ml for name, count in zip(VOLUMES, counts)},
+                       **dict(zip(VOXELS, counts))}
+    return out
 
 
 def convention_metrics(prediction: np.ndarray, reference: np.ndarray, spacing_mm: tuple[float, ...],
@@ -53,6 +58,8 @@ def convention_metrics(prediction: np.ndarray, reference: np.ndarray, spacing_mm
     present = bool(prediction.any()), bool(reference.any())
     if not any(present):
         out["dice"] = out["iou"] = convention.empty_both_dice
+    elif not present[1]:
+        out["dice"] = out["iou"] = convention.prediction_only_dice
     if convention.voxel_distances:
         out["hd95_vox"], out["asd_vox"] = (surface_distances(prediction, reference, (1.0,) * prediction.ndim)
                                            if all(present) else (math.nan, math.nan))
@@ -82,10 +89,22 @@ def evaluate_folders(reference_folder: Path, prediction_folder: Path, classes: l
     overall = {m: nanmean([v[m] for v in mean_per_class.values()]) for m in metrics}
     undefined = sum(1 for c in per_case.values() for v in c.values() if math.isnan(v["hd95_mm"]) and not math.isnan(v["dice"])
                     and (v["reference_ml"] > 0 or v["prediction_ml"] > 0))
-    return {"reference_folder": str(reference_folder), "prediction_folder": str(prediction_folder),
-            "convention": convention.name, "conventions": convention.description, "metrics": list(metrics),
-            "n_cases": len(per_case), "references_without_prediction": missing, "n_undefined_distance": undefined,
-            "mean": overall, "mean_per_class": mean_per_class, "per_case": per_case}
+    summary = {"reference_folder": str(reference_folder), "prediction_folder": str(prediction_folder),
+               "convention": convention.name, "conventions": convention.description, "metrics": list(metrics),
+               "n_cases": len(per_case), "references_without_prediction": missing, "n_undefined_distance": undefined,
+               "mean": overall, "mean_per_class": mean_per_class, "per_case": per_case}
+    if convention.healthy_fp_threshold is not None:
+        summary["case_score"] = case_scores(per_case, convention.healthy_fp_threshold)
+    return summary
+
+
+def case_scores(per_case: dict[str, dict[str, dict[str, float]]], fp_threshold: int) -> dict:
+    """The challenge's score of every case (`conventions.case_score`), their mean and sd, and how many were healthy."""
+    scores = {case: case_score(per_class, fp_threshold) for case, per_class in per_case.items()}
+    healthy = [case for case, per_class in per_case.items() if not any(m["reference_voxels"] for m in per_class.values())]
+    values = np.array(list(scores.values()), dtype=float)
+    return {"mean": float(values.mean()), "sd": float(values.std()), "n_healthy": len(healthy),
+            "fp_threshold_voxels": fp_threshold, "per_case": scores}
 
 
 def per_case_csv_path(summary_path: Path) -> Path:
@@ -134,6 +153,10 @@ def format_table(summary: dict, class_names: dict[str, str]) -> str:
     for value, metrics in summary["mean_per_class"].items():
         rows.append(f"{class_names.get(value, value):<16}" + "".join(_cell(metrics[m]) for m in metric_names))
     rows.append(f"{'mean':<16}" + "".join(_cell(summary["mean"][m]) for m in metric_names))
+    if "case_score" in summary:
+        score = summary["case_score"]
+        rows.append(f"{summary['convention']} case score (mean over {len(score['per_case'])} cases, "
+                    f"{score['n_healthy']} without foreground): {score['mean']:.4f} ± {score['sd']:.4f}")
     return "\n".join(rows)
 
 

@@ -36,5 +36,19 @@ def test_default_convention_is_nnunet_and_an_unknown_one_exits_2(tmp_path):
     assert default.returncode == 0, default.stderr
     assert json.loads((tmp_path / "pred" / "summary.json").read_text())["convention"] == "nnunet"
     unknown = run_command(["sss_evaluate", "-ref", str(tmp_path / "ref"), "-pred", str(tmp_path / "pred"),
-                           "--convention", "mbhseg", "-o", str(tmp_path / "x.json")], dict(os.environ))
-    assert unknown.returncode == 2 and "invalid choice: 'mbhseg'" in unknown.stderr and not (tmp_path / "x.json").exists()
+                           "--convention", "brats", "-o", str(tmp_path / "x.json")], dict(os.environ))
+    assert unknown.returncode == 2 and "invalid choice: 'brats'" in unknown.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_mbhseg_convention_prints_and_writes_the_case_score(tmp_path):
+    _pair(tmp_path)
+    healthy = np.zeros((4, 6, 6), np.uint8)
+    write_volume(tmp_path / "ref" / "case_b.nii.gz", healthy, spacing=(5.0, 2.0, 1.0))
+    healthy[0, 0, :5] = 1  # 5 false-positive voxels in a case without hemorrhage
+    write_volume(tmp_path / "pred" / "case_b.nii.gz", healthy, spacing=(5.0, 2.0, 1.0))
+    result = run_command(["sss_evaluate", "-ref", str(tmp_path / "ref"), "-pred", str(tmp_path / "pred"),
+                          "--convention", "mbhseg", "--no-progress"], dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    score = json.loads((tmp_path / "pred" / "summary.json").read_text())["case_score"]
+    assert score["per_case"] == {"case_a": 2 * 12 / 36, "case_b": 2 * 95 / 195}
+    assert f"mbhseg case score (mean over 2 cases, 1 without foreground): {score['mean']:.4f}" in result.stdout

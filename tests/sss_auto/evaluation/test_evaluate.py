@@ -6,7 +6,7 @@ import pytest
 
 from sss_auto.errors import SSSError
 from sss_auto.evaluation.conventions import convention
-from sss_auto.evaluation.evaluate import evaluate_folders, per_case_csv_path, write_summary
+from sss_auto.evaluation.evaluate import evaluate_folders, format_table, per_case_csv_path, write_summary
 from tests.conftest import write_volume
 
 
@@ -68,5 +68,55 @@ def test_ssl4mis_convention_scores_a_class_absent_from_both_zero_and_adds_voxel_
 
 
 def test_unknown_convention_is_refused_by_name():
-    with pytest.raises(SSSError, match="unknown evaluation convention 'mbhseg'.*nnunet, ssl4mis"):
-        convention("mbhseg")
+    with pytest.raises(SSSError, match="unknown evaluation convention 'brats'.*nnunet, ssl4mis, mbhseg"):
+        convention("brats")
+
+
+def _mbhseg_cases(tmp_path):
+    """Three cases, classes 1 and 2.
+
+    lesion: class 1 half found (Dice 2*2/(4+2)), class 2 absent from the reference but predicted (3 voxels);
+    healthy_fp20: no foreground in the reference, 20 predicted voxels of class 2;
+    healthy_fp150: no foreground in the reference, 150 predicted voxels of class 1.
+    """
+    shape = (4, 10, 10)
+    cases = {}
+    reference, prediction = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    reference[0, :2, :2] = 1
+    prediction[0, :2, :1] = 1
+    prediction[3, 0, :3] = 2
+    cases["lesion"] = reference, prediction
+    prediction = np.zeros(shape, np.uint8)
+    prediction[1, :2, :10] = 2
+    cases["healthy_fp20"] = np.zeros(shape, np.uint8), prediction
+    prediction = np.zeros(shape, np.uint8)
+    prediction[:2, :, :] = 1
+    prediction[2, :5, :] = 1
+    cases["healthy_fp150"] = np.zeros(shape, np.uint8), prediction
+    for case, (ref, pred) in cases.items():
+        write_volume(tmp_path / "ref" / f"{case}.nii.gz", ref)
+        write_volume(tmp_path / "pred" / f"{case}.nii.gz", pred)
+
+
+def test_mbhseg_convention_scores_cases_by_present_classes_and_healthy_cases_by_false_positives(tmp_path):
+    _mbhseg_cases(tmp_path)
+    summary = evaluate_folders(tmp_path / "ref", tmp_path / "pred", [1, 2], progress=False, convention=convention("mbhseg"))
+    score = summary["case_score"]
+    assert score["per_case"]["lesion"] == pytest.approx(2 / 3)  # class 2 (predicted, not in the reference) ignored
+    assert score["per_case"]["healthy_fp20"] == pytest.approx(2 * 80 / 180)  # 2(T - x)/(2T - x), T = 100, x = 20
+    assert score["per_case"]["healthy_fp150"] == 0.0  # x > T
+    assert score["mean"] == pytest.approx((2 / 3 + 160 / 180 + 0.0) / 3) and score["n_healthy"] == 2
+    assert score["fp_threshold_voxels"] == 100 and summary["convention"] == "mbhseg"
+    assert math.isnan(summary["per_case"]["lesion"]["2"]["dice"])  # prediction only: ignored, not a miss
+    assert summary["per_case"]["healthy_fp20"]["2"]["prediction_voxels"] == 20
+    nnunet = evaluate_folders(tmp_path / "ref", tmp_path / "pred", [1, 2], progress=False)
+    assert nnunet["per_case"]["lesion"]["2"]["dice"] == 0.0 and "case_score" not in nnunet  # the default counts it a miss
+    assert "mbhseg case score (mean over 3 cases, 2 without foreground)" in format_table(summary, {})
+
+
+def test_mbhseg_healthy_case_without_false_positive_scores_one(tmp_path):
+    empty = np.zeros((2, 4, 4), np.uint8)
+    for folder in ("ref", "pred"):
+        write_volume(tmp_path / folder / "clean.nii.gz", empty)
+    summary = evaluate_folders(tmp_path / "ref", tmp_path / "pred", [1], progress=False, convention=convention("mbhseg"))
+    assert summary["case_score"]["per_case"] == {"clean": 1.0} and math.isnan(summary["mean"]["dice"])
