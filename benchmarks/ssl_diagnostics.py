@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sss_auto.io.atomic import read_json  # noqa: E402
-from sss_auto.training.checkpoint import load_checkpoint  # noqa: E402
+from sss_auto.io.checkpoint import load_checkpoint  # noqa: E402
 from benchmarks.ssl_benchmark import DATASET_FOLDER, DATASET_NAME, VARIANTS, _run, score, sss_env  # noqa: E402
 
 

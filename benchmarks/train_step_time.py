@@ -52,11 +52,11 @@ def main() -> None:
     from sss_auto.inference.two_pass import InferenceSettings
     from sss_auto.stages import preprocessed_folder
     from sss_auto.training.build import build_modules
-    from sss_auto.training.config import Ablation, TrainConfig
+    from sss_auto.configuration import Ablation, TrainConfig
     from sss_auto.training.ema import update_teacher
     from sss_auto.training.loop import mixed_precision
     from sss_auto.training.pcsw_bank import refresh_bank
-    from sss_auto.training.steps import sss_step, supervised_step
+    from sss_auto.method.steps import sss_step, supervised_step
 
     dataset = find_dataset(args.d, paths.raw_roots())
     folder = preprocessed_folder(dataset)

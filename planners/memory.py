@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sss_auto.data.loader import TrainBatch
+from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import StrongView
+from sss_auto.method.steps import sss_losses
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.networks.prompts import Prompts
-from sss_auto.training.steps import sss_losses
 
 GIB = 1024**3
 # bf16 autocast / float32 for activations + workspace. Measured with max_memory_allocated on an H200,

@@ -15,9 +15,9 @@ from sss_auto.networks.variants import VARIANTS
 
 FORMAT_VERSION = 1
 MAX_PATCH = 1024
-CONFIDENCE_MODES = ("global", "class_adaptive")  # see sss_auto/training/thresholds.py
-UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/training/losses.py
-ALIGNMENTS = ("none", "prior")  # see sss_auto/training/alignment.py
+CONFIDENCE_MODES = ("global", "class_adaptive")  # see sss_auto/method/thresholds.py
+UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/method/losses.py
+ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 PATCH_MULTIPLE = 32
 DEVICES = ("cuda", "cpu")
@@ -49,13 +49,13 @@ class TrainingPlan:
     ema_decay: float = 0.996
     ema_restart_at_ssl: bool = True  # the teacher restarts as a copy of the student when SSL starts
     confidence_threshold: float = 0.95
-    confidence_mode: str = "class_adaptive"  # "global": τ for every class; "class_adaptive": per class (training/thresholds.py)
-    unlabeled_ce: str = "pixel"  # "pixel": CE averaged over pixels; "class_balanced": over classes (training/losses.py)
+    confidence_mode: str = "class_adaptive"  # "global": τ for every class; "class_adaptive": per class (method/thresholds.py)
+    unlabeled_ce: str = "pixel"  # "pixel": CE averaged over pixels; "class_balanced": over classes (method/losses.py)
     strong_photometric: str = "full"  # intensity jitter of the strong views: "full" (UniMatch) or "mild" (data/strong.py)
     unlabeled_weight: float = 0.2  # w_u in L = (1 − w_u)·L_l + w_u·L_u (SSS_METHOD: ½; documentation/method.md)
     unlabeled_rampup_epochs: int = 0  # w_u rises from 0 over this many SSL epochs (sigmoid ramp); 0: full from the start
-    pseudo_label_alignment: str = "prior"  # "prior": teacher marginals aligned to the labeled prior (training/alignment.py)
-    unready_class_gate: bool = False  # classes not learned on labeled data yet stay out of the unlabeled loss (training/readiness.py)
+    pseudo_label_alignment: str = "prior"  # "prior": teacher marginals aligned to the labeled prior (method/alignment.py)
+    unready_class_gate: bool = False  # classes not learned on labeled data yet stay out of the unlabeled loss (method/readiness.py)
     pcsw_tau: float = 0.8
     pcsw_refresh_epochs: int = 10
     foreground_oversampling: float = 0.33

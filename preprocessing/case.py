@@ -44,7 +44,7 @@ class CaseProperties:
 
 @dataclass(frozen=True)
 class CachedCase:
-    """A preprocessed case.
+    """A preprocessed case, in memory (`preprocess_case`) or memory-mapped from the cache (`CaseCache.load`).
 
     Attributes:
         data: float32 (C, z, y, x), normalized.

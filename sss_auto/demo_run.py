@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sss_auto.configuration import inference_settings
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 from sss_auto.dataset.raw import load_dataset
 from sss_auto.evaluation.evaluate import evaluate_folders, write_summary
@@ -19,11 +20,11 @@ from sss_auto.inference.inputs import find_input_cases
 from sss_auto.inference.models import choose_run, find_trained_runs, load_run
 from sss_auto.inference.predictor import predict_cases
 from sss_auto.io.atomic import copy_atomic
+from sss_auto.io.checkpoint import FINAL, LATEST
 from sss_auto.report.headline import headline_html, load_headline
 from sss_auto.report.overlays import write_index, write_overlay
 from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
 from sss_auto.training.distributed import DistInfo
-from sss_auto.training.loop import FINAL, LATEST, inference_settings
 from sss_auto.training.options import make_train_config
 from sss_auto.training.run import fold_folder, train_fold
 

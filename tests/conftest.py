@@ -25,13 +25,56 @@ def demo_template(tmp_path_factory) -> Path:
     return make_demo_dataset(tmp_path_factory.mktemp("template") / "Dataset900_DemoBHSD", SMALL)
 
 
+ROOT_VARIABLES = {"raw": "SSS_raw", "preprocessed": "SSS_preprocessed", "results": "SSS_results"}
+
+
+def trained_template(base: Path, demo: Path, commands: list[list[str]]) -> Path:
+    """Roots (raw/, preprocessed/, results/) in which `commands` ran once on a copy of `demo`, with no SAM-2 weights.
+
+    Session fixtures build one with it, so tests that only read a trained run do not each train it;
+    `copy_trained` puts a copy into a test's own roots.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("SSS_SAM2_CHECKPOINT", "nnUNet_raw", "nnUNet_preprocessed")}
+    for name, variable in ROOT_VARIABLES.items():
+        (base / name).mkdir(parents=True)
+        env[variable] = str(base / name)
+    (base / "sam2_checkpoints").mkdir()
+    env["SSS_SAM2_DIR"] = str(base / "sam2_checkpoints")
+    shutil.copytree(demo, base / "raw" / demo.name)
+    for command in commands:
+        result = run_command(command, env)
+        assert result.returncode == 0, f"{' '.join(command)}: {result.stderr[-2000:]}"
+    return base
+
+
+def copy_trained(template: Path, roots: dict[str, Path]) -> dict:
+    """Copy a trained template's preprocessed and results folders into the test's roots; the test's environment."""
+    for name in ("preprocessed", "results"):
+        shutil.copytree(template / name, roots[name], dirs_exist_ok=True)
+    return dict(os.environ)
+
+
+QUICK_TRAIN = ["--epochs", "1", "--iters-per-epoch", "2", "--batch-size", "2", "--supervised-only", "--num-workers", "0",
+               "--no-progress", "--disable-val-tta", "--save-probabilities"]
+TWO_RUNS = {"SSS-supervised": [], "SSS-supervised-noPCSW-noRefine": ["--no-pcsw", "--no-refine"]}
+
+
+@pytest.fixture(scope="session")
+def two_runs_two_folds(tmp_path_factory, demo_template) -> Path:
+    """The demo planned (test SAM-2) and two supervised runs (TWO_RUNS) trained on folds 0 and 1 for a few
+    iterations with validation probabilities: what sss_find_best_configuration and sss_ensemble read."""
+    commands = [["sss_plan_and_preprocess", "-d", "900", "--sam2-variant", "test", "--no-progress"]]
+    commands += [["sss_train", "900", "2d", fold, *QUICK_TRAIN, *flags] for flags in TWO_RUNS.values() for fold in ("0", "1")]
+    return trained_template(tmp_path_factory.mktemp("two_runs"), demo_template, commands)
+
+
 @pytest.fixture
 def roots(tmp_path, monkeypatch) -> dict[str, Path]:
     """Fresh SSS_raw / SSS_preprocessed / SSS_results folders and an empty SAM-2 checkpoint folder for one test."""
-    folders = {name: tmp_path / name for name in ("raw", "preprocessed", "results")}
+    folders = {name: tmp_path / name for name in ROOT_VARIABLES}
     for name, folder in folders.items():
         folder.mkdir()
-        monkeypatch.setenv({"raw": "SSS_raw", "preprocessed": "SSS_preprocessed", "results": "SSS_results"}[name], str(folder))
+        monkeypatch.setenv(ROOT_VARIABLES[name], str(folder))
     # no SAM-2 weights unless a test puts them there: the planner and sss_train look in these places
     folders["sam2"] = tmp_path / "sam2_checkpoints"
     folders["sam2"].mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sss_auto.cli.common import add_common_options, run_command
-from sss_auto.training.splits import ALL_FOLDS
+from sss_auto.dataset.splits import ALL_FOLDS
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.io.atomic import write_json_atomic
     from sss_auto.postprocessing.components import describe_rules
     from sss_auto.postprocessing.determine import FILE_NAME, load_active_rules
-    from sss_auto.training.loop import inference_settings
+    from sss_auto.configuration import inference_settings
 
     logger = logging.getLogger("sss_predict")
     source, output = args.i.resolve(), args.o.resolve()

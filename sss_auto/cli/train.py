@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import SSSError
-    from sss_auto.training.config import Ablation
+    from sss_auto.configuration import Ablation
     from sss_auto.training.distributed import init_distributed, shutdown
     from sss_auto.training.options import OVERRIDABLE, make_train_config
     from sss_auto.training.run import train_fold

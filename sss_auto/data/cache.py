@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from preprocessing.case import CaseProperties
+from preprocessing.case import CachedCase
 from preprocessing.runner import CacheEntry, load_cache_entry, load_cached_array
 from sss_auto.errors import CacheError
 from sss_auto.io.atomic import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CachedVolume:
-    """One cached case, arrays memory-mapped.
-
-    Attributes:
-        data: float32 (C, S, H, W) normalized image.
-        seg: int16 (S, H, W) or None (unlabeled).
-        foreground: int32 (N, 4) rows (class, z, y, x) for oversampling.
-    """
-
-    case_id: str
-    data: np.ndarray
-    seg: np.ndarray | None
-    foreground: np.ndarray
-    properties: CaseProperties
 
 
 VERIFIED_STAMP = "verified_arrays.stamp"  # not *.json: every *.json in the folder is a case entry
@@ -95,11 +76,11 @@ class CaseCache:
                 logger.warning("%s: could not record the verified arrays (%s)", stamp, err)
         return hashed
 
-    def load(self, case_id: str) -> CachedVolume:
+    def load(self, case_id: str) -> CachedCase:
         """Memory-map one case's arrays (sizes checked; digests were checked by `verify`)."""
         entry = self._entry(case_id)
         arrays = {name: load_cached_array(self.folder, entry, name, verify=False, mmap=True) for name in entry.arrays}
-        return CachedVolume(case_id, arrays["data"], arrays.get("seg"), arrays["foreground"], entry.properties)
+        return CachedCase(arrays["data"], arrays.get("seg"), arrays["foreground"], entry.properties)
 
     def _entry(self, case_id: str) -> CacheEntry:
         if case_id not in self.entries:

@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from sss_auto.data import augment
+from sss_auto.data.batch import TrainBatch
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.sampling import choose_slice_and_center, crop_slice
 from sss_auto.errors import SSSError
-from sss_auto.networks.prompts import Prompts
 from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.from_masks import prompts_from_label_maps
 
@@ -40,22 +40,6 @@ class LoaderSpec:
     batch_unlabeled: int
     num_foreground: int
     foreground_oversampling: float = 0.33
-
-
-@dataclass
-class TrainBatch:
-    """x_l float32 (B, C, P, P), y_l int64 (B, P, P), prompts_l; x_w weak unlabeled views and prompts_u (or None)."""
-
-    x_l: torch.Tensor
-    y_l: torch.Tensor
-    prompts_l: Prompts
-    x_w: torch.Tensor | None
-    prompts_u: Prompts | None
-
-    def to(self, device: torch.device | str) -> TrainBatch:
-        move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
-        return TrainBatch(move(self.x_l), move(self.y_l), self.prompts_l.to(device), move(self.x_w),
-                          self.prompts_u.to(device) if self.prompts_u is not None else None)
 
 
 def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.random.Generator,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sss_auto.data.cache import CachedVolume
+from preprocessing.case import CachedCase
 
 
-def choose_slice_and_center(volume: CachedVolume, rng: np.random.Generator, force_foreground: bool) -> tuple[int, int, int]:
+def choose_slice_and_center(volume: CachedCase, rng: np.random.Generator, force_foreground: bool) -> tuple[int, int, int]:
     """(z, y, x): a random voxel of a random present class when forced (and any exists), else uniform."""
     shape = volume.data.shape[1:]
     if force_foreground and len(volume.foreground):

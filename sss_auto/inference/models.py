@@ -9,19 +9,18 @@ from pathlib import Path
 
 from planners.fingerprint import load_fingerprint
 from planners.plans import Plans, load_plans
+from sss_auto.configuration import TrainConfig, model_config
 from sss_auto.dataset.raw import matches_dataset
 from sss_auto.errors import CheckpointError, PlansError
 from sss_auto.io.atomic import read_json
+from sss_auto.io.checkpoint import BEST, FINAL, load_checkpoint
 from sss_auto.io.serialization import SchemaError, from_dict
 from sss_auto.networks.model import SSSNet
+from sss_auto.prompting.constraints import constraints_from_fingerprint
 from sss_auto.prompting.pcsw import ClassConstraint
-from sss_auto.training.build import model_config
-from sss_auto.training.checkpoint import load_checkpoint
-from sss_auto.training.config import TrainConfig
-from sss_auto.training.validation import constraints_from_fingerprint
 
 logger = logging.getLogger(__name__)
-CHECKPOINTS = {"final": "checkpoint_final.pth", "best": "checkpoint_best.pth"}
+CHECKPOINTS = {"final": FINAL, "best": BEST}
 WEIGHTS = ("student", "teacher")
 
 

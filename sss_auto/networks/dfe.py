@@ -14,7 +14,7 @@ Which features are paired (`DFE_INPUTS`):
   paired with a channel-dropout copy of its own features (UniMatch's feature perturbation).
 - "weak_strong": the teacher's weak features (detached) with each strong view, Fs' = Fs + γ·DFE(Fw, Fs):
   the first SSS_METHOD reading, kept as an ablation; it gives the student a path to the pseudo label's
-  own features (see the swap diagnostic in sss_auto/training/steps.py).
+  own features (see the swap diagnostic in sss_auto/method/steps.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from itertools import combinations
 from pathlib import Path
 
 from planners.fingerprint import load_fingerprint
+from sss_auto.dataset.splits import ALL_FOLDS
 from sss_auto.errors import SSSError
 from sss_auto.evaluation.evaluate import nanmean
 from sss_auto.evaluation.summarize import class_names
@@ -15,7 +16,6 @@ from sss_auto.inference.ensemble import ensemble_folders
 from sss_auto.inference.export import probabilities_path
 from sss_auto.io.atomic import write_atomic, write_json_atomic
 from sss_auto.postprocessing.determine import FILE_NAME, candidate_rules, determine, save_postprocessing
-from sss_auto.training.splits import ALL_FOLDS
 
 ENSEMBLES = "ensembles"  # dataset_results/ensembles/ensemble___A___B/: cross-validated ensembles
 

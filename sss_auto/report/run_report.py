@@ -11,13 +11,13 @@ import html
 import math
 from pathlib import Path
 
+from sss_auto.dataset.splits import ALL_FOLDS
 from sss_auto.errors import SSSError
 from sss_auto.evaluation.evaluate import nanmean
 from sss_auto.evaluation.summarize import summarize_run
 from sss_auto.io.atomic import copy_atomic, read_json
 from sss_auto.report.overlays import metric_cell, metrics_table, write_index, write_overlay
 from sss_auto.training.progress import HISTORY_FILE
-from sss_auto.training.splits import ALL_FOLDS
 
 REPORT_FOLDER = "report"
 PROMPT_KEYS = ("prompt_recall", "prompt_precision", "prompt_box_iou")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sss_auto.networks.model import ModelConfig, SSSNet
-from sss_auto.training.config import TrainConfig
+from sss_auto.configuration import TrainConfig, model_config
+from sss_auto.networks.model import SSSNet
 from sss_auto.training.ema import make_teacher
 
 logger = logging.getLogger(__name__)
@@ -22,15 +22,6 @@ class SSSModules:
     student: SSSNet
     teacher: SSSNet | None
     optimizer: torch.optim.Optimizer
-
-
-def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> ModelConfig:
-    """The network a run trains, from the plan and the ablation switches."""
-    plan, ablation = config.plan, config.ablation
-    use_dfe = ablation.use_dfe and not ablation.supervised_only
-    return ModelConfig(in_channels=in_channels, num_classes=num_classes, image_size=plan.patch_size[0],
-                       sam2_variant=plan.sam2_variant, encoder=plan.encoder, refine=plan.refine and ablation.refine,
-                       dfe_levels=tuple(plan.dfe_levels) if use_dfe else ())
 
 
 def build_modules(config: TrainConfig, in_channels: int, num_classes: int) -> SSSModules:

@@ -15,31 +15,30 @@ import torch
 from tqdm import tqdm
 
 from planners.plans import Plans, TrainingPlan
+from sss_auto.configuration import TrainConfig, inference_settings
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely
 from sss_auto.data.strong import strong_view
 from sss_auto.inference.two_pass import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
+from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_checkpoint
 from sss_auto.io.serialization import to_dict
+from sss_auto.method.alignment import PriorAlignment
+from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
+from sss_auto.method.readiness import ClassReadiness, labeled_class_dice
+from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
+from sss_auto.method.thresholds import ConfidenceThresholds
 from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.pcsw import ClassConstraint
 from sss_auto.training import progress
-from sss_auto.training.build import SSSModules, poly_lr
-from sss_auto.training.checkpoint import load_checkpoint, save_checkpoint
-from sss_auto.training.config import TrainConfig
-from sss_auto.training.alignment import PriorAlignment
 from sss_auto.training.budget import BudgetTracker, Schedule, format_duration, remaining_s
+from sss_auto.training.build import SSSModules, poly_lr
 from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync, gather_from_ranks
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
-from sss_auto.training.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
-from sss_auto.training.readiness import ClassReadiness, labeled_class_dice
-from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
-from sss_auto.training.thresholds import ConfidenceThresholds
 from sss_auto.training.validation import export_and_score, validate_cached
 
 logger = logging.getLogger(__name__)
-LATEST, BEST, FINAL = "checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth"
 PER_CLASS_PSEUDO_LABEL = re.compile(r"^(pl|plc|pls|mask_ratio|tau|align|ready_dice|prompt_recall|prompt_precision|prompt_box_iou)_\d+$")  # logged on a line of their own
 
 
@@ -311,15 +310,6 @@ def _log_duration(timer: BudgetTracker, schedule: Schedule, num_epochs: int, epo
 def _agree(budget: BudgetTracker) -> None:
     """Under torchrun every rank must run the same epochs: rank 0's plan is everyone's (a collective)."""
     budget.num_epochs = int(gather_from_ranks(budget.num_epochs)[0])
-
-
-def inference_settings(config: TrainConfig, tta: bool | None = None, device: str | None = None,
-                       batch_size: int | None = None) -> InferenceSettings:
-    """Inference as the predictor does it, with the run's patch, τ and ablations (defaults: the run's own)."""
-    return InferenceSettings(patch=config.plan.patch_size[0], tta=config.validation_tta if tta is None else tta,
-                             batch_size=batch_size or max(config.plan.batch_size_labeled, 1),
-                             device=device or config.device, pcsw_tau=config.pcsw_tau,
-                             use_prompts=config.ablation.use_pcsw)
 
 
 def _no_prompts(prompts):

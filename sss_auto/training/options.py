@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from planners.plans import TRAINING_RANGES, ConfigurationPlan, configuration_problems, load_plans, range_problem
+from sss_auto.configuration import Ablation, TrainConfig
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import SSSError
-from sss_auto.networks.dfe_modes import DFE_INPUTS
 from sss_auto.networks.checkpoints import find_checkpoint
+from sss_auto.networks.dfe_modes import DFE_INPUTS
 from sss_auto.stages import preprocessed_folder
-from sss_auto.training.config import Ablation, TrainConfig
 
 logger = logging.getLogger(__name__)
 OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_rate", "pcsw_refresh_epochs",

@@ -11,7 +11,8 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from sss_auto.data.cache import CachedVolume, CaseCache
+from preprocessing.case import CachedCase
+from sss_auto.data.cache import CaseCache
 from sss_auto.inference.two_pass import InferenceSettings, mean_probabilities
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.bank import PromptBank, StoredObjects
@@ -22,7 +23,7 @@ from sss_auto.training.distributed import gather_from_ranks
 logger = logging.getLogger(__name__)
 
 
-def pcsw_of_volume(teacher: SSSNet, volume: CachedVolume, settings: InferenceSettings,
+def pcsw_of_volume(teacher: SSSNet, volume: CachedCase, settings: InferenceSettings,
                    constraints: dict[int, ClassConstraint]) -> tuple[np.ndarray, list[PCSWResult]]:
     """The teacher's coarse pass (no TTA) over one cached volume, then PCSW per class."""
     probabilities = mean_probabilities([teacher], np.asarray(volume.data), settings, tta=False)

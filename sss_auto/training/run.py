@@ -10,22 +10,23 @@ import torch
 from planners.fingerprint import load_fingerprint
 from planners.plans import load_plans
 from sss_auto import paths
+from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.dataset.raw import RawDataset
+from sss_auto.dataset.splits import fold_cases, load_or_create_splits
 from sss_auto.errors import CheckpointError, PlansError, SSSError
 from sss_auto.io.atomic import copy_atomic, remove_stale_temporaries, write_json_atomic
+from sss_auto.io.checkpoint import FINAL, LATEST
+from sss_auto.io.checkpoint import load_checkpoint
 from sss_auto.io.serialization import to_dict
+from sss_auto.method.pseudo_labels import priors_from_fingerprint
+from sss_auto.prompting.constraints import constraints_from_fingerprint
 from sss_auto.report.run_report import write_fold_report
 from sss_auto.stages import preprocessed_folder
 from sss_auto.training import progress
 from sss_auto.training.build import build_modules
-from sss_auto.training.checkpoint import load_checkpoint
-from sss_auto.training.config import TrainConfig
 from sss_auto.training.distributed import DistInfo, broadcast_module
-from sss_auto.training.loop import FINAL, LATEST, RunContext, final_validation, fit
-from sss_auto.training.pseudo_labels import priors_from_fingerprint
-from sss_auto.training.splits import fold_cases, load_or_create_splits
-from sss_auto.training.validation import constraints_from_fingerprint
+from sss_auto.training.loop import RunContext, final_validation, fit
 
 logger = logging.getLogger(__name__)
 

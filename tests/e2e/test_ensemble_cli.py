@@ -2,26 +2,16 @@
 ensemble beside them, and sss_ensemble combines two sss_predict folders."""
 
 import json
-import os
 import shutil
 
 from sss_auto.io.nifti import read_header
 from sss_auto.report.overlays import metric_cell
-from tests.conftest import CHROMIUM, headless_dom, run_command
-
-TRAIN = ["--epochs", "1", "--iters-per-epoch", "2", "--batch-size", "2", "--supervised-only", "--num-workers", "0",
-         "--no-progress", "--disable-val-tta"]
-RUNS = {"SSS-supervised": [], "SSS-supervised-noPCSW-noRefine": ["--no-pcsw", "--no-refine"]}
+from tests.conftest import CHROMIUM, TWO_RUNS, copy_trained, headless_dom, run_command
 
 
-def test_find_best_ranks_the_ensemble_and_sss_ensemble_follows_the_instructions(roots, dataset_dir, tmp_path):
-    env = dict(os.environ)
-    planned = run_command(["sss_plan_and_preprocess", "-d", "900", "--sam2-variant", "test", "--no-progress"], env)
-    assert planned.returncode == 0, planned.stderr
-    for flags in RUNS.values():
-        for fold in ("0", "1"):
-            trained = run_command(["sss_train", "900", "2d", fold, *TRAIN, *flags, "--save-probabilities"], env)
-            assert trained.returncode == 0, trained.stderr
+def test_find_best_ranks_the_ensemble_and_sss_ensemble_follows_the_instructions(two_runs_two_folds, roots, dataset_dir,
+                                                                                tmp_path):
+    env = copy_trained(two_runs_two_folds, roots)
     results = roots["results"] / "Dataset900_DemoBHSD"
     assert list((results / "SSS-supervised__2d" / "fold_0" / "validation").glob("*_probabilities.npz"))
     _check_reports(env, results)
@@ -47,7 +37,7 @@ def test_find_best_ranks_the_ensemble_and_sss_ensemble_follows_the_instructions(
     source = tmp_path / "input"
     shutil.copytree(dataset_dir / "imagesTs", source)
     outputs = []
-    for run in RUNS:
+    for run in TWO_RUNS:
         out = tmp_path / run
         predicted = run_command(["sss_predict", "-i", str(source), "-o", str(out), "-d", "900", "--run", run, "-f", "0", "1",
                                  "--save-probabilities", "--disable-tta", "--no-progress", "-np", "0"], env)

@@ -1,31 +1,22 @@
 """sss_find_best_configuration on two trained folds, then sss_predict with and without the chosen postprocessing."""
 
 import json
-import os
 import shutil
 
 import numpy as np
 from skimage.measure import label as connected_components
 
 from sss_auto.io.nifti import read_image
-from tests.conftest import run_command
-
-TRAIN = ["--epochs", "1", "--iters-per-epoch", "2", "--batch-size", "2", "--supervised-only", "--num-workers", "0",
-         "--no-progress", "--disable-val-tta"]
+from tests.conftest import copy_trained, run_command
 
 
-def test_best_configuration_chooses_postprocessing_and_predict_applies_it(roots, dataset_dir, tmp_path):
-    env = dict(os.environ)
-    planned = run_command(["sss_plan_and_preprocess", "-d", "900", "--sam2-variant", "test", "--no-progress"], env)
-    assert planned.returncode == 0, planned.stderr
-    for fold in ("0", "1"):
-        trained = run_command(["sss_train", "900", "2d", fold, *TRAIN], env)
-        assert trained.returncode == 0, trained.stderr
-
-    unfinished = run_command(["sss_find_best_configuration", "-d", "900", "--no-progress"], env)
+def test_best_configuration_chooses_postprocessing_and_predict_applies_it(two_runs_two_folds, roots, dataset_dir, tmp_path):
+    env = copy_trained(two_runs_two_folds, roots)  # two runs on folds 0 and 1; this test looks at SSS-supervised only
+    unfinished = run_command(["sss_find_best_configuration", "-d", "900", "--runs", "SSS-supervised", "--no-progress"], env)
     assert unfinished.returncode == 2 and "fold(s) 2, 3, 4 not finished" in unfinished.stdout + unfinished.stderr
 
-    found = run_command(["sss_find_best_configuration", "-d", "900", "-f", "0", "1", "--no-progress"], env)
+    found = run_command(["sss_find_best_configuration", "-d", "900", "--runs", "SSS-supervised", "-f", "0", "1",
+                         "--no-progress"], env)
     assert found.returncode == 0, found.stderr
     results = roots["results"] / "Dataset900_DemoBHSD"
     run = results / "SSS-supervised__2d"
@@ -44,7 +35,8 @@ def test_best_configuration_chooses_postprocessing_and_predict_applies_it(roots,
     (run / "postprocessing.json").write_text(json.dumps(chosen))
     source = tmp_path / "input"
     shutil.copytree(dataset_dir / "imagesUnlabeled", source)
-    predict = ["sss_predict", "-i", str(source), "-d", "900", "--disable-tta", "--no-progress", "-np", "0"]
+    predict = ["sss_predict", "-i", str(source), "-d", "900", "--run", "SSS-supervised", "--disable-tta", "--no-progress",
+               "-np", "0"]
     plain = run_command(predict + ["-o", str(tmp_path / "plain"), "--disable-postprocessing"], env)
     post = run_command(predict + ["-o", str(tmp_path / "post")], env)
     assert plain.returncode == 0 and post.returncode == 0, plain.stderr + post.stderr

@@ -15,18 +15,22 @@ import SimpleITK as sitk
 
 from sss_auto.io.atomic import TEMPORARY_PATTERN
 from sss_auto.io.nifti import read_header, read_image
-from tests.conftest import kill_9_when, run_command
+from tests.conftest import copy_trained, kill_9_when, run_command, trained_template
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory, demo_template):
+    """Full SSS planned and fold 0 trained for a few iterations, once for this module's tests."""
+    return trained_template(tmp_path_factory.mktemp("trained"), demo_template, [
+        ["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--method", "full", "--no-progress"],
+        ["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", "--iters-per-epoch", "2", "--warmup-epochs", "0",
+         "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta"]])
 
 
 @pytest.fixture
-def trained(roots, dataset_dir):
-    env = dict(os.environ)
-    for command in (["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--method", "full", "--no-progress"],
-                    ["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", "--iters-per-epoch", "2", "--warmup-epochs", "0",
-                     "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta"]):
-        result = run_command(command, env)
-        assert result.returncode == 0, result.stderr
-    return env
+def trained(trained_once, roots, dataset_dir):
+    """A copy of that trained run in this test's own roots; the environment to run commands in."""
+    return copy_trained(trained_once, roots)
 
 
 def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):

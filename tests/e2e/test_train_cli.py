@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sss_auto.io.atomic import TEMPORARY_PATTERN
+from sss_auto.io.checkpoint import load_checkpoint
 from sss_auto.io.nifti import read_header
-from sss_auto.training.checkpoint import load_checkpoint
 from tests.conftest import installed_script, kill_9_when, run_command
 
 FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--batch-size", "2", "--num-workers", "1", "--no-progress"]

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from sss_auto.data.strong import strong_view
+from sss_auto.io.checkpoint import load_checkpoint
 from sss_auto.io.nifti import read_header
-from sss_auto.training.checkpoint import load_checkpoint
+from sss_auto.method.steps import SSLSettings, sss_step
 from sss_auto.training.loop import mixed_precision
-from sss_auto.training.steps import SSLSettings, sss_step
 from tests.conftest import installed_script, run_command
-from tests.sss_auto.training.test_steps import _models_batch_views
+from tests.sss_auto.method.test_steps import _models_batch_views
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 REPO = Path(__file__).resolve().parents[2]

@@ -4,13 +4,13 @@ import math
 import pytest
 import torch
 
+from sss_auto.configuration import Ablation
 from sss_auto.data.strong import StrongView, cutmix_masks, photometric, strong_view
+from sss_auto.dataset.splits import fold_cases, load_or_create_splits, make_splits
 from sss_auto.errors import CheckpointError, PlansError
-from sss_auto.training.checkpoint import load_checkpoint, save_checkpoint
-from sss_auto.training.config import Ablation
+from sss_auto.io.checkpoint import load_checkpoint, save_checkpoint
+from sss_auto.method.losses import dice_ce_loss
 from sss_auto.training.ema import ema_decay, make_teacher, update_teacher
-from sss_auto.training.losses import dice_ce_loss
-from sss_auto.training.splits import fold_cases, load_or_create_splits, make_splits
 
 
 def test_ema_decay_follows_min_formula_and_update_moves_towards_student():
@@ -218,9 +218,9 @@ def test_ablation_switches_change_what_is_built_and_how_inference_runs():
     from dataclasses import replace
 
     from planners.plans import ConfigurationPlan
-    from sss_auto.training.build import model_config
-    from sss_auto.training.config import TrainConfig
-    from sss_auto.training.loop import inference_settings
+    from sss_auto.configuration import model_config
+    from sss_auto.configuration import TrainConfig
+    from sss_auto.configuration import inference_settings
 
     plan = ConfigurationPlan((5.0, 1.0, 1.0), False, (20, 128, 128), (64, 64), 2, 2, "test", "hiera", (1, 2), True, 8.0, 1.0)
     full = TrainConfig(dataset="D", configuration="2d", fold="0", plan=plan)

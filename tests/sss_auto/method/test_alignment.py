@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sss_auto.training.alignment import MAX_FACTOR, PriorAlignment, align
+from sss_auto.method.alignment import MAX_FACTOR, PriorAlignment, align
 
 
 def test_alignment_lifts_an_under_predicted_class_to_the_labeled_share():

@@ -15,6 +15,8 @@ from sss_auto.errors import CheckpointError
 from sss_auto.io.atomic import write_atomic
 
 FORMAT_VERSION = 1
+# A fold folder's checkpoints: the latest epoch (resume), the best validation epoch, the end of training.
+LATEST, BEST, FINAL = "checkpoint_latest.pth", "checkpoint_best.pth", "checkpoint_final.pth"
 DIGEST_KEY = "blake2b"
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from planners.fingerprint import ClassStats, Fingerprint
-from sss_auto.training.pseudo_labels import (ClassPrior, priors_from_fingerprint, pseudo_label_metrics, summarize_epoch,
+from sss_auto.method.pseudo_labels import (ClassPrior, priors_from_fingerprint, pseudo_label_metrics, summarize_epoch,
                                              vanished_classes)
 
 

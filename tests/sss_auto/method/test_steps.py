@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from sss_auto.data.loader import TrainBatch
+from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import strong_view
+from sss_auto.method.readiness import labeled_class_dice
+from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 from sss_auto.networks.model import ModelConfig, SSSNet
 from sss_auto.prompting.from_masks import prompts_from_label_maps
 from sss_auto.training.ema import make_teacher
-from sss_auto.training.readiness import labeled_class_dice
-from sss_auto.training.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 
 
 def _batch(size=64):
@@ -109,8 +109,8 @@ def test_at_gate_zero_the_step_is_plain_weak_to_strong():
 
 
 def test_one_batched_student_forward_gives_the_losses_of_separate_forwards():
-    from sss_auto.training.losses import dice_ce_loss
-    from sss_auto.training.steps import labeled_loss
+    from sss_auto.method.losses import dice_ce_loss
+    from sss_auto.method.steps import labeled_loss
 
     student, teacher, b, views = _models_batch_views()
     with torch.no_grad():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from sss_auto.training.running_mean import fold_into
+from sss_auto.method.running_mean import fold_into
 
 MOMENTUM = 0.99  # per SSL iteration: p̄ follows the last ~100 batches
 MAX_FACTOR = 1000.0

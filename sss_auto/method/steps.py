@@ -12,15 +12,17 @@ from dataclasses import dataclass
 
 import torch
 
-from sss_auto.data.loader import TrainBatch
+from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import StrongView
+from sss_auto.method.alignment import align
+from sss_auto.method.losses import dice_ce_loss
+from sss_auto.method.pseudo_labels import pseudo_label_metrics
+from sss_auto.method.readiness import unready_mask
 from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
-from sss_auto.training.config import COARSE_WEIGHT, SUPERVISED_WEIGHT
-from sss_auto.training.alignment import align
-from sss_auto.training.losses import dice_ce_loss
-from sss_auto.training.pseudo_labels import pseudo_label_metrics
-from sss_auto.training.readiness import unready_mask
+
+SUPERVISED_WEIGHT = 0.5  # L = ½(L_l + L_u)
+COARSE_WEIGHT = 0.5  # L_l = ½ coarse + ½ fused
 
 
 @dataclass
@@ -75,12 +77,12 @@ class SSLSettings:
     Attributes:
         confidence: pseudo-label confidence threshold, one for all classes or float (K+1,) per class.
         dfe_inputs: which features DFE pairs ("strong_pair" | "weak_strong", networks/dfe.py).
-        class_balanced_ce: the unlabeled CE averages per class instead of per pixel (training/losses.py).
+        class_balanced_ce: the unlabeled CE averages per class instead of per pixel (method/losses.py).
         alignment: per-class factors (K+1,) of the teacher's probabilities before pseudo labels are taken
-            (distribution alignment, training/alignment.py); None: none.
+            (distribution alignment, method/alignment.py); None: none.
         unlabeled_weight: w in L = (1 − w)·L_l + w·L_u (SSS_METHOD: ½; smaller during a ramp-up).
         unready: bool (K+1,) classes not learned yet, kept out of the unlabeled loss with the pixels
-            the teacher ranks highest for them (`unready_shares`, training/readiness.py); None: no gate.
+            the teacher ranks highest for them (`unready_shares`, method/readiness.py); None: no gate.
     """
 
     confidence: float | torch.Tensor = 0.95

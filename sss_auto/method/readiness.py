@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from sss_auto.training.running_mean import fold_into
+from sss_auto.method.running_mean import fold_into
 
 READY_DICE = 0.5
 MOMENTUM = 0.98  # per step in which the class is present in the labeled batch

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from sss_auto.training.readiness import READY_DICE, ClassReadiness, labeled_class_dice, unready_mask
+from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice, unready_mask
 
 
 def test_labeled_class_dice_by_hand_and_nan_for_absent_classes():

@@ -1,4 +1,5 @@
-"""What one training run does: the plan's settings, command-line overrides and ablation switches."""
+"""What one run is: the plan's settings, command-line overrides and ablation switches, and the network and
+inference that follow from them (read by training, prediction and the demo alike)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from planners.plans import ConfigurationPlan, TrainingPlan
-
-SUPERVISED_WEIGHT = 0.5  # L = ½(L_l + L_u)
-COARSE_WEIGHT = 0.5  # L_l = ½ coarse + ½ fused
-
+from sss_auto.inference.two_pass import InferenceSettings
+from sss_auto.networks.model import ModelConfig
 
 @dataclass(frozen=True, kw_only=True)
 class Ablation:
@@ -89,3 +88,21 @@ class TrainConfig:
     @property
     def pcsw_tau(self) -> float:
         return self.ablation.pcsw_tau if self.ablation.pcsw_tau is not None else self.training.pcsw_tau
+
+
+def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> ModelConfig:
+    """The network a run trains, from the plan and the ablation switches."""
+    plan, ablation = config.plan, config.ablation
+    use_dfe = ablation.use_dfe and not ablation.supervised_only
+    return ModelConfig(in_channels=in_channels, num_classes=num_classes, image_size=plan.patch_size[0],
+                       sam2_variant=plan.sam2_variant, encoder=plan.encoder, refine=plan.refine and ablation.refine,
+                       dfe_levels=tuple(plan.dfe_levels) if use_dfe else ())
+
+
+def inference_settings(config: TrainConfig, tta: bool | None = None, device: str | None = None,
+                       batch_size: int | None = None) -> InferenceSettings:
+    """Inference as the predictor does it, with the run's patch, τ and ablations (defaults: the run's own)."""
+    return InferenceSettings(patch=config.plan.patch_size[0], tta=config.validation_tta if tta is None else tta,
+                             batch_size=batch_size or max(config.plan.batch_size_labeled, 1),
+                             device=device or config.device, pcsw_tau=config.pcsw_tau,
+                             use_prompts=config.ablation.use_pcsw)

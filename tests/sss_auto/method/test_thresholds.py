@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from sss_auto.training.steps import passes
-from sss_auto.training.thresholds import ConfidenceThresholds
+from sss_auto.method.steps import passes
+from sss_auto.method.thresholds import ConfidenceThresholds
 
 
 def _batch(conf_bg: float, conf_fg: float):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from planners.plans import CONFIDENCE_MODES
-from sss_auto.training.running_mean import fold_into
+from sss_auto.method.running_mean import fold_into
 
 MOMENTUM = 0.999  # per SSL iteration, as FreeMatch's EMA
 

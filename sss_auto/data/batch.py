@@ -1,0 +1,25 @@
+"""One training batch as the step functions see it (built by the loader, or synthetically by the memory estimate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sss_auto.networks.prompts import Prompts
+
+
+@dataclass
+class TrainBatch:
+    """x_l float32 (B, C, P, P), y_l int64 (B, P, P), prompts_l; x_w weak unlabeled views and prompts_u (or None)."""
+
+    x_l: torch.Tensor
+    y_l: torch.Tensor
+    prompts_l: Prompts
+    x_w: torch.Tensor | None
+    prompts_u: Prompts | None
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
+        return TrainBatch(move(self.x_l), move(self.y_l), self.prompts_l.to(device), move(self.x_w),
+                          self.prompts_u.to(device) if self.prompts_u is not None else None)
