@@ -10,6 +10,7 @@ from planners.plans import ConfigurationPlan, TrainingPlan
 from sss_auto.inference.two_pass import InferenceSettings
 from sss_auto.networks.model import ModelConfig
 
+
 @dataclass(frozen=True, kw_only=True)
 class Ablation:
     """Switches for the ablations of SSS_METHOD.md; the defaults are full SSS.

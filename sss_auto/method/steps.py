@@ -3,7 +3,7 @@
 Names follow UniMatch's code: `x_l`/`y_l` labeled images/labels, `x_w` weak unlabeled view,
 `x_s` strong views, `f_*` features, `y_hat` pseudo label, `conf` its confidence, `logits` (never
 probabilities unless called `probs`). backward(), clipping, the EMA update, AMP and DDP live in
-loop.py, not here.
+sss_auto/training/loop.py, not here.
 """
 
 from __future__ import annotations

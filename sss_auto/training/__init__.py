@@ -1,1 +1,1 @@
-"""The SSS trainer as composition: config, build, steps, loop, checkpoints, progress, DDP."""
+"""The SSS trainer as composition: build, loop, EMA, PCSW bank, budget, progress, DDP; the step itself is in sss_auto.method."""
