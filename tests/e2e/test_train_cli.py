@@ -139,15 +139,16 @@ def test_time_budget_derives_the_epochs_and_continue_keeps_the_derived_schedule(
             "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta", "--no-refine"]
     fold = results / "SSS-noRefine__2d" / "fold_4"
 
-    def three_epochs_saved() -> bool:
+    def two_epochs_saved() -> bool:
         try:
-            return load_checkpoint(fold / "checkpoint_latest.pth")["epoch"] >= 3
+            return load_checkpoint(fold / "checkpoint_latest.pth")["epoch"] >= 2
         except Exception:  # not written yet, or being replaced
             return False
 
-    assert kill_9_when(args, env, three_epochs_saved), "killed after epoch 3"
+    assert kill_9_when(args, env, two_epochs_saved), "killed after epoch 2"
     killed = load_checkpoint(fold / "checkpoint_latest.pth")
-    assert killed["budget"]["num_epochs"] > 3, "the probe planned more epochs than were done"
+    # a slow machine plans only 3 epochs in 0.5 min (seen in CI), so the kill comes after epoch 2
+    assert killed["budget"]["num_epochs"] > killed["epoch"], "the probe planned more epochs than were done"
     # 2 iterations per epoch: the epochs' measured cost (not the 10-iteration probe) re-planned the run.
     assert killed["budget"]["measured"]["supervised_step_s"] > 0
     assert killed["budget"]["history"] and all(line.startswith("time budget 0.5 min (") for line in killed["budget"]["history"])
