@@ -44,8 +44,9 @@ def evaluate_case(prediction_path: Path, reference_path: Path, classes: list[int
     voxel_ml = float(np.prod(r_geometry.spacing_mm)) / 1000.0
     out = {}
     for k in classes:
-        counts = int((reference == k).sum()), int((prediction == k).sum())
-        out[str(k)] = {**convention_metrics(prediction == k, reference == k, r_geometry.spacing_mm, convention),
+        predicted, referenced = prediction == k, reference == k  # each class's masks made once
+        counts = int(referenced.sum()), int(predicted.sum())
+        out[str(k)] = {**convention_metrics(predicted, referenced, r_geometry.spacing_mm, convention),
                        **{name: count * voxel_ml for name, count in zip(VOLUMES, counts)},
                        **dict(zip(VOXELS, counts))}
     return out
