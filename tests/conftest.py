@@ -158,14 +158,23 @@ def write_volume_geometry():
 
 
 def kill_9_when(args, env, condition, timeout=300.0) -> bool:
-    """Start `args` in its own process group and kill -9 the whole group once `condition()` holds."""
+    """Start `args` in its own process group and kill -9 the whole group while `condition()` holds.
+
+    When the condition is seen, the group is first stopped (SIGSTOP) and the condition checked again, so
+    the state it describes (a temporary file being written, say) is still there when the group dies; if it
+    passed in between, the group continues and the watch goes on.
+    """
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
         if condition():
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return True
+            os.killpg(process.pid, signal.SIGSTOP)
+            time.sleep(0.05)  # every process of the group has stopped
+            if condition():
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            os.killpg(process.pid, signal.SIGCONT)
         time.sleep(0.002)
     process.kill()
     process.wait()

@@ -156,7 +156,7 @@ def test_kill_9_during_prediction_then_continue_gives_the_same_outputs_and_a_dyi
 
     out = tmp_path / "interrupted"
     # the main process and its workers, while a NIfTI is being written
-    kill_9_when(base + ["-o", str(out)], env, lambda: out.is_dir() and any(out.glob(TEMPORARY_PATTERN)))
+    assert kill_9_when(base + ["-o", str(out)], env, lambda: out.is_dir() and any(out.glob(TEMPORARY_PATTERN)))
     assert any(out.glob(TEMPORARY_PATTERN)), "killed while a NIfTI was being written"
     finished = _final_outputs(out)
     assert len(finished) < len(names), "killed before the end"
