@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from preprocessing.normalization import SCHEMES, ChannelNormalization
@@ -33,33 +33,64 @@ class ResamplingPlan:
     anisotropy_threshold: float = 3.0
 
 
+def option(default, flag: str | None = None, help: str = ""):
+    """A TrainingPlan field that `sss_train FLAG` overrides (flag default: --field-name); help is the option's text."""
+    return field(default=default, metadata={"flag": flag, "help": help})
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
-    """Training length and optimisation (SSS_METHOD defaults; overridable on the command line)."""
+    """Training length and optimisation (SSS_METHOD defaults); the fields made with `option` are sss_train flags."""
 
-    num_epochs: int = 300
-    iterations_per_epoch: int = 250
-    warmup_epochs: int = 30
-    warmup_fraction: float | None = 0.4  # the warm-up's share of the time budget (or of num_epochs); None: warmup_epochs
-    learning_rate: float = 1e-4
+    num_epochs: int = option(300, "--epochs", "number of epochs")
+    iterations_per_epoch: int = option(250, "--iters-per-epoch", "iterations per epoch")
+    warmup_epochs: int = option(30, help="supervised epochs before pseudo labels are used (replaces the warm-up share)")
+    warmup_fraction: float | None = option(0.4, help="instead: the supervised warm-up's share of the time budget "
+                                                     "(or of the epochs without one); null: warmup_epochs")
+    learning_rate: float = option(1e-4, "--lr", "learning rate (heads, DFE, decoder)")
     encoder_lr_factor: float = 0.1
     weight_decay: float = 0.01
     poly_exponent: float = 0.9
     grad_clip_norm: float = 12.0
     ema_decay: float = 0.996
-    ema_restart_at_ssl: bool = True  # the teacher restarts as a copy of the student when SSL starts
+    ema_restart_at_ssl: bool = option(True, "--ema-restart", "restart the EMA teacher as a copy of the student when "
+                                                             "SSL starts")
     confidence_threshold: float = 0.95
-    confidence_mode: str = "class_adaptive"  # "global": τ for every class; "class_adaptive": per class (method/thresholds.py)
-    unlabeled_ce: str = "pixel"  # "pixel": CE averaged over pixels; "class_balanced": over classes (method/losses.py)
-    strong_photometric: str = "full"  # intensity jitter of the strong views: "full" (UniMatch) or "mild" (data/strong.py)
-    unlabeled_weight: float = 0.2  # w_u in L = (1 − w_u)·L_l + w_u·L_u (SSS_METHOD: ½; documentation/method.md)
-    unlabeled_rampup_epochs: int = 0  # w_u rises from 0 over this many SSL epochs (sigmoid ramp); 0: full from the start
-    pseudo_label_alignment: str = "prior"  # "prior": teacher marginals aligned to the labeled prior (method/alignment.py)
-    unready_class_gate: bool = False  # classes not learned on labeled data yet stay out of the unlabeled loss (method/readiness.py)
+    confidence_mode: str = option("class_adaptive", help="pseudo-label confidence thresholds: one for all classes "
+                                                         "(global), or per class adapting to the teacher's confidence "
+                                                         "(method/thresholds.py)")
+    unlabeled_ce: str = option("pixel", help="unlabeled cross-entropy averaged over pixels, or per class over the "
+                                             "classes present (method/losses.py)")
+    strong_photometric: str = option("full", help="intensity jitter of the strong views: full (UniMatch) or mild "
+                                                  "(data/strong.py)")
+    unlabeled_weight: float = option(0.2, help="w_u in L = (1 - w_u) L_l + w_u L_u (SSS_METHOD: 1/2; "
+                                               "documentation/method.md)")
+    unlabeled_rampup_epochs: int = option(0, "--rampup-epochs", "SSL epochs over which the unlabeled weight ramps "
+                                                                "up to w_u (sigmoid; 0: none)")
+    pseudo_label_alignment: str = option("prior", "--alignment", "align the teacher's class shares to the labeled "
+                                                                 "prior before taking pseudo labels (method/alignment.py)")
+    unready_class_gate: bool = option(False, "--unready-gate", "keep classes the student has not yet learned on the "
+                                                               "labeled slices (running Dice < 0.5) out of the unlabeled "
+                                                               "loss, with the pixels the teacher ranks highest for them "
+                                                               "(method.md \"Small and rare classes\")")
     pcsw_tau: float = 0.8
-    pcsw_refresh_epochs: int = 10
+    pcsw_refresh_epochs: int = option(10, help="rebuild the PCSW bank every N epochs")
     foreground_oversampling: float = 0.33
-    time_budget_min: float | None = None  # wall-clock budget; set: num_epochs is derived from measured step times
+    time_budget_min: float | None = option(None, "--time-budget", "train for this wall-clock time in minutes: the "
+                                                                  "epochs are derived from the measured step, validation "
+                                                                  "and bank-refresh times, and the LR is scheduled over "
+                                                                  "them (--epochs is then ignored)")
+
+
+def overridable_fields() -> list:
+    """The TrainingPlan fields sss_train overrides, in order (dataclasses.Field, with the flag and help metadata)."""
+    return [f for f in fields(TrainingPlan) if "flag" in f.metadata]
+
+
+def flag_of(name: str) -> str:
+    """sss_train's flag for a TrainingPlan field (its dest is the field's name)."""
+    flag = next((f.metadata["flag"] for f in overridable_fields() if f.name == name), None)
+    return flag or "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,25 @@ import argparse
 import os
 from pathlib import Path
 
+from planners.plans import TRAINING_CHOICES, flag_of, overridable_fields
 from sss_auto.cli.common import add_common_options, run_command
+from sss_auto.networks.dfe_modes import DFE_INPUTS
 
 FOLDS = ["0", "1", "2", "3", "4", "all"]
+
+
+def add_training_plan_options(group) -> None:
+    """One option per overridable TrainingPlan field: its flag, dest = the field's name, help from the field."""
+    choices = dict(TRAINING_CHOICES)
+    for f in overridable_fields():
+        where = f"(default: the plan's training.{f.name})"
+        if f.type == "bool":
+            group.add_argument(flag_of(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{f.metadata['help']} {where}")
+        else:
+            kind = str if f.type == "str" else int if f.type == "int" else float
+            group.add_argument(flag_of(f.name), dest=f.name, type=kind, choices=choices.get(f.name), default=None,
+                               help=f"{f.metadata['help']} {where}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,21 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset name (BHSD), folder (Dataset501_BHSD) or id (501)")
     p.add_argument("configuration", help="planned configuration, e.g. 2d")
     p.add_argument("fold", choices=FOLDS, help="cross-validation fold 0-4, or 'all' (every labeled case, no validation)")
-    g = p.add_argument_group("schedule (defaults from plans.json)")
-    g.add_argument("--epochs", dest="num_epochs", type=int, help="number of epochs")
-    g.add_argument("--iters-per-epoch", dest="iterations_per_epoch", type=int, help="iterations per epoch")
-    g.add_argument("--warmup-epochs", type=int, help="supervised epochs before pseudo labels are used")
-    g.add_argument("--warmup-fraction", type=float,
-                   help="instead: the supervised warm-up's share of the time budget (or of the epochs without one)")
-    g.add_argument("--lr", dest="learning_rate", type=float, help="learning rate (heads, DFE, decoder)")
-    g.add_argument("--unlabeled-weight", type=float, help="w_u in L = (1 - w_u) L_l + w_u L_u (plans.json: training.unlabeled_weight)")
-    g.add_argument("--rampup-epochs", dest="unlabeled_rampup_epochs", type=int, help="SSL epochs over which the unlabeled weight ramps up to w_u (0: none)")
-    g.add_argument("--pcsw-refresh-epochs", type=int, help="rebuild the PCSW bank every N epochs")
+    g = p.add_argument_group("training (each defaults to plans.json's training field of the same name)")
+    add_training_plan_options(g)
     g.add_argument("--batch-size", type=int, help="labeled and unlabeled slices per step (each)")
     g.add_argument("--unlabeled-batch-size", type=int, help="unlabeled slices per step (default: --batch-size or the plan's)")
-    g.add_argument("--time-budget", dest="time_budget_min", type=float, metavar="MINUTES",
-                   help="train for this wall-clock time: the epochs are derived from the measured step, validation "
-                        "and bank-refresh times, and the LR is scheduled over them (--epochs is then ignored)")
     s = p.add_argument_group("SAM-2")
     s.add_argument("--sam2-checkpoint", type=Path, default=os.environ.get("SSS_SAM2_CHECKPOINT") or None,
                    help="official SAM-2 checkpoint of the planned variant (default: $SSS_SAM2_CHECKPOINT, else one "
@@ -42,24 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-pcsw", action="store_true", help="no prompts (coarse output only)")
     a.add_argument("--no-refine", action="store_true", help="no SAM-2 prompt refinement")
     a.add_argument("--pcsw-tau", type=float, help="PCSW continuity threshold (plan default 0.8)")
-    a.add_argument("--confidence-mode", choices=["global", "class_adaptive"], default=None,
-                   help="pseudo-label confidence thresholds: one for all classes, or per class adapting to the "
-                        "teacher's confidence (default: the plan's)")
-    a.add_argument("--alignment", dest="pseudo_label_alignment", choices=["none", "prior"], default=None,
-                   help="align the teacher's class shares to the labeled prior before taking pseudo labels "
-                        "(default: the plan's)")
-    a.add_argument("--strong-photometric", choices=["full", "mild"], default=None,
-                   help="intensity jitter of the strong views (default: the plan's)")
-    a.add_argument("--ema-restart", dest="ema_restart_at_ssl", action=argparse.BooleanOptionalAction, default=None,
-                   help="restart the EMA teacher as a copy of the student when SSL starts (default: the plan's)")
-    a.add_argument("--unready-gate", dest="unready_class_gate", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep classes the student has not yet learned on the labeled slices (running Dice < 0.5) "
-                        "out of the unlabeled loss, with the pixels the teacher ranks highest for them "
-                        "(default: the plan's; method.md \"Small and rare classes\")")
-    a.add_argument("--unlabeled-ce", choices=["pixel", "class_balanced"], default=None,
-                   help="unlabeled cross-entropy averaged over pixels, or per class over the classes present "
-                        "(default: the plan's)")
-    a.add_argument("--dfe-inputs", choices=["strong_pair", "weak_strong"], default=None,
+    a.add_argument("--dfe-inputs", choices=DFE_INPUTS, default=None,
                    help="which features DFE pairs (default: the plan's, strong_pair; weak_strong is the ablation "
                         "that lets the weak view's features reach the student)")
     a.add_argument("--strong-views", type=int, choices=[1, 2], default=2,

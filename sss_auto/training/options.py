@@ -6,7 +6,8 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from planners.plans import TRAINING_RANGES, ConfigurationPlan, configuration_problems, load_plans, range_problem
+from planners.plans import (TRAINING_RANGES, ConfigurationPlan, configuration_problems, flag_of, load_plans,
+                            overridable_fields, range_problem)
 from sss_auto.configuration import Ablation, TrainConfig
 from sss_auto.dataset.raw import RawDataset
 from sss_auto.errors import SSSError
@@ -15,20 +16,8 @@ from sss_auto.networks.dfe_modes import DFE_INPUTS
 from sss_auto.stages import preprocessed_folder
 
 logger = logging.getLogger(__name__)
-OVERRIDABLE = ("num_epochs", "iterations_per_epoch", "warmup_epochs", "learning_rate", "pcsw_refresh_epochs",
-               "time_budget_min", "confidence_mode", "unlabeled_ce", "ema_restart_at_ssl",
-               "pseudo_label_alignment", "unlabeled_rampup_epochs",
-               "unlabeled_weight", "strong_photometric", "warmup_fraction", "unready_class_gate")
-FLAGS = {"num_epochs": "--epochs", "iterations_per_epoch": "--iters-per-epoch", "learning_rate": "--lr",
-         "time_budget_min": "--time-budget", "unlabeled_rampup_epochs": "--rampup-epochs",
-         "pseudo_label_alignment": "--alignment", "unready_class_gate": "--unready-gate",
-         "ema_restart_at_ssl": "--ema-restart"}  # sss_train's flag of a field (the flag's dest is the field)
+OVERRIDABLE = tuple(f.name for f in overridable_fields())  # sss_train flags whose dest is the field
 RANGES = {name: (low, high, low_allowed) for name, low, high, low_allowed in TRAINING_RANGES}
-
-
-def flag_of(field: str) -> str:
-    """sss_train's flag for a TrainingPlan field."""
-    return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def check_weights_match_plan(plan: ConfigurationPlan, sam2_checkpoint: Path | None, dataset_name: str) -> None:
