@@ -66,26 +66,23 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> np.ndarray:
     return target
 
 
-def plan(fingerprint: Fingerprint, gpu_memory_gib: float, sam2_variant: str | None = None,
-         encoder: str = "hiera", training: TrainingPlan | None = None, target: PlanTarget | None = None,
-         method: str = "auto") -> Plans:
+def plan(fingerprint: Fingerprint, target: PlanTarget, sam2_variant: str | None = None, *, encoder: str = "hiera",
+         training: TrainingPlan | None = None, method: str = "auto") -> Plans:
     """Plan the 2d configuration for a device, a memory budget and the SAM-2 weights that exist (no I/O).
 
     Args:
         fingerprint: the dataset fingerprint.
-        gpu_memory_gib: memory budget of one training step (ignored when `target` is given).
+        target: the device, the memory budget of one training step and the SAM-2 weights found.
         sam2_variant: force a variant (e.g. "test"); None: the largest with weights that fits, or
             FROM_SCRATCH_VARIANT without weights.
         encoder: "hiera" or "conv".
         training: training settings to record; None: the regime's (see training_plan).
-        target: device and weights; None: a CUDA GPU of `gpu_memory_gib` and no weights.
         method: "full" (DFE, PCSW, SAM-2 refinement), "weak_to_strong" (coarse head only), or "auto"
             (full with weights; weak-to-strong from scratch, where the benchmark measured it ahead).
 
     Raises:
         PlansError: nothing fits the budget, even the smallest candidate with a 64-pixel patch.
     """
-    target = target or PlanTarget("cuda", gpu_memory_gib)
     spacings, shapes = fingerprint.spacings(), fingerprint.shapes_after_crop()
     spacing = target_spacing(spacings, shapes)
     transpose = tuple(int(a) for a in [int(np.argmax(spacing))] + [a for a in range(3) if a != int(np.argmax(spacing))])

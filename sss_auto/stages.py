@@ -47,8 +47,8 @@ def plan_stage(dataset: RawDataset, fingerprint: Fingerprint, gpu_memory_gib: fl
     A given `gpu_memory_gib` plans for a CUDA GPU of that size; otherwise the detected GPU, or
     this machine's CPU when there is none.
     """
-    plans = plan(fingerprint, 0.0, sam2_variant, encoder,
-                 target=plan_target(gpu_memory_gib, find_weights(sam2_checkpoint, sam2_variant)), method=method)
+    target = plan_target(gpu_memory_gib, find_weights(sam2_checkpoint, sam2_variant))
+    plans = plan(fingerprint, target, sam2_variant, encoder=encoder, method=method)
     path = preprocessed_folder(dataset) / "plans.json"
     save_plans(plans, path)
     for name, config in plans.configurations.items():

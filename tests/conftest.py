@@ -96,12 +96,13 @@ def cache_folder(dataset_dir, roots) -> Path:
     """The small demo dataset planned (test SAM-2) and preprocessed into SSS_preprocessed/2d."""
     from planners.fingerprint import extract_fingerprint
     from planners.planner import plan
+    from planners.target import PlanTarget
     from preprocessing.runner import preprocess_dataset
     from sss_auto.dataset.integrity import check_dataset_structure
     from sss_auto.dataset.raw import load_dataset
 
     dataset = load_dataset(dataset_dir)
-    plans = plan(extract_fingerprint(dataset, 1, False), 8.0, "test")
+    plans = plan(extract_fingerprint(dataset, 1, False), PlanTarget("cuda", 8.0), "test")
     subsets = check_dataset_structure(dataset)
     folder = roots["preprocessed"] / "2d"
     preprocess_dataset(subsets["labeled"] + subsets["unlabeled"], plans, "2d", folder, 1, False)

@@ -12,6 +12,7 @@ from planners.fingerprint import extract_fingerprint, load_fingerprint
 from planners.memory import GIB, StepShape, estimate_step_memory, fit_batch
 from planners.planner import plan, target_spacing
 from planners.plans import load_plans, save_plans
+from planners.target import PlanTarget
 from sss_auto.dataset.raw import load_dataset
 from sss_auto.errors import PlansError
 from sss_auto.io.atomic import write_json_atomic
@@ -61,37 +62,35 @@ def test_fingerprint_has_geometry_intensities_and_object_sizes(fingerprint, data
 
 def test_without_weights_the_plan_trains_from_scratch_and_a_cpu_gets_a_cpu_plan(fingerprint):
     from planners.planner import CPU_MAX_BATCH, FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_VARIANT
-    from planners.target import PlanTarget
 
-    gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 40.0)).configuration("2d")
+    gpu = plan(fingerprint, PlanTarget("cuda", 40.0)).configuration("2d")
     assert (gpu.sam2_variant, gpu.pretrained, gpu.device) == (FROM_SCRATCH_VARIANT, False, "cuda")
     assert gpu.training.learning_rate == FROM_SCRATCH_LEARNING_RATE and gpu.training.time_budget_min is None
     assert "from scratch" in gpu.weights_note and gpu.sam2_checkpoint is None
     assert (gpu.refine, gpu.dfe_levels) == (False, ()), "from scratch: weak-to-strong with the coarse head"
     assert "the best semi-supervised variant from scratch" in gpu.weights_note
-    full = plan(fingerprint, 0.0, target=PlanTarget("cuda", 40.0), method="full").configuration("2d")
+    full = plan(fingerprint, PlanTarget("cuda", 40.0), method="full").configuration("2d")
     assert (full.refine, full.dfe_levels) == (True, (1, 2)) and "forced" in full.weights_note
     assert full.estimated_step_memory_gib > gpu.estimated_step_memory_gib, "the estimate is of the planned network"
-    cpu = plan(fingerprint, 0.0, target=PlanTarget("cpu", 40.0)).configuration("2d")
+    cpu = plan(fingerprint, PlanTarget("cpu", 40.0)).configuration("2d")
     assert cpu.device == "cpu" and cpu.batch_size_labeled <= CPU_MAX_BATCH < gpu.batch_size_labeled
     assert cpu.training.time_budget_min == 60.0 and cpu.training.iterations_per_epoch == 50
-    forced = plan(fingerprint, 0.0, "tiny", target=PlanTarget("cuda", 40.0)).configuration("2d")
+    forced = plan(fingerprint, PlanTarget("cuda", 40.0), "tiny").configuration("2d")
     assert forced.sam2_variant == "tiny" and not forced.pretrained and "forced" in forced.weights_note
 
 
 def test_with_weights_a_gpu_takes_the_largest_that_fits_and_a_cpu_the_smallest(fingerprint, tmp_path):
-    from planners.target import PlanTarget
 
     weights = {"tiny": tmp_path / "sam2.1_hiera_tiny.pt", "large": tmp_path / "sam2.1_hiera_large.pt"}
-    gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 60.0, weights)).configuration("2d")
+    gpu = plan(fingerprint, PlanTarget("cuda", 60.0, weights)).configuration("2d")
     assert (gpu.sam2_variant, gpu.pretrained, gpu.sam2_checkpoint) == ("large", True, str(weights["large"]))
     assert gpu.training.learning_rate == 1e-4 and gpu.training.num_epochs == 300
     assert (gpu.refine, gpu.dfe_levels) == (True, (1, 2)), "with weights: the full method"
-    w2s = plan(fingerprint, 0.0, target=PlanTarget("cuda", 60.0, weights), method="weak_to_strong").configuration("2d")
+    w2s = plan(fingerprint, PlanTarget("cuda", 60.0, weights), method="weak_to_strong").configuration("2d")
     assert (w2s.refine, w2s.dfe_levels, w2s.pretrained) == (False, (), True)
-    cpu = plan(fingerprint, 0.0, target=PlanTarget("cpu", 8.0, weights)).configuration("2d")
+    cpu = plan(fingerprint, PlanTarget("cpu", 8.0, weights)).configuration("2d")
     assert (cpu.sam2_variant, cpu.pretrained) == ("tiny", True)
-    small_gpu = plan(fingerprint, 0.0, target=PlanTarget("cuda", 3.0, weights)).configuration("2d")
+    small_gpu = plan(fingerprint, PlanTarget("cuda", 3.0, weights)).configuration("2d")
     assert small_gpu.sam2_variant == "tiny", "large does not fit 3 GiB; tiny has weights"
 
 
@@ -126,7 +125,7 @@ def test_find_weights_reads_the_variant_from_the_official_name_and_searches_the_
 
 
 def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
-    plans = plan(fingerprint, 2.0, "test")
+    plans = plan(fingerprint, PlanTarget("cuda", 2.0), "test")
     config = plans.configuration("2d")
     assert config.patch_size[0] % 32 == 0 and config.patch_size[0] == config.patch_size[1]
     assert 2 <= config.batch_size_labeled and config.estimated_step_memory_gib <= 2.0
@@ -162,7 +161,7 @@ def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
     (lambda c: c["training"].update(num_epochs="ten"), r"num_epochs"),
 ])
 def test_invalid_edited_plans_are_refused_naming_the_key(fingerprint, tmp_path, edit, message):
-    save_plans(plan(fingerprint, 2.0, "test"), tmp_path / "plans.json")
+    save_plans(plan(fingerprint, PlanTarget("cuda", 2.0), "test"), tmp_path / "plans.json")
     data = json.loads((tmp_path / "plans.json").read_text())
     edit(data["configurations"]["2d"])
     (tmp_path / "plans.json").write_text(json.dumps(data))
@@ -176,7 +175,7 @@ def test_invalid_edited_plans_are_refused_naming_the_key(fingerprint, tmp_path, 
     ({"anisotropy_threshold": 0.5}, r"resampling.anisotropy_threshold: 0.5 must be > 1"),
 ])
 def test_invalid_resampling_plans_are_refused_naming_the_key(fingerprint, tmp_path, edit, message):
-    save_plans(plan(fingerprint, 2.0, "test"), tmp_path / "plans.json")
+    save_plans(plan(fingerprint, PlanTarget("cuda", 2.0), "test"), tmp_path / "plans.json")
     data = json.loads((tmp_path / "plans.json").read_text())
     data["resampling"].update(edit)
     (tmp_path / "plans.json").write_text(json.dumps(data))
@@ -185,12 +184,12 @@ def test_invalid_resampling_plans_are_refused_naming_the_key(fingerprint, tmp_pa
 
 
 def test_smaller_budget_gives_smaller_batch_or_patch(fingerprint):
-    big = plan(fingerprint, 4.0, "test", method="full").configuration("2d")
-    small = plan(fingerprint, 0.2, "test", method="full").configuration("2d")
+    big = plan(fingerprint, PlanTarget("cuda", 4.0), "test", method="full").configuration("2d")
+    small = plan(fingerprint, PlanTarget("cuda", 0.2), "test", method="full").configuration("2d")
     assert (small.batch_size_labeled, small.patch_size) < (big.batch_size_labeled, big.patch_size) or \
         small.batch_size_labeled < big.batch_size_labeled
     with pytest.raises(PlansError, match="fits"):
-        plan(fingerprint, 0.01, "test", method="full")
+        plan(fingerprint, PlanTarget("cuda", 0.01), "test", method="full")
 
 
 def test_memory_grows_with_batch_and_patch():

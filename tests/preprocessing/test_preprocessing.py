@@ -3,6 +3,7 @@ import pytest
 
 from planners.fingerprint import extract_fingerprint
 from planners.planner import plan
+from planners.target import PlanTarget
 from preprocessing.case import preprocess_case, restore_label, restore_probabilities
 from preprocessing.cropping import crop, nonzero_bbox, uncrop
 from preprocessing.normalization import ChannelNormalization, normalize
@@ -70,7 +71,7 @@ def test_image_resampling_preserves_smooth_signal():
 def planned(dataset_dir):
     dataset = load_dataset(dataset_dir)
     fingerprint = extract_fingerprint(dataset, num_processes=1, progress=False)
-    return dataset, plan(fingerprint, 8.0, "test")
+    return dataset, plan(fingerprint, PlanTarget("cuda", 8.0), "test")
 
 
 def test_preprocess_then_restore_reproduces_the_label(planned):

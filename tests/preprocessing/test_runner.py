@@ -3,6 +3,7 @@ import pytest
 
 from planners.fingerprint import extract_fingerprint
 from planners.planner import plan
+from planners.target import PlanTarget
 from preprocessing.runner import load_cache_entry, load_cached_array, preprocess_dataset
 from sss_auto.dataset.raw import load_dataset
 from sss_auto.errors import CacheError
@@ -11,7 +12,7 @@ from sss_auto.errors import CacheError
 @pytest.fixture
 def setup(dataset_dir, tmp_path):
     dataset = load_dataset(dataset_dir)
-    plans = plan(extract_fingerprint(dataset, 1, progress=False), 2.0, "test")
+    plans = plan(extract_fingerprint(dataset, 1, progress=False), PlanTarget("cuda", 2.0), "test")
     cases = dataset.cases("labeled") + dataset.cases("unlabeled")
     return cases, plans, tmp_path / "cache"
 

@@ -5,6 +5,7 @@ import pytest
 
 from planners.fingerprint import extract_fingerprint
 from planners.planner import plan
+from planners.target import PlanTarget
 from preprocessing.case import preprocess_case
 from sss_auto.dataset.integrity import read_case
 from sss_auto.dataset.raw import load_dataset
@@ -17,7 +18,7 @@ from sss_auto.io.nifti import read_header, read_image
 
 def test_export_restores_geometry_of_a_rotated_case_and_round_trips_its_label(dataset_dir, tmp_path):
     dataset = load_dataset(dataset_dir)
-    plans = plan(extract_fingerprint(dataset, 1, False), 8.0, "test")
+    plans = plan(extract_fingerprint(dataset, 1, False), PlanTarget("cuda", 8.0), "test")
     case = [c for c in dataset.cases("test") if c.case_id == "test_000"][0]
     case = type(case)(case.case_id, case.images, dataset_dir / "labelsTs" / "test_000.nii.gz", "test")
     images, label, geometry = read_case(case, set(plans.labels.values()))

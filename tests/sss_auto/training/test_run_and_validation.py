@@ -20,9 +20,10 @@ def test_run_and_fold_folders_follow_nnunet_style_names(roots):
 def test_describe_run_names_device_batch_and_schedule(dataset_dir):
     from planners.fingerprint import extract_fingerprint
     from planners.planner import plan
+    from planners.target import PlanTarget
     from sss_auto.dataset.raw import load_dataset
 
-    plans = plan(extract_fingerprint(load_dataset(dataset_dir), 1, False), 8.0, "test")
+    plans = plan(extract_fingerprint(load_dataset(dataset_dir), 1, False), PlanTarget("cuda", 8.0), "test")
     config = TrainConfig(dataset="d", configuration="2d", fold="0", plan=plans.configuration("2d"))
     line = describe_run(config, DistInfo(0, 1, "cpu"))
     p, t = config.plan, config.training
