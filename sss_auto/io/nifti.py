@@ -89,6 +89,51 @@ def _geometry_of(path: Path, dim: int, size, spacing, origin, direction, compone
     )
 
 
+@dataclass(frozen=True)
+class NiftiHeader:
+    """The fields of a NIfTI-1 header that say where the voxel data is and how it is stored."""
+
+    byte_order: str  # "<" or ">"
+    dims: tuple[int, ...]  # dim[1..dim[0]]
+    datatype: int
+    bitpix: int
+    vox_offset: int
+
+    @property
+    def data_bytes(self) -> int:
+        return int(np.prod(self.dims, dtype=np.int64)) * self.bitpix // 8
+
+
+NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 and float64 voxels
+_CHUNK_BYTES = 1 << 24
+
+
+def _is_nifti(path: Path) -> bool:
+    return Path(path).name.lower().endswith((".nii", ".nii.gz"))
+
+
+def _open_nifti(path: Path):
+    return gzip.open(path, "rb") if Path(path).name.lower().endswith(".gz") else open(path, "rb")
+
+
+def read_nifti_header(path: Path) -> NiftiHeader:
+    """Parse a .nii/.nii.gz header with the standard library (no SimpleITK); raises DatasetError when unreadable."""
+    try:
+        with _open_nifti(path) as handle:
+            header = handle.read(352)
+        if len(header) < 348:
+            raise OSError("header shorter than 348 bytes")
+        order = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
+        dims = struct.unpack(order + "8h", header[40:56])
+        datatype, bitpix = struct.unpack(order + "2h", header[70:74])
+        vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
+    except (OSError, EOFError, struct.error, gzip.BadGzipFile) as err:
+        raise DatasetError(f"{path}: not a readable NIfTI file ({err}); re-export the file") from err
+    if not 0 < dims[0] <= 7:
+        raise DatasetError(f"{path}: not a readable NIfTI file (dim[0] = {dims[0]}); re-export the file")
+    return NiftiHeader(order, tuple(int(d) for d in dims[1:1 + dims[0]]), int(datatype), int(bitpix), vox_offset)
+
+
 def check_nifti_complete(path: Path) -> None:
     """Raise DatasetError when a .nii/.nii.gz file is shorter than its header says.
 
@@ -97,44 +142,74 @@ def check_nifti_complete(path: Path) -> None:
     must equal the header's vox_offset + voxels × bytes per voxel.
     """
     path = Path(path)
-    name = path.name.lower()
-    if not name.endswith((".nii", ".nii.gz")):
+    if not _is_nifti(path):
         return
+    header = read_nifti_header(path)
+    expected = header.vox_offset + header.data_bytes
     try:
-        with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as handle:
-            header = handle.read(352)
-        if len(header) < 348:
-            raise OSError("header shorter than 348 bytes")
-        order = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
-        dims = struct.unpack(order + "8h", header[40:56])
-        bitpix = struct.unpack(order + "h", header[72:74])[0]
-        vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
-        expected = vox_offset + int(np.prod(dims[1 : 1 + dims[0]], dtype=np.int64)) * bitpix // 8
-        if name.endswith(".gz"):
+        if path.name.lower().endswith(".gz"):
             with open(path, "rb") as handle:
                 handle.seek(-4, os.SEEK_END)
                 actual = struct.unpack("<I", handle.read(4))[0]
             expected %= 2**32
         else:
             actual = path.stat().st_size
-    except (OSError, EOFError, struct.error, gzip.BadGzipFile) as err:
+    except (OSError, struct.error) as err:
         raise DatasetError(f"{path}: not a readable NIfTI file ({err}); re-export the file") from err
-    if actual < expected or (name.endswith(".gz") and actual != expected):
+    if actual < expected or (path.name.lower().endswith(".gz") and actual != expected):
         raise DatasetError(f"{path}: truncated or damaged ({actual} of {expected} bytes of image data); re-export or copy it again")
 
 
+def count_nonfinite_voxels(path: Path) -> int:
+    """NaN and ±Inf voxels stored in a float .nii/.nii.gz file, counted from the raw data (0 for other files).
+
+    SimpleITK reads a NaN or Inf voxel of a NIfTI file as 0 without a word, so an array read through
+    it can never show one; this reads the file's own bytes, in chunks (bounded memory).
+    """
+    path = Path(path)
+    if not _is_nifti(path):
+        return 0
+    header = read_nifti_header(path)
+    kind = NIFTI_FLOAT_TYPES.get(header.datatype)
+    if kind is None:
+        return 0  # integer voxels cannot hold NaN or Inf
+    dtype = np.dtype(header.byte_order + kind)
+    left, count = header.data_bytes, 0
+    try:
+        with _open_nifti(path) as handle:
+            handle.seek(header.vox_offset)
+            while left > 0:
+                chunk = handle.read(min(_CHUNK_BYTES, left))
+                if not chunk:
+                    break
+                usable = len(chunk) - len(chunk) % dtype.itemsize
+                count += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
+                left -= len(chunk)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DatasetError(f"{path}: not a readable NIfTI file ({err}); re-export the file") from err
+    return count
+
+
+def refuse_nonfinite(path: Path) -> None:
+    """Raise DatasetError naming the file when its stored voxels hold NaN or Inf (`count_nonfinite_voxels`)."""
+    if nonfinite := count_nonfinite_voxels(path):
+        raise DatasetError(f"{path}: {nonfinite} NaN/Inf voxel(s) in the file (SimpleITK would read them as 0); "
+                           "replace them, e.g. with the image's minimum, and write the file again")
+
+
 def read_image(path: Path) -> tuple[np.ndarray, Geometry]:
-    """Read a 3D (or 2D) scalar image.
+    """Read a 3D (or 2D) scalar image; a NIfTI file's NaN/Inf voxels are refused (read from its own bytes).
 
     Returns:
         `array`: float32 (z, y, x) as stored (2D images become (1, y, x));
         `geometry`: its Geometry.
 
     Raises:
-        DatasetError: missing, unreadable, 4D or vector images.
+        DatasetError: missing, unreadable, truncated, 4D or vector images, NaN/Inf voxels.
     """
     image = _read_sitk(path)
     check_nifti_complete(path)
+    refuse_nonfinite(path)
     geometry = _geometry_of(Path(path), image.GetDimension(), image.GetSize(), image.GetSpacing(),
                             image.GetOrigin(), image.GetDirection(), image.GetNumberOfComponentsPerPixel())
     array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
@@ -175,10 +250,11 @@ def read_image_4d(path: Path) -> tuple[np.ndarray, Geometry]:
         origin and direction of the first three axes).
 
     Raises:
-        DatasetError: missing, unreadable or not 4D.
+        DatasetError: missing, unreadable, truncated, not 4D, NaN/Inf voxels.
     """
     image = _read_sitk(path)
     check_nifti_complete(path)
+    refuse_nonfinite(path)
     if image.GetDimension() != 4:
         raise DatasetError(f"{path}: expected a 4D image (x, y, z, t), found {image.GetDimension()}D")
     direction = np.array(image.GetDirection()).reshape(4, 4)[:3, :3].ravel()

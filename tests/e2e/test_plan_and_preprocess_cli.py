@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from tests.conftest import run_command
 
@@ -69,6 +70,21 @@ def test_bad_dataset_exits_2_naming_the_file_and_writes_nothing(dataset_dir, roo
     assert "error:" in result.stderr and "demo_001.nii.gz" in result.stderr and "Traceback" not in result.stderr
     assert not (roots["preprocessed"] / "Dataset900_DemoBHSD" / "fingerprint.json").exists()
     assert not (roots["preprocessed"] / "Dataset900_DemoBHSD" / "plans.json").exists()
+
+
+def test_a_nan_voxel_that_simpleitk_hides_is_refused_naming_the_file(dataset_dir, roots, env):
+    path = dataset_dir / "imagesUnlabeled" / "unl_001_0000.nii.gz"
+    image = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    values = sitk.GetArrayFromImage(image)
+    values[2, 3, 4] = np.nan  # written as NaN by SimpleITK, read back by SimpleITK as 0
+    broken = sitk.GetImageFromArray(values)
+    broken.CopyInformation(image)
+    sitk.WriteImage(broken, str(path))
+    result = run_command(["sss_plan_and_preprocess", "-d", "900", "--sam2-variant", "test", "--no-progress"], env)
+    assert result.returncode == 2, result.stderr
+    assert "unl_001_0000.nii.gz: 1 NaN/Inf voxel(s)" in result.stderr and "Traceback" not in result.stderr
+    assert not (roots["preprocessed"] / "Dataset900_DemoBHSD" / "plans.json").exists()
+    assert not list((roots["preprocessed"] / "Dataset900_DemoBHSD").rglob("unl_001*"))
 
 
 def test_unknown_dataset_lists_existing_ones(dataset_dir, env):

@@ -38,20 +38,28 @@ def test_predict_evaluate_summarize(trained, dataset_dir, tmp_path):
     source = tmp_path / "input"
     shutil.copytree(dataset_dir / "imagesTs", source)
     (source / "broken_0000.nii.gz").write_bytes(b"not a nifti file")
+    with_nan = sitk.ReadImage(str(source / "test_000_0000.nii.gz"), sitk.sitkFloat32)
+    values = sitk.GetArrayFromImage(with_nan)
+    values[1, 2, 3] = np.nan  # SimpleITK writes the NaN and would read it back as 0
+    nan_image = sitk.GetImageFromArray(values)
+    nan_image.CopyInformation(with_nan)
+    sitk.WriteImage(nan_image, str(source / "nan_0000.nii.gz"))
     out = tmp_path / "pred"
     result = run_command(["sss_predict", "-i", str(source), "-o", str(out), "--disable-tta", "--save-probabilities",
                    "--no-progress", "-np", "1"], env)
     assert result.returncode == 2, result.stderr
     assert "broken_0000.nii.gz" in result.stdout + result.stderr
-    assert "done: 1 predicted, 0 skipped, 1 failed" in result.stdout
+    assert "nan_0000.nii.gz: 1 NaN/Inf voxel(s)" in result.stdout + result.stderr
+    assert "done: 1 predicted, 0 skipped, 2 failed" in result.stdout
     assert read_header(out / "test_000.nii.gz") == read_header(source / "test_000_0000.nii.gz")
     assert (out / "test_000_probabilities.npz").is_file()
-    assert not (out / "broken.nii.gz").exists()
+    assert not (out / "broken.nii.gz").exists() and not (out / "nan.nii.gz").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary file left"
     info = json.loads((out / "prediction_info.json").read_text())
-    assert info["predicted"] == ["test_000"] and "broken" in info["failed"]
+    assert info["predicted"] == ["test_000"] and "broken" in info["failed"] and "nan" in info["failed"]
 
     (source / "broken_0000.nii.gz").unlink()
+    (source / "nan_0000.nii.gz").unlink()
     again = run_command(["sss_predict", "-i", str(source), "-o", str(out), "--continue", "--no-progress", "-np", "0"], env)
     assert again.returncode == 0, again.stderr
     assert "0 predicted, 1 skipped" in again.stdout

@@ -160,7 +160,7 @@ def test_integrity_errors_name_the_file(dataset_dir, kind):
 
 
 def test_nan_and_inf_voxels_are_rejected_naming_the_file(dataset_dir):
-    # SimpleITK's NIfTI reader and writer turn NaN into 0, so this is checked on the arrays as read.
+    # Arrays from other readers: the NIfTI file's own NaN are refused by read_image (tests/sss_auto/test_io.py).
     dataset = load_dataset(dataset_dir)
     case = check_dataset_structure(dataset)["labeled"][0]
     images, label, _ = read_case(case, set(dataset.labels.values()))

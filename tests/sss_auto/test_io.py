@@ -4,7 +4,7 @@ import SimpleITK as sitk
 
 from sss_auto.errors import DatasetError
 from sss_auto.io.atomic import read_json, write_json_atomic
-from sss_auto.io.nifti import Geometry, read_header, read_image, write_image
+from sss_auto.io.nifti import Geometry, count_nonfinite_voxels, read_header, read_image, read_image_4d, write_image
 from sss_auto.io.serialization import SchemaError, from_dict, to_dict
 from planners.plans import ResamplingPlan, TrainingPlan
 
@@ -33,6 +33,38 @@ def test_truncated_file_is_reported_with_its_name(tmp_path):
     path.write_bytes(b"not an image at all")
     with pytest.raises(DatasetError, match="broken.nii.gz"):
         read_image(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["bad.nii.gz", "bad.nii"])
+def test_nan_and_inf_voxels_written_by_simpleitk_are_refused_naming_the_file(tmp_path, dtype, name):
+    array = np.zeros((3, 4, 5), dtype)
+    array[1, 2, 3], array[2, 0, 0] = np.nan, -np.inf
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / name))
+    assert not np.isnan(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name)))).any(), \
+        "SimpleITK hides the NaN (reads it as 0): the reason for reading the file's own bytes"
+    assert count_nonfinite_voxels(tmp_path / name) == 2
+    with pytest.raises(DatasetError, match=f"{name}: 2 NaN/Inf voxel"):
+        read_image(tmp_path / name)
+
+
+def test_finite_and_integer_files_pass_the_nonfinite_check(tmp_path):
+    write_image(np.full((2, 3, 4), -1000.0, np.float32), Geometry((2, 3, 4), (1.0, 1.0, 1.0), (0.0,) * 3,
+                (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)), tmp_path / "ok.nii.gz")
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(24, dtype=np.int16).reshape(2, 3, 4)), str(tmp_path / "int.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 3, 4), np.float32)), str(tmp_path / "other.mha"))
+    assert count_nonfinite_voxels(tmp_path / "ok.nii.gz") == 0
+    assert count_nonfinite_voxels(tmp_path / "int.nii.gz") == 0
+    assert count_nonfinite_voxels(tmp_path / "other.mha") == 0  # not NIfTI: SimpleITK's values are the file's
+    assert read_image(tmp_path / "ok.nii.gz")[0].min() == -1000.0
+
+
+def test_nan_in_a_4d_image_is_refused(tmp_path):
+    frames = np.zeros((2, 3, 4, 5), np.float32)
+    frames[1, 0, 0, 0] = np.nan
+    sitk.WriteImage(sitk.JoinSeries([sitk.GetImageFromArray(f) for f in frames]), str(tmp_path / "cine.nii.gz"))
+    with pytest.raises(DatasetError, match="cine.nii.gz: 1 NaN/Inf"):
+        read_image_4d(tmp_path / "cine.nii.gz")
 
 
 def test_4d_image_is_rejected(tmp_path):
