@@ -19,6 +19,7 @@ CONFIDENCE_MODES = ("global", "class_adaptive")  # see sss_auto/method/threshold
 UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/method/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
+SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
 PATCH_MULTIPLE = 32
 DEVICES = ("cuda", "cpu")
 
@@ -47,6 +48,9 @@ class TrainingPlan:
     warmup_epochs: int = option(30, help="supervised epochs before pseudo labels are used (replaces the warm-up share)")
     warmup_fraction: float | None = option(0.4, help="instead: the supervised warm-up's share of the time budget "
                                                      "(or of the epochs without one); null: warmup_epochs")
+    ssl_start: str = option("ready", help="when pseudo labels start after the warm-up: 'ready' once every class of the "
+                                          "fold's labeled cases is learned on its labeled slices (running Dice >= 0.5; "
+                                          "never otherwise), 'warmup' right after it (method/readiness.py)")
     learning_rate: float = option(1e-4, "--lr", "learning rate (heads, DFE, decoder)")
     encoder_lr_factor: float = 0.1
     weight_decay: float = 0.01
@@ -188,7 +192,8 @@ TRAINING_RANGES = (
 )
 # (field, allowed values): every TrainingPlan field that is a choice
 TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),
-                    ("pseudo_label_alignment", ALIGNMENTS), ("strong_photometric", STRONG_STRENGTHS))
+                    ("pseudo_label_alignment", ALIGNMENTS), ("strong_photometric", STRONG_STRENGTHS),
+                    ("ssl_start", SSL_STARTS))
 ENCODERS = ("hiera", "conv")
 SPLINE_ORDERS = range(6)
 

@@ -1,4 +1,4 @@
-"""Unready classes: keep the unlabeled loss away from a class until the labeled data has taught it.
+"""Unready classes: no pseudo labels before the labeled data has taught every class.
 
 A small rare class is learned late (on the rare-class demo supervised training found EDH only after
 about 3,000 iterations; at 2,000 its test Dice was 0.04), while semi-supervision starts earlier. Until
@@ -8,8 +8,18 @@ confident "background" or a wrong class: the unlabeled loss teaches the student 
 
 `ClassReadiness` follows, per foreground class, a running Dice of the student's own prediction on
 the labeled slices of each step (hard Dice over the batch, only in batches where the class is
-present). A class is *ready* once that Dice reaches READY_DICE. For every unready class k the
-unlabeled loss ignores (`unready_mask`):
+present). A class is *ready* once that Dice reaches READY_DICE.
+
+The start gate (plans `training.ssl_start = "ready"`, the default): after the planned warm-up, the
+semi-supervised phase starts only once every class present in the fold's labeled training cases is
+ready (`waiting_classes` is empty); until then the run stays supervised, and a run whose labeled
+fit never gets there stays supervised to the end (logged). Where compute, not labels, limits the
+run (the class still being learned when the budget ends), every iteration goes to the labeled
+data, as supervised-only training would spend it; where the labeled fit is done early, the rest
+of the budget goes to the unlabeled scans.
+
+The per-class gate (plans `training.unready_class_gate`, off by default): once SSL runs, for every
+unready class k the unlabeled loss ignores (`unready_mask`):
 - the pixels pseudo-labelled k, and
 - the pixels where the teacher ranks k highest: the top PLAUSIBLE_MULTIPLE × π_k share of the
   batch's pixels by p_k (π_k: the labeled voxel fraction), whatever their pseudo label,
@@ -86,6 +96,11 @@ class ClassReadiness:
         unready = ~(self.dice >= READY_DICE)  # NaN compares False: never seen is unready
         unready[0] = False
         return unready
+
+    def waiting_classes(self, classes: set[int]) -> list[tuple[int, float]]:
+        """(class, running labeled Dice; NaN: not seen yet) of the foreground `classes` that are not ready, sorted."""
+        unready = self.unready()
+        return [(k, float(self.dice[k])) for k in sorted(classes) if 0 < k < self.num_classes and bool(unready[k])]
 
     def metrics(self) -> dict[str, float]:
         """{"ready_dice_k": running labeled Dice} of the foreground classes seen, for the log."""

@@ -95,6 +95,7 @@ class BudgetTracker:
     elapsed_s: float = 0.0  # training time spent before this process (resumed runs)
     warmup_fraction: float | None = None  # set: the warm-up is this share of the budget, planned with the epochs
     warmup_epochs: int | None = None  # the planned warm-up (warmup_fraction runs); fixed once SSL has started
+    warmup_hold: int = 0  # the warm-up lasts at least this many epochs (held until every class is learned)
     measured: dict[str, float] = field(default_factory=dict)  # supervised_step_s, ssl_step_s, validation_s, refresh_s
     history: list[str] = field(default_factory=list)
     _steps: dict[str, list[float]] = field(default_factory=dict)
@@ -131,10 +132,13 @@ class BudgetTracker:
         return Costs(supervised, ssl, validation, self.measured.get("refresh_s", 0.0), final)
 
     def schedule(self, schedule: Schedule) -> Schedule:
-        """`schedule` with the planned warm-up of a warmup_fraction run."""
-        if self.warmup_epochs is None:
-            return schedule
-        return Schedule(schedule.iterations_per_epoch, self.warmup_epochs, schedule.ssl, schedule.refresh_every)
+        """`schedule` with the planned warm-up of a warmup_fraction run, extended to a held warm-up."""
+        warmup = max(schedule.warmup_epochs if self.warmup_epochs is None else self.warmup_epochs, self.warmup_hold)
+        return Schedule(schedule.iterations_per_epoch, warmup, schedule.ssl, schedule.refresh_every)
+
+    def hold_warmup(self, epochs: int) -> None:
+        """The supervised warm-up lasts at least `epochs` (the SSL start gate is still closed); the rest is planned as SSL."""
+        self.warmup_hold = max(self.warmup_hold, epochs)
 
     def plan(self, spent_s: float, done_epochs: int, schedule: Schedule, tta: bool, why: str) -> int:
         """Set num_epochs (and, before SSL starts, the warm-up of a warmup_fraction run) from the costs known now."""
@@ -146,7 +150,7 @@ class BudgetTracker:
         schedule = self.schedule(schedule)
         epochs = epochs_within(self.budget_s, self.elapsed_s + spent_s, done_epochs, schedule, costs)
         if epochs != self.num_epochs:
-            if schedule.ssl and epochs <= schedule.warmup_epochs:
+            if schedule.ssl and epochs <= schedule.warmup_epochs and not self.warmup_hold:
                 logger.warning("time budget %.1f min: the %d supervised warm-up epochs alone do not fit; the run will "
                                "stop before pseudo labels are used (shorten --warmup-epochs or give more time)",
                                self.budget_s / 60, schedule.warmup_epochs)
@@ -178,10 +182,10 @@ class BudgetTracker:
     def state_dict(self, spent_s: float) -> dict:
         return {"budget_s": self.budget_s, "num_epochs": self.num_epochs, "elapsed_s": self.elapsed_s + spent_s,
                 "warmup_fraction": self.warmup_fraction, "warmup_epochs": self.warmup_epochs,
-                "measured": dict(self.measured), "history": list(self.history)}
+                "warmup_hold": self.warmup_hold, "measured": dict(self.measured), "history": list(self.history)}
 
     @classmethod
     def from_state_dict(cls, state: dict, device: str) -> BudgetTracker:
         return cls(float(state["budget_s"]), device, num_epochs=int(state["num_epochs"]), elapsed_s=float(state["elapsed_s"]),
                    warmup_fraction=state.get("warmup_fraction"), warmup_epochs=state.get("warmup_epochs"),
-                   measured={k: float(v) for k, v in state["measured"].items()}, history=list(state["history"]))
+                   warmup_hold=int(state.get("warmup_hold", 0)), measured={k: float(v) for k, v in state["measured"].items()}, history=list(state["history"]))

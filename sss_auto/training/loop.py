@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -25,7 +26,7 @@ from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_ch
 from sss_auto.io.serialization import to_dict
 from sss_auto.method.alignment import PriorAlignment
 from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
-from sss_auto.method.readiness import ClassReadiness, labeled_class_dice
+from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice
 from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 from sss_auto.method.thresholds import ConfidenceThresholds
 from sss_auto.prompting.bank import PromptBank
@@ -74,7 +75,9 @@ class TrainState:
     thresholds: dict | None = None  # ConfidenceThresholds.state_dict()
     ssl_start_iteration: int | None = None  # when the teacher was made a copy of the student (SSL start)
     alignment: dict | None = None  # PriorAlignment.state_dict()
-    readiness: dict | None = None  # ClassReadiness.state_dict() (unready_class_gate)
+    readiness: dict | None = None  # ClassReadiness.state_dict(): running labeled Dice per class
+    warmup_hold: int = 0  # the warm-up was held (ssl_start "ready") until at least this many epochs
+    ssl_start_epoch: int | None = None  # the first semi-supervised epoch (0-based)
 
 
 def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = False) -> dict:
@@ -101,19 +104,22 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                                                         m.student.config.num_classes)
         if state.alignment is not None:
             alignment.load_state_dict(state.alignment)
-    readiness = None
-    if t.unready_class_gate:
-        readiness = ClassReadiness({k: p.voxel_fraction for k, p in run.priors.items()}, m.student.config.num_classes)
-        if state.readiness is not None:
-            readiness.load_state_dict(state.readiness)
+    readiness = ClassReadiness({k: p.voxel_fraction for k, p in run.priors.items()}, m.student.config.num_classes)
+    if state.readiness is not None:
+        readiness.load_state_dict(state.readiness)
+    gate_classes = labeled_classes(run.cache, run.train_ids) if t.ssl_start == "ready" else set()
     started = time.monotonic()
     while state.epoch < (budget.num_epochs if budget else t.num_epochs):
         epoch, epoch_start = state.epoch, time.monotonic()
-        if budget:
-            schedule = budget.schedule(schedule)
-        ssl = schedule.ssl and epoch >= schedule.warmup_epochs
+        if schedule.ssl and state.ssl_start_iteration is None and t.ssl_start == "ready":
+            planned = budget.warmup_epochs if budget and budget.warmup_epochs is not None else _fixed_warmup(t)
+            _hold_warmup(state, planned, budget, readiness, gate_classes, run)
+        schedule = budget.schedule(schedule) if budget else replace(
+            schedule, warmup_epochs=max(_fixed_warmup(t), state.warmup_hold))
+        ssl = schedule.ssl and (state.ssl_start_iteration is not None or epoch >= schedule.warmup_epochs)
         if ssl and state.ssl_start_iteration is None:
             _start_teacher(m, state, t.ema_restart_at_ssl)
+            state.ssl_start_epoch = epoch
         refresh_values = {}
         if uses_bank and ssl and (state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
@@ -138,7 +144,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment,
                               readiness) | refresh_values
         state.thresholds = thresholds.state_dict()
-        state.readiness = readiness.state_dict() if readiness is not None else None
+        state.readiness = readiness.state_dict()
         state.alignment = alignment.state_dict() if alignment is not None else None
         timer.record_epoch("ssl" if ssl else "supervised", values["iterations_s"], t.iterations_per_epoch)
         if run.dist.is_main:
@@ -170,7 +176,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
 def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, settings: InferenceSettings,
                  ssl: bool, num_epochs: Callable[[], int], on_step: Callable[[str, float], None],
                  thresholds: ConfidenceThresholds, alignment: PriorAlignment | None,
-                 readiness: ClassReadiness | None = None) -> dict[str, float]:
+                 readiness: ClassReadiness) -> dict[str, float]:
     """One epoch of supervised or SSS steps; returns its mean metrics (state.epoch/iteration advanced).
 
     `on_step(phase, seconds)` is called after every iteration with its wall time (data loading
@@ -205,8 +211,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                                            alignment.factors() if alignment is not None else None,
                                            unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
                                                             t.unlabeled_rampup_epochs * t.iterations_per_epoch),
-                                           unready=readiness.unready() if readiness is not None else None,
-                                           unready_shares=readiness.shares if readiness is not None else None)
+                                           unready=readiness.unready() if t.unready_class_gate else None,
+                                           unready_shares=readiness.shares if t.unready_class_gate else None)
                 if diagnose:  # once per SSL epoch, before the step changes the weights
                     diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
                     diagnose = False
@@ -216,8 +222,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                     alignment.update(out.pseudo_labels.mean_probabilities)
             else:
                 out = supervised_step(batch, m.student)
-        if readiness is not None:  # the labeled Dice is computed only for the gate
-            readiness.update(labeled_class_dice(out.labeled_logits, batch.y_l))
+        readiness.update(labeled_class_dice(out.labeled_logits, batch.y_l))
         m.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         trainable = [p for p in m.student.parameters() if p.requires_grad]
@@ -234,14 +239,13 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         on_step("ssl" if ssl else "supervised", now - last)
         last = now
     values = {key: value / t.iterations_per_epoch for key, value in sums.items()}
-    values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics)
+    values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics, **readiness.metrics())
     if ssl:
         values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
                       unlabeled_weight=unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
                                                         t.unlabeled_rampup_epochs * t.iterations_per_epoch),
-                      **(alignment.metrics() if alignment is not None else {}),
-                      **(readiness.metrics() if readiness is not None else {}))
-        if readiness is not None:
+                      **(alignment.metrics() if alignment is not None else {}))
+        if t.unready_class_gate:
             values["unready_classes"] = float(readiness.unready()[1:].sum())
         _warn_vanished(values, run)
         if state.bank.epoch >= 0:
@@ -271,6 +275,39 @@ def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
         logger.info("semi-supervised phase starts at iteration %d: the EMA teacher restarts as a copy of the student",
                     state.iteration)
     state.ssl_start_iteration = state.iteration if restart else 0
+
+
+def labeled_classes(cache: CaseCache, case_ids: list[str]) -> set[int]:
+    """The foreground classes present in these cached labeled cases (from their foreground samples)."""
+    classes: set[int] = set()
+    for case_id in case_ids:
+        classes.update(int(k) for k in np.unique(cache.load(case_id).foreground[:, 0]))
+    return classes - {0}
+
+
+def _hold_warmup(state: TrainState, planned: int, budget: BudgetTracker | None, readiness: ClassReadiness,
+                 classes: set[int], run: RunContext) -> None:
+    """ssl_start "ready": once the planned warm-up is over, keep training supervised while a class is not learned.
+
+    Every held epoch moves the warm-up's end one epoch on (`state.warmup_hold`; the budget plans the
+    rest as SSL epochs until SSL starts). Rank 0's readiness decides for every rank.
+    """
+    if state.epoch < max(planned, state.warmup_hold):
+        return
+    waiting = gather_from_ranks(readiness.waiting_classes(classes))[0]
+    if not waiting:
+        if state.warmup_hold:
+            logger.info("every labeled class is learned on its labeled slices: the semi-supervised phase starts at "
+                        "epoch %d (planned warm-up: %d epochs)", state.epoch + 1, planned)
+        return
+    names = {v: k for k, v in run.plans.labels.items()}
+    if not state.warmup_hold or state.epoch % 10 == 0:
+        logger.info("semi-supervision waits (ssl_start ready): %s not yet learned on the labeled slices (running Dice "
+                    "below %.2f); training stays supervised", ", ".join(
+                        f"{names.get(k, k)} {'not seen' if math.isnan(d) else f'{d:.2f}'}" for k, d in waiting), READY_DICE)
+    state.warmup_hold = state.epoch + 1
+    if budget:
+        budget.hold_warmup(state.warmup_hold)
 
 
 def _fixed_warmup(t: TrainingPlan) -> int:
@@ -370,7 +407,8 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
             "optimizer": m.optimizer.state_dict(), "history": state.history,
             "best": {"dice": state.best_dice, "epoch": state.best_epoch}, "bank": state.bank.state_dict(),
             "budget": state.budget, "thresholds": state.thresholds, "ssl_start_iteration": state.ssl_start_iteration,
-            "alignment": state.alignment, "readiness": state.readiness, "rng": {"torch": torch.get_rng_state()}}
+            "alignment": state.alignment, "readiness": state.readiness, "warmup_hold": state.warmup_hold,
+            "ssl_start_epoch": state.ssl_start_epoch, "rng": {"torch": torch.get_rng_state()}}
 
 
 def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, values: dict[str, float]) -> None:
@@ -397,7 +435,8 @@ def _resume(path: Path, m: SSSModules) -> TrainState:
     torch.set_rng_state(ckpt["rng"]["torch"])
     state = TrainState(ckpt["epoch"], ckpt["iteration"], ckpt["history"], ckpt["best"]["dice"], ckpt["best"]["epoch"],
                        PromptBank.from_state_dict(ckpt["bank"]), ckpt.get("budget"), ckpt.get("thresholds"),
-                       ckpt.get("ssl_start_iteration"), ckpt.get("alignment"), ckpt.get("readiness"))
+                       ckpt.get("ssl_start_iteration"), ckpt.get("alignment"), ckpt.get("readiness"),
+                       int(ckpt.get("warmup_hold", 0)), ckpt.get("ssl_start_epoch"))
     logger.info("continuing from %s: epoch %d done, iteration %d", path, state.epoch, state.iteration)
     return state
 
@@ -424,6 +463,7 @@ def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainSta
         "RANDOMLY INITIALISED SAM-2 encoder (no checkpoint given): not pretrained",
         "epochs": state.epoch, "iterations": state.iteration, "duration_s": round(duration_s, 1),
         "time_budget": time_budget,
+        "semi_supervised": _ssl_summary(config, state),
         "device": config.device, "world_size": run.dist.world_size,
         "best_epoch": state.best_epoch, "best_proxy_dice": None if math.isinf(state.best_dice) else state.best_dice,
         "final_validation": validation,
@@ -432,6 +472,20 @@ def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainSta
     write_json_atomic(summary, run.folder / "training_summary.json")
     logger.info("training finished; summary in %s", run.folder / "training_summary.json")
     return summary
+
+
+def _ssl_summary(config: TrainConfig, state: TrainState) -> dict | None:
+    """When the semi-supervised phase started (None for supervised-only runs); says so in the log when it never did."""
+    if config.ablation.supervised_only:
+        return None
+    if state.ssl_start_epoch is None and state.ssl_start_iteration is None:
+        reason = ("a labeled class was still not learned on its labeled slices when the run ended (ssl_start ready: "
+                  "the run spent every iteration on the labeled data, as supervised-only training would)"
+                  if config.training.ssl_start == "ready" and state.warmup_hold else "the run ended within the warm-up")
+        logger.warning("the semi-supervised phase never started: %s; a longer run (or pretrained weights) lets the "
+                       "unlabeled scans be used", reason)
+    return {"ssl_start": config.training.ssl_start, "warmup_held_to_epoch": state.warmup_hold,
+            "started_at_epoch": None if state.ssl_start_epoch is None else state.ssl_start_epoch + 1}
 
 
 def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dict | None:

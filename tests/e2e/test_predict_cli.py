@@ -24,7 +24,7 @@ def trained_once(tmp_path_factory, demo_template):
     return trained_template(tmp_path_factory.mktemp("trained"), demo_template, [
         ["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--method", "full", "--no-progress"],
         ["sss_train", "DemoBHSD", "2d", "0", "--epochs", "1", "--iters-per-epoch", "2", "--warmup-epochs", "0",
-         "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta"]])
+         "--ssl-start", "warmup", "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta"]])
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from sss_auto.io.checkpoint import load_checkpoint
 from sss_auto.io.nifti import read_header
 from tests.conftest import installed_script, kill_9_when, run_command
 
-FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--batch-size", "2", "--num-workers", "1", "--no-progress"]
+# SSL right after the warm-up: a few iterations never teach every class (the default start waits for that)
+FAST = ["--iters-per-epoch", "2", "--warmup-epochs", "0", "--ssl-start", "warmup", "--batch-size", "2", "--num-workers", "1",
+        "--no-progress"]
 
 
 def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_then_continues(prepared, dataset_dir):
@@ -73,6 +75,22 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged
 
 
+def test_the_default_start_waits_until_every_labeled_class_is_learned_and_says_so(prepared):
+    env, results = prepared
+    args = ["sss_train", "DemoBHSD", "2d", "3", "--epochs", "2", "--iters-per-epoch", "2", "--warmup-epochs", "0",
+            "--batch-size", "2", "--num-workers", "0", "--no-progress", "--disable-val-tta", "--no-refine", "--no-pcsw"]
+    result = run_command(args, env)  # 4 iterations teach no class: the gate stays closed
+    assert result.returncode == 0, result.stderr
+    fold = results / "SSS-noPCSW-noRefine__2d" / "fold_3"
+    assert "semi-supervision waits (ssl_start ready): IPH" in result.stderr
+    assert "the semi-supervised phase never started: a labeled class was still not learned" in result.stderr
+    summary = json.loads((fold / "training_summary.json").read_text())
+    assert summary["semi_supervised"] == {"ssl_start": "ready", "warmup_held_to_epoch": 2, "started_at_epoch": None}
+    state = load_checkpoint(fold / "checkpoint_final.pth")
+    assert "loss_u" not in state["history"] and "ready_dice_1" in state["history"], "supervised, labeled Dice logged"
+    assert state["warmup_hold"] == 2 and state["ssl_start_epoch"] is None and state["teacher"]
+
+
 def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):
     env = dict(os.environ)
     missing = run_command(["sss_train", "DemoBHSD", "2d", "0"], env)
@@ -96,7 +114,7 @@ def _seconds_after(condition, seconds: float):
 def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an_uninterrupted_run(prepared, tmp_path):
     env, results = prepared
     args = ["sss_train", "DemoBHSD", "2d", "2", "--epochs", "3", "--iters-per-epoch", "3", "--warmup-epochs", "1",
-            "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta"]
+            "--ssl-start", "warmup", "--batch-size", "2", "--num-workers", "1", "--no-progress", "--disable-val-tta"]
     whole = run_command(args, env)
     assert whole.returncode == 0, whole.stderr
     fold = results / "SSS__2d" / "fold_2"
@@ -161,6 +179,9 @@ def test_time_budget_derives_the_epochs_and_continue_keeps_the_derived_schedule(
     assert summary["time_budget"]["budget_min"] == 0.5 and summary["time_budget"]["plans"]
     assert summary["time_budget"]["used_min"] < 2.0, "the budget bounds the run (a loose sanity bound, not a benchmark)"
     assert "time budget 0.5 min: used" in (fold / "training_log.txt").read_text()
+    # a few iterations teach no class, so the default start held the warm-up, across the resume, to the end
+    assert summary["semi_supervised"]["started_at_epoch"] is None and "loss_u" not in final["history"]
+    assert final["warmup_hold"] == final["epoch"] == final["budget"]["warmup_hold"]
 
 
 @pytest.mark.ddp
@@ -169,7 +190,8 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     env = dict(env, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                installed_script("sss_train"), "DemoBHSD", "2d", "3", "--epochs", "1", "--iters-per-epoch", "2",
-               "--warmup-epochs", "0", "--batch-size", "1", "--num-workers", "0", "--no-progress", "--disable-val-tta"]
+               "--warmup-epochs", "0", "--ssl-start", "warmup", "--batch-size", "1", "--num-workers", "0", "--no-progress",
+               "--disable-val-tta"]
     result = run_command(command, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 ranks finished with identical weights" in result.stderr

@@ -24,7 +24,7 @@ from tests.sss_auto.method.test_steps import _models_batch_views
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["--iters-per-epoch", "3", "--warmup-epochs", "1", "--batch-size", "2", "--num-workers", "2", "--no-progress"]
+FAST = ["--iters-per-epoch", "3", "--warmup-epochs", "1", "--ssl-start", "warmup", "--batch-size", "2", "--num-workers", "2", "--no-progress"]
 
 
 def test_sss_step_under_bf16_autocast_on_cuda_matches_the_fp32_cpu_step():

@@ -30,6 +30,15 @@ def test_a_class_is_unready_until_its_running_labeled_dice_reaches_the_bar():
     assert torch.equal(again.dice, readiness.dice) and set(readiness.metrics()) == {"ready_dice_1", "ready_dice_2"}
 
 
+def test_waiting_classes_are_the_fold_classes_not_yet_learned_on_the_labeled_slices():
+    readiness = ClassReadiness({}, num_classes=4)
+    readiness.update(torch.tensor([0.99, READY_DICE + 0.2, 0.1, float("nan")]))
+    waiting = readiness.waiting_classes({1, 2, 3})
+    assert [k for k, _ in waiting] == [2, 3] and abs(waiting[0][1] - 0.1) < 1e-6 and math.isnan(waiting[1][1])  # 3: not seen
+    assert readiness.waiting_classes({1}) == [], "a class absent from the fold's labeled cases never holds the start"
+    assert readiness.waiting_classes({0, 7}) == [], "background and unknown values are not classes to wait for"
+
+
 def test_unready_mask_ignores_the_class_and_where_the_teacher_ranks_it_highest():
     probabilities = torch.zeros(1, 3, 2, 5)
     probabilities[0, 0] = 0.9

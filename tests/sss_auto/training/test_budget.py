@@ -62,6 +62,20 @@ def test_a_warmup_fraction_plans_the_warmup_as_a_share_of_the_budget_and_freezes
     assert restored.warmup_epochs == 5 and restored.warmup_fraction == 0.5
 
 
+def test_a_held_warmup_extends_the_planned_one_and_the_rest_is_planned_as_ssl_and_survives_a_resume():
+    schedule = Schedule(10, 3, True, None)
+    tracker = BudgetTracker(budget_s=200, device="cpu", num_epochs=300)
+    tracker.measured.update(supervised_step_s=1.0, ssl_step_s=2.0)
+    assert tracker.plan(0, 0, schedule, False, "test") == 3 + 8  # 30 s supervised, then 170 s of 20-s SSL epochs
+    tracker.hold_warmup(6)  # a class was still not learned after epoch 6
+    assert tracker.schedule(schedule).warmup_epochs == 6
+    assert tracker.plan(60, 6, schedule, False, "held") == 6 + 7  # 60 s done; 140 s of SSL epochs
+    tracker.hold_warmup(4)
+    assert tracker.warmup_hold == 6, "a hold never shortens the warm-up"
+    restored = BudgetTracker.from_state_dict(tracker.state_dict(60), "cpu")
+    assert restored.warmup_hold == 6 and restored.schedule(schedule).warmup_epochs == 6
+
+
 def test_remaining_time_counts_the_epochs_left_and_the_final_validation_and_reads_as_hours():
     schedule = Schedule(iterations_per_epoch=10, warmup_epochs=2, ssl=True, refresh_every=None)
     costs = Costs(supervised_step_s=1.0, ssl_step_s=3.0, validation_s=5.0, final_validation_s=20.0)
