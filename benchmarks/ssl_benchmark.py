@@ -72,28 +72,32 @@ class Variant:
 
 SSS_METHOD_PSEUDO_LABELS = ("--confidence-mode", "global", "--alignment", "none", "--no-ema-restart",
                             "--unlabeled-weight", "0.5", "--warmup-epochs", "8")  # the first SSS_METHOD reading
+AFTER_WARMUP = ("--ssl-start", "warmup")  # SSL right after the warm-up, as every variant measured before the start gate
 VARIANTS = {v.name: v for v in (
     Variant("supervised", ("--supervised-only",), "SSS-supervised", "supervised only (full network)"),
     Variant("supervised_coarse", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
             "supervised only, coarse head (no PCSW, no refinement)"),
     Variant("supervised_oracle", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
             f"oracle: supervised coarse head on {POOL_LABELED} labeled cases less the monitoring ones", oracle=True),
-    Variant("w2s", ("--no-dfe", "--no-pcsw", "--no-refine"), "SSS-noDFE-noPCSW-noRefine",
-            "weak-to-strong, coarse head (the from-scratch default since this benchmark)"),
-    Variant("w2s_dfe_pair", ("--no-pcsw", "--no-refine", "--dfe-inputs", "strong_pair"),
+    Variant("w2s", ("--no-dfe", "--no-pcsw", "--no-refine", *AFTER_WARMUP), "SSS-noDFE-noPCSW-noRefine",
+            "weak-to-strong, coarse head, SSL from the end of the warm-up"),
+    Variant("w2s_ready", ("--no-dfe", "--no-pcsw", "--no-refine", "--ssl-start", "ready"), "SSS-noDFE-noPCSW-noRefine",
+            "weak-to-strong, coarse head, SSL once every labeled class is learned (the from-scratch default)"),
+    Variant("w2s_dfe_pair", ("--no-pcsw", "--no-refine", "--dfe-inputs", "strong_pair", *AFTER_WARMUP),
             "SSS-noPCSW-noRefine-dfeStrongPair", "weak-to-strong + DFE (strong pair)"),
-    Variant("w2s_dfe_weak", ("--no-pcsw", "--no-refine", "--dfe-inputs", "weak_strong"),
+    Variant("w2s_dfe_weak", ("--no-pcsw", "--no-refine", "--dfe-inputs", "weak_strong", *AFTER_WARMUP),
             "SSS-noPCSW-noRefine-dfeWeakStrong", "weak-to-strong + DFE (weak/strong)"),
-    Variant("w2s_pcsw", ("--no-dfe",), "SSS-noDFE", "weak-to-strong + PCSW + refinement"),
-    Variant("sss_v0", ("--dfe-inputs", "weak_strong", *SSS_METHOD_PSEUDO_LABELS), "SSS-dfeWeakStrong",
+    Variant("w2s_pcsw", ("--no-dfe", *AFTER_WARMUP), "SSS-noDFE", "weak-to-strong + PCSW + refinement"),
+    Variant("sss_v0", ("--dfe-inputs", "weak_strong", *SSS_METHOD_PSEUDO_LABELS, *AFTER_WARMUP), "SSS-dfeWeakStrong",
             "full SSS as first specified (weak/strong DFE, global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
-    Variant("sss_full", (), "SSS", "full SSS (strong-pair DFE, PCSW, refinement, class-aware pseudo labels; the "
-            "plans' default before this benchmark)"),
-    Variant("w2s_v0", ("--no-dfe", "--no-pcsw", "--no-refine", *SSS_METHOD_PSEUDO_LABELS), "SSS-noDFE-noPCSW-noRefine",
+    Variant("sss_full", AFTER_WARMUP, "SSS", "full SSS (strong-pair DFE, PCSW, refinement, class-aware pseudo labels; "
+            "the plans' default with weights)"),
+    Variant("w2s_v0", ("--no-dfe", "--no-pcsw", "--no-refine", *SSS_METHOD_PSEUDO_LABELS, *AFTER_WARMUP),
+            "SSS-noDFE-noPCSW-noRefine",
             "weak-to-strong as first specified (global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
 )}
-DEFAULT_VARIANTS = ("supervised", "supervised_coarse", "w2s", "w2s_dfe_pair", "w2s_dfe_weak", "w2s_pcsw", "sss_v0",
-                    "sss_full")
+DEFAULT_VARIANTS = ("supervised", "supervised_coarse", "w2s", "w2s_ready", "w2s_dfe_pair", "w2s_dfe_weak", "w2s_pcsw",
+                    "sss_v0", "sss_full")
 NNUNET = "nnunet"
 TRAINER = "nnUNetTrainer_SSSBudget"
 TRAINER_SOURCE = f'''import os
@@ -342,7 +346,7 @@ def summarize(records: list[dict], pool: Path) -> tuple[str, dict]:
                          + " | ".join(_fmt(stats["per_class"][k]) for k in names)
                          + f" | {_fmt(stats['hd95_mm'], 1)} | {_fmt(_mean_sd([r['iterations'] for r in runs]), 0)}"
                          f" | {_fmt(_mean_sd([r['train_wall_s'] for r in runs]), 0)} |")
-        for reference in ("supervised", "w2s"):
+        for reference in ("supervised", "supervised_coarse", "w2s"):
             if reference not in order:
                 continue
             lines += ["", f"Paired difference against {labels[reference]} (same seed; mean ± sd over seeds):", "",
