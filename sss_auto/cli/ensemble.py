@@ -25,15 +25,17 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from sss_auto.inference.ensemble import ensemble_folders
     from sss_auto.io.atomic import write_json_atomic
+    from sss_auto.io.lock import folder_lock
     from sss_auto.postprocessing.components import describe_rules
     from sss_auto.postprocessing.determine import load_active_rules
 
     rules = load_active_rules(args.postprocessing) if args.postprocessing else {}
-    cases = ensemble_folders(args.i, args.o, rules, not args.no_progress, args.save_probabilities)
-    write_json_atomic({"inputs": [str(f.resolve()) for f in args.i], "cases": cases,
-                       "postprocessing": describe_rules(rules),
-                       "postprocessing_file": str(args.postprocessing.resolve()) if args.postprocessing else None},
-                      args.o / "ensemble_info.json")
+    with folder_lock(args.o):  # one writer per output folder
+        cases = ensemble_folders(args.i, args.o, rules, not args.no_progress, args.save_probabilities)
+        write_json_atomic({"inputs": [str(f.resolve()) for f in args.i], "cases": cases,
+                           "postprocessing": describe_rules(rules),
+                           "postprocessing_file": str(args.postprocessing.resolve()) if args.postprocessing else None},
+                          args.o / "ensemble_info.json")
     print(f"done: {len(cases)} case(s) ensembled from {len(args.i)} folders into {args.o}")
     return 0
 

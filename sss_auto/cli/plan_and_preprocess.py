@@ -42,14 +42,16 @@ def _run(args: argparse.Namespace, fingerprint: bool, planning: bool, preprocess
     # imported here, not at the top: worker processes re-import this module, and must not pay for torch
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
+    from sss_auto.io.lock import folder_lock
     from sss_auto.stages import fingerprint_stage, plan_stage, preprocess_stage, preprocessed_folder
 
     dataset = find_dataset(args.d, paths.raw_roots())
-    fp = fingerprint_stage(dataset, args.np, getattr(args, "clean", False), not args.no_progress) if fingerprint or planning else None
-    if planning:
-        plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder, args.sam2_checkpoint, args.method)
-    if preprocessing:
-        preprocess_stage(dataset, args.c, args.np, not args.no_progress)
+    with folder_lock(preprocessed_folder(dataset)):  # one planning or preprocessing process per dataset
+        fp = fingerprint_stage(dataset, args.np, getattr(args, "clean", False), not args.no_progress) if fingerprint or planning else None
+        if planning:
+            plan_stage(dataset, fp, args.gpu_memory_gb, args.sam2_variant, args.encoder, args.sam2_checkpoint, args.method)
+        if preprocessing:
+            preprocess_stage(dataset, args.c, args.np, not args.no_progress)
     print(f"done: {preprocessed_folder(dataset)}")
     return 0
 

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.inference.nnunet_layout import write_folder_files
     from sss_auto.inference.predictor import predict_cases
     from sss_auto.io.atomic import write_json_atomic
+    from sss_auto.io.lock import folder_lock
     from sss_auto.postprocessing.components import describe_rules
     from sss_auto.postprocessing.determine import FILE_NAME, load_active_rules
     from sss_auto.configuration import inference_settings
@@ -81,17 +82,18 @@ def _run(args: argparse.Namespace) -> int:
         logger.info("postprocessing from %s: %s", run.folder / FILE_NAME,
                     "; ".join(f"class {k}: {text}" for k, text in describe_rules(rules).items()) or "every class unchanged")
     nnunet_layout = args.output_format == "nnunet"
-    if nnunet_layout:
-        output.mkdir(parents=True, exist_ok=True)
-        write_folder_files(output, run.folder / "dataset.json", run.dataset)
-    report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
-                           args.np, not args.no_progress, rules, nnunet_layout)
-    write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
-                       "weights": args.weights, "coarse_only": args.coarse_only,
-                       "output_format": args.output_format,
-                       "postprocessing": describe_rules(rules),
-                       "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
-                       "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")
+    with folder_lock(output):  # one sss_predict per output folder
+        if nnunet_layout:
+            output.mkdir(parents=True, exist_ok=True)
+            write_folder_files(output, run.folder / "dataset.json", run.dataset)
+        report = predict_cases(cases, loaded, output, settings, args.resume, args.save_probabilities, args.fail_fast,
+                               args.np, not args.no_progress, rules, nnunet_layout)
+        write_json_atomic({"model": str(run.folder), "folds": list(args.f or run.folds), "checkpoint": args.checkpoint,
+                           "weights": args.weights, "coarse_only": args.coarse_only,
+                           "output_format": args.output_format,
+                           "postprocessing": describe_rules(rules),
+                           "tta": settings.tta, "device": device, "predicted": report.done, "skipped": report.skipped,
+                           "failed": {p.case_id: p.message for p in problems + report.failed}}, output / "prediction_info.json")
     failed = problems + report.failed
     print(f"done: {len(report.done)} predicted, {len(report.skipped)} skipped, {len(failed)} failed; outputs in {output}")
     for problem in report.failed:

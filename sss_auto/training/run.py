@@ -17,6 +17,7 @@ from sss_auto.dataset.splits import fold_cases, load_or_create_splits
 from sss_auto.errors import CheckpointError, PlansError, SSSError
 from sss_auto.io.atomic import copy_atomic, remove_stale_temporaries, write_json_atomic
 from sss_auto.io.checkpoint import FINAL, LATEST
+from sss_auto.io.lock import folder_lock
 from sss_auto.io.checkpoint import load_checkpoint
 from sss_auto.io.serialization import to_dict
 from sss_auto.method.pseudo_labels import priors_from_fingerprint
@@ -98,7 +99,20 @@ def describe_run(config: TrainConfig, dist: DistInfo) -> str:
 
 def train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool = False, val_only: bool = False,
                show_progress: bool = True, rehash_cache: bool = False) -> dict:
-    """Train (or continue, or only validate) one fold; returns the training or validation summary."""
+    """Train (or continue, or only validate) one fold, holding the fold folder's lock on the main process.
+
+    Refused while another process holds the fold folder or writes the preprocessed folder, which
+    this one then holds a reader's lock on (no re-planning or re-preprocessing under a running fold).
+    """
+    if not dist.is_main:
+        return _train_fold(dataset, config, dist, resume, val_only, show_progress, rehash_cache)
+    with (folder_lock(preprocessed_folder(dataset), shared=True),
+          folder_lock(fold_folder(dataset.name, config.ablation.run_name(), config.configuration, config.fold))):
+        return _train_fold(dataset, config, dist, resume, val_only, show_progress, rehash_cache)
+
+
+def _train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume: bool, val_only: bool,
+                show_progress: bool, rehash_cache: bool) -> dict:
     run = prepare_run(dataset, config, dist, show_progress, rehash_cache)
     handler = progress.add_log_file(run.folder / "training_log.txt") if dist.is_main else None
     try:

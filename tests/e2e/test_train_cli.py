@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -198,3 +199,27 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     assert "PCSW bank at epoch 0: 2 case(s)" in result.stderr, "each rank did one unlabeled case; the parts were gathered"
     state = load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")
     assert state["iteration"] == 2
+
+
+def test_a_second_process_on_the_same_fold_or_preprocessing_under_a_running_fold_is_refused(prepared):
+    env, results = prepared
+    args = ["sss_train", "DemoBHSD", "2d", "1", "--epochs", "200", "--iters-per-epoch", "2", "--supervised-only",
+            "--no-refine", "--batch-size", "1", "--num-workers", "0", "--no-progress"]
+    lock = results / "SSS-supervised-noRefine__2d" / "fold_1" / ".sss.lock"
+    first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (lock.is_file() and f'"pid": {first.pid}' in lock.read_text()) and time.time() < deadline:
+            time.sleep(0.2)
+        assert first.poll() is None, "the first run is still training"
+        second = run_command(args, env)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert f"fold_1: in use by pid {first.pid} on " in second.stderr and "sss_train DemoBHSD 2d 1" in second.stderr
+        replan = run_command(["sss_plan_and_preprocess", "-d", "DemoBHSD", "--sam2-variant", "test", "--no-progress"], env)
+        assert replan.returncode == 2 and "in use by a running training" in replan.stderr
+    finally:
+        first.kill()
+        first.wait()
+    resumed = run_command(args[:4] + ["--epochs", "1"] + args[6:] + ["--c"], env)  # the kill left the lock file, not the lock
+    assert resumed.returncode == 0, resumed.stderr
+    assert "taking over the lock of pid" in resumed.stderr and not lock.exists()
