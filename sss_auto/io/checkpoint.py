@@ -44,11 +44,12 @@ def _update(digest, value: object) -> None:
         digest.update(f"v:{value!r}".encode())
 
 
-def save_checkpoint(state: dict, path: Path) -> None:
-    """Write `state` (tensors and plain values only) with its digest, atomically."""
+def save_checkpoint(state: dict, path: Path) -> str:
+    """Write `state` (tensors and plain values only) with its digest, atomically; returns the digest."""
     payload = dict(state, format_version=FORMAT_VERSION)
-    payload[DIGEST_KEY] = state_digest(payload)
+    payload[DIGEST_KEY] = digest = state_digest(payload)
     write_atomic(Path(path), lambda handle: torch.save(payload, handle))
+    return digest
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:

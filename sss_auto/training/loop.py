@@ -33,6 +33,7 @@ from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.pcsw import ClassConstraint
 from sss_auto.training import progress
 from sss_auto.training.budget import BudgetTracker, Schedule, format_duration, remaining_s
+from sss_auto.training.bank_store import load_bank, prune_banks, save_bank
 from sss_auto.training.build import SSSModules, poly_lr
 from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync, gather_from_ranks
 from sss_auto.training.ema import ema_decay, update_teacher
@@ -78,6 +79,8 @@ class TrainState:
     readiness: dict | None = None  # ClassReadiness.state_dict(): running labeled Dice per class
     warmup_hold: int = 0  # the warm-up was held (ssl_start "ready") until at least this many epochs
     ssl_start_epoch: int | None = None  # the first semi-supervised epoch (0-based)
+    bank_file: dict | None = None  # the current bank's file reference, once written (bank_store.save_bank)
+    best_bank_file: dict | None = None  # the bank file the best checkpoint names
 
 
 def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = False) -> dict:
@@ -122,6 +125,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             state.ssl_start_epoch = epoch
         refresh_values = {}
         if uses_bank and ssl and (state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
+            state.bank_file = None  # written with the next checkpoint
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
                                       run.show_progress and run.dist.is_main, run.dist.rank, run.dist.world_size)
             if run.val_ids and run.dist.is_main:
@@ -405,7 +409,8 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
     return {"config": to_dict(config), "epoch": state.epoch, "iteration": state.iteration,
             "student": m.student.state_dict(), "teacher": m.teacher.state_dict() if m.teacher is not None else {},
             "optimizer": m.optimizer.state_dict(), "history": state.history,
-            "best": {"dice": state.best_dice, "epoch": state.best_epoch}, "bank": state.bank.state_dict(),
+            "best": {"dice": state.best_dice, "epoch": state.best_epoch, "bank": state.best_bank_file},
+            "bank": state.bank_file or state.bank.state_dict(),
             "budget": state.budget, "thresholds": state.thresholds, "ssl_start_iteration": state.ssl_start_iteration,
             "alignment": state.alignment, "readiness": state.readiness, "warmup_hold": state.warmup_hold,
             "ssl_start_epoch": state.ssl_start_epoch, "rng": {"torch": torch.get_rng_state()}}
@@ -414,13 +419,16 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
 def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, values: dict[str, float]) -> None:
     dice = values.get("dice_mean", math.nan)
     improved = not math.isnan(dice) and dice > state.best_dice
+    if state.bank.epoch >= 0 and state.bank_file is None:
+        state.bank_file = save_bank(state.bank, run.folder)
     if improved:
-        state.best_dice, state.best_epoch = dice, state.epoch
+        state.best_dice, state.best_epoch, state.best_bank_file = dice, state.epoch, state.bank_file
     ckpt = checkpoint_state(config, m, state)
     save_checkpoint(ckpt, run.folder / LATEST)
     if improved:
         save_checkpoint(ckpt, run.folder / BEST)
         logger.info("new best mean validation Dice %.4f at epoch %d", dice, state.epoch)
+    prune_banks(run.folder, [state.bank_file, state.best_bank_file])
     class_names = {v: k for k, v in run.plans.labels.items() if v > 0}
     progress.plot_progress(state.history, class_names, run.folder / "progress.png", run.priors)
     write_json_atomic(state.history, run.folder / progress.HISTORY_FILE)  # NaN as null
@@ -428,15 +436,19 @@ def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Trai
 
 def _resume(path: Path, m: SSSModules) -> TrainState:
     ckpt = load_checkpoint(path)
+    bank, bank_file = load_bank(ckpt["bank"], path.parent)
     m.student.load_trained_state(ckpt["student"], resuming=True)
     if m.teacher is not None:
         m.teacher.load_trained_state(ckpt["teacher"], resuming=True)
     m.optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["rng"]["torch"])
-    state = TrainState(ckpt["epoch"], ckpt["iteration"], ckpt["history"], ckpt["best"]["dice"], ckpt["best"]["epoch"],
-                       PromptBank.from_state_dict(ckpt["bank"]), ckpt.get("budget"), ckpt.get("thresholds"),
-                       ckpt.get("ssl_start_iteration"), ckpt.get("alignment"), ckpt.get("readiness"),
-                       int(ckpt.get("warmup_hold", 0)), ckpt.get("ssl_start_epoch"))
+    state = TrainState(epoch=ckpt["epoch"], iteration=ckpt["iteration"], history=ckpt["history"],
+                       best_dice=ckpt["best"]["dice"], best_epoch=ckpt["best"]["epoch"], bank=bank,
+                       budget=ckpt.get("budget"), thresholds=ckpt.get("thresholds"),
+                       ssl_start_iteration=ckpt.get("ssl_start_iteration"), alignment=ckpt.get("alignment"),
+                       readiness=ckpt.get("readiness"), warmup_hold=int(ckpt.get("warmup_hold", 0)),
+                       ssl_start_epoch=ckpt.get("ssl_start_epoch"), bank_file=bank_file,
+                       best_bank_file=ckpt["best"].get("bank"))
     logger.info("continuing from %s: epoch %d done, iteration %d", path, state.epoch, state.iteration)
     return state
 

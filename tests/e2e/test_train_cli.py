@@ -42,6 +42,8 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     assert set(summary["final_validation"]["coarse"]["mean_per_class"]) == {"1", "2", "3"}
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert {"dice_coarse_1", "dice_1", "pl_1", "plc_1", "dfe_gate_1", "swap_rise"} <= set(state["history"])
+    assert state["bank"]["file"] == "pcsw_bank_epoch_0000.pt", "the checkpoint names the bank's own file"
+    assert [p.name for p in fold.glob("pcsw_bank_epoch_*.pt")] == ["pcsw_bank_epoch_0000.pt"]
     validated = sorted(p.name for p in (fold / "validation").glob("*.nii.gz"))
     splits = json.loads((results.parents[1] / "preprocessed" / "Dataset900_DemoBHSD" / "splits_final.json").read_text())
     assert validated == sorted(f"{c}.nii.gz" for c in splits[0]["val"])
@@ -57,6 +59,8 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert state["epoch"] == 2 and state["iteration"] == 4
     assert state["history"]["epoch"] == [1.0, 2.0]
+    assert state["bank"]["file"] == "pcsw_bank_epoch_0000.pt" and "PCSW bank at epoch 1" not in more.stderr, \
+        "--c continued with the bank read back from its file (the next refresh is due at epoch 10)"
 
 
 def test_ablation_switches_train_into_their_own_folders(prepared):
