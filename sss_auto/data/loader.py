@@ -42,6 +42,19 @@ class LoaderSpec:
     foreground_oversampling: float = 0.33
 
 
+def unlabeled_shard(case_ids: tuple[str, ...], seed: int, epoch: int, rank: int, world_size: int) -> tuple[str, ...]:
+    """The unlabeled cases rank `rank` samples from in `epoch`: a share of a per-epoch shuffle of the pool.
+
+    Under torchrun the ranks' shards partition the pool, reshuffled every epoch (the same shuffle on
+    every rank), so ranks do not draw the same volumes and each rank's loader opens only its share;
+    over epochs every rank sees the whole pool. One process keeps the whole pool, in order.
+    """
+    if world_size <= 1:
+        return tuple(case_ids)
+    order = np.random.default_rng([seed, epoch, 7919]).permutation(len(case_ids))
+    return tuple(case_ids[i] for i in order[rank::world_size])
+
+
 def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.random.Generator,
                transform) -> TrainBatch:
     """Sample, augment and prompt one batch (runs in a loader worker)."""

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from planners.plans import Plans, TrainingPlan
 from sss_auto.configuration import TrainConfig, inference_settings
 from sss_auto.data.cache import CaseCache
-from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely
+from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
 from sss_auto.data.strong import strong_view
 from sss_auto.inference.two_pass import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
@@ -188,8 +188,13 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     """
     t, ablation, epoch = config.training, config.ablation, state.epoch
     num_classes = m.student.config.num_classes
+    unlabeled = unlabeled_shard(tuple(run.unlabeled_ids), config.seed, epoch, run.dist.rank, run.dist.world_size) if ssl else ()
+    if ssl and run.dist.world_size > 1 and (epoch == state.ssl_start_epoch or logger.isEnabledFor(logging.DEBUG)):
+        logger.info("rank %d of %d: epoch %d samples unlabeled slices from its shard of %d of the %d unlabeled case(s) "
+                    "(reshuffled every epoch): %s%s", run.dist.rank, run.dist.world_size, epoch + 1, len(unlabeled),
+                    len(run.unlabeled_ids), ", ".join(unlabeled[:5]), ", ..." if len(unlabeled) > 5 else "")
     spec = LoaderSpec(cache_folder=run.cache.folder, labeled_ids=tuple(run.train_ids),
-                      unlabeled_ids=tuple(run.unlabeled_ids) if ssl else (), patch=config.plan.patch_size[0],
+                      unlabeled_ids=unlabeled, patch=config.plan.patch_size[0],
                       batch_labeled=config.plan.batch_size_labeled,
                       batch_unlabeled=config.plan.batch_size_unlabeled if ssl else 0, num_foreground=num_classes - 1,
                       foreground_oversampling=t.foreground_oversampling)

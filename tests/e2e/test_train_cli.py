@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -201,6 +202,9 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 ranks finished with identical weights" in result.stderr
     assert "PCSW bank at epoch 0: 2 case(s)" in result.stderr, "each rank did one unlabeled case; the parts were gathered"
+    shards = sorted(re.findall(r"rank (\d) of 2: epoch 1 samples unlabeled slices from its shard of 1 of the 2 "
+                               r"unlabeled case\(s\) \(reshuffled every epoch\): (\S+)", result.stderr))
+    assert [rank for rank, _ in shards] == ["0", "1"] and shards[0][1] != shards[1][1], "the ranks' shards differ"
     state = load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")
     assert state["iteration"] == 2
 

@@ -54,3 +54,14 @@ def test_cache_verification_hashes_new_or_changed_arrays_and_detects_an_altered_
     altered.write_bytes(bytes(raw))  # rewritten: new modification time
     with pytest.raises(CacheError, match=f"{ids[0]}.npy: content differs"):
         cache.verify(ids, progress=False)
+
+
+def test_unlabeled_shards_partition_the_pool_per_epoch_and_one_process_keeps_it_whole():
+    from sss_auto.data.loader import unlabeled_shard
+
+    pool = tuple(f"unl_{i:03d}" for i in range(11))
+    assert unlabeled_shard(pool, 0, 3, 0, 1) == pool
+    shards = [unlabeled_shard(pool, 0, 3, rank, 4) for rank in range(4)]
+    assert sorted(c for shard in shards for c in shard) == sorted(pool) and {len(s) for s in shards} == {2, 3}
+    assert shards == [unlabeled_shard(pool, 0, 3, rank, 4) for rank in range(4)], "every rank computes the same split"
+    assert unlabeled_shard(pool, 0, 4, 0, 4) != shards[0], "reshuffled every epoch"
