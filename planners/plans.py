@@ -79,6 +79,9 @@ class TrainingPlan:
                                                                "(method.md \"Small and rare classes\")")
     pcsw_tau: float = 0.8
     pcsw_refresh_epochs: int = option(10, help="rebuild the PCSW bank every N epochs")
+    pcsw_refresh_fraction: float = option(1.0, help="share of the unlabeled pool a bank refresh renews, the oldest "
+                                                    "entries first (1: every volume; 0.1 every epoch renews each volume "
+                                                    "every 10 epochs at a tenth of the cost per refresh)")
     foreground_oversampling: float = 0.33
     time_budget_min: float | None = option(None, "--time-budget", "train for this wall-clock time in minutes: the "
                                                                   "epochs are derived from the measured step, validation "
@@ -188,7 +191,8 @@ TRAINING_RANGES = (
     ("learning_rate", 0, None, False), ("encoder_lr_factor", 0, None, True), ("weight_decay", 0, None, True),
     ("poly_exponent", 0, None, True), ("grad_clip_norm", 0, None, False), ("ema_decay", 0, 1, True),
     ("confidence_threshold", 0, 1, False), ("unlabeled_weight", 0, 1, True), ("unlabeled_rampup_epochs", 0, None, True),
-    ("pcsw_tau", 0, 1, False), ("pcsw_refresh_epochs", 1, None, True), ("foreground_oversampling", 0, 1, True),
+    ("pcsw_tau", 0, 1, False), ("pcsw_refresh_epochs", 1, None, True), ("pcsw_refresh_fraction", 0, 1, False),
+    ("foreground_oversampling", 0, 1, True),
 )
 # (field, allowed values): every TrainingPlan field that is a choice
 TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),

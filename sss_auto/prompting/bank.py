@@ -7,6 +7,7 @@ are small next to the volume, so each case keeps only the bounding box of its ob
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,15 +47,26 @@ class PromptBank:
 
     Attributes:
         objects: case id -> stored objects.
-        epoch: the epoch the bank was built at (-1: never built).
-        acceptance: share of (case, class) pairs where PCSW accepted a continuous window.
-        fallback: share that used the largest-slice fallback.
+        epoch: the epoch of the last refresh (-1: never built).
+        acceptance: share of (case, class) pairs where PCSW accepted a continuous window (last refresh).
+        fallback: share that used the largest-slice fallback (last refresh).
+        built: case id -> the epoch its objects were made (a rolling refresh renews the oldest first).
     """
 
     objects: dict[str, StoredObjects] = field(default_factory=dict)
     epoch: int = -1
     acceptance: float = 0.0
     fallback: float = 0.0
+    built: dict[str, int] = field(default_factory=dict)
+
+    def due(self, case_ids: list[str], fraction: float) -> list[str]:
+        """The cases a refresh renews, in `case_ids` order: those without objects, then the oldest, up to
+        ceil(fraction × len(case_ids)) in all (every case without objects is renewed whatever the fraction)."""
+        missing = [c for c in case_ids if c not in self.objects]
+        budget = max(0, math.ceil(fraction * len(case_ids) - 1e-9) - len(missing))
+        have = sorted((self.built.get(c, self.epoch), index, c) for index, c in enumerate(case_ids) if c in self.objects)
+        chosen = set(missing) | {c for _, _, c in have[:budget]}
+        return [c for c in case_ids if c in chosen]
 
     def slice_labels(self, case_id: str, z: int, shape: tuple[int, int]) -> np.ndarray:
         """The kept objects on slice z of a case (zeros when the bank has nothing for it)."""
@@ -63,7 +75,7 @@ class PromptBank:
 
     def state_dict(self) -> dict:
         """Tensors and plain values only, so checkpoints load with weights_only=True."""
-        return {"epoch": self.epoch, "acceptance": self.acceptance, "fallback": self.fallback,
+        return {"epoch": self.epoch, "acceptance": self.acceptance, "fallback": self.fallback, "built": dict(self.built),
                 "objects": {k: {"offset": list(v.offset), "shape": list(v.shape), "labels": torch.from_numpy(v.labels.copy())}
                             for k, v in self.objects.items()}}
 
@@ -71,4 +83,5 @@ class PromptBank:
     def from_state_dict(cls, state: dict) -> PromptBank:
         objects = {k: StoredObjects(tuple(v["offset"]), v["labels"].numpy().astype(np.uint8), tuple(v["shape"]))
                    for k, v in state["objects"].items()}
-        return cls(objects, int(state["epoch"]), float(state["acceptance"]), float(state["fallback"]))
+        built = {k: int(v) for k, v in state.get("built", {k: state["epoch"] for k in objects}).items()}
+        return cls(objects, int(state["epoch"]), float(state["acceptance"]), float(state["fallback"]), built)

@@ -127,7 +127,8 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         if uses_bank and ssl and (state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
             state.bank_file = None  # written with the next checkpoint
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
-                                      run.show_progress and run.dist.is_main, run.dist.rank, run.dist.world_size)
+                                      run.show_progress and run.dist.is_main, run.dist.rank, run.dist.world_size,
+                                      state.bank, t.pcsw_refresh_fraction)
             if run.val_ids and run.dist.is_main:
                 refresh_values = prompt_quality(m.teacher, run.cache, run.val_ids, settings, run.constraints)
                 _log_prompt_quality(refresh_values, run)

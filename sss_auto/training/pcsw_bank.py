@@ -43,14 +43,21 @@ def prompt_quality(teacher: SSSNet, cache: CaseCache, case_ids: list[str], setti
 
 def refresh_bank(teacher: SSSNet, cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
                  constraints: dict[int, ClassConstraint], epoch: int, progress: bool = True,
-                 rank: int = 0, world_size: int = 1) -> PromptBank:
-    """Coarse pass (no TTA) over each unlabeled volume → PCSW per class → the kept objects.
+                 rank: int = 0, world_size: int = 1, previous: PromptBank | None = None,
+                 fraction: float = 1.0) -> PromptBank:
+    """Coarse pass (no TTA) over the unlabeled volumes due → PCSW per class → the kept objects.
 
-    Under torchrun each rank processes every world_size-th case and the parts are gathered, so every
-    rank ends with the same whole bank (the teachers are identical).
+    With `fraction` < 1 (a rolling refresh) only the cases without objects and the oldest entries of
+    `previous`, ceil(fraction × N) in all, are renewed; the others keep theirs. Under torchrun each
+    rank processes every world_size-th due case and the parts are gathered, so every rank ends with
+    the same whole bank (the teachers are identical).
     """
+    previous = previous or PromptBank()
+    due = previous.due(case_ids, fraction)
+    logger.info("PCSW bank refresh at epoch %d starts: %d of %d unlabeled case(s)%s", epoch, len(due), len(case_ids),
+                "" if len(due) == len(case_ids) else " (rolling refresh: those without objects, then the oldest)")
     objects, accepted, fallback, implausible, pairs = {}, 0, 0, 0, 0
-    mine = case_ids[rank::world_size]
+    mine = due[rank::world_size]
     for case_id in tqdm(mine, desc=f"PCSW bank (epoch {epoch})", unit="case", disable=None if progress else True):
         label_volume, results = pcsw_of_volume(teacher, cache.load(case_id), settings, constraints)
         objects[case_id] = StoredObjects.from_volume(label_volume)
@@ -59,14 +66,16 @@ def refresh_bank(teacher: SSSNet, cache: CaseCache, case_ids: list[str], setting
         fallback += sum(r.status == "fallback" for r in results)
         implausible += sum(r.status == "none" and r.dropped > 0 for r in results)
     parts = gather_from_ranks((objects, accepted, fallback, implausible, pairs))
-    objects = {case_id: found for part in parts for case_id, found in part[0].items()}
-    objects = {case_id: objects[case_id] for case_id in case_ids}  # the same order on every rank
+    renewed = {case_id: found for part in parts for case_id, found in part[0].items()}
+    objects = {case_id: renewed[case_id] if case_id in renewed else previous.objects[case_id]
+               for case_id in case_ids if case_id in renewed or case_id in previous.objects}  # the same order on every rank
+    built = {case_id: epoch if case_id in renewed else previous.built.get(case_id, previous.epoch) for case_id in objects}
     accepted, fallback, implausible, pairs = (sum(part[i] for part in parts) for i in (1, 2, 3, 4))
-    bank = PromptBank(objects, epoch, accepted / max(pairs, 1), fallback / max(pairs, 1))
-    logger.info("PCSW bank at epoch %d: %d case(s), continuous window accepted for %.0f%% of (case, class) pairs, "
-                "fallback %.0f%%, no prompt %.0f%% (every component physically implausible: %.0f%%; the rest: no "
-                "foreground predicted)", epoch, len(objects), 100 * bank.acceptance, 100 * bank.fallback,
-                100 * (pairs - accepted - fallback) / max(pairs, 1), 100 * implausible / max(pairs, 1))
+    bank = PromptBank(objects, epoch, accepted / max(pairs, 1), fallback / max(pairs, 1), built)
+    logger.info("PCSW bank at epoch %d: %d case(s) (%d renewed), continuous window accepted for %.0f%% of the renewed "
+                "(case, class) pairs, fallback %.0f%%, no prompt %.0f%% (every component physically implausible: %.0f%%; "
+                "the rest: no foreground predicted)", epoch, len(objects), len(renewed), 100 * bank.acceptance,
+                100 * bank.fallback, 100 * (pairs - accepted - fallback) / max(pairs, 1), 100 * implausible / max(pairs, 1))
     if pairs and accepted + fallback + implausible == 0:
         logger.warning("the teacher predicts no foreground in any unlabeled case at epoch %d: pseudo labels will be "
                        "background only, which teaches the student to miss lesions; a longer supervised warm-up "

@@ -157,6 +157,39 @@ def test_kill_9_mid_epoch_and_during_checkpoint_writing_then_continue_matches_an
 
 
 @pytest.mark.slow
+def test_kill_9_during_a_rolling_bank_refresh_then_continue_matches_an_uninterrupted_run(prepared, tmp_path):
+    env, results = prepared
+    args = ["sss_train", "DemoBHSD", "2d", "0", "--epochs", "3", "--iters-per-epoch", "2", "--warmup-epochs", "1",
+            "--ssl-start", "warmup", "--pcsw-refresh-epochs", "1", "--pcsw-refresh-fraction", "0.5", "--batch-size", "2",
+            "--num-workers", "0", "--no-progress", "--disable-val-tta"]
+    whole = run_command(args, env)
+    assert whole.returncode == 0, whole.stderr
+    assert "PCSW bank refresh at epoch 2 starts: 1 of 2 unlabeled case(s) (rolling refresh" in whole.stderr
+    fold = results / "SSS__2d" / "fold_0"
+    reference = load_checkpoint(fold / "checkpoint_final.pth")
+    reference_bank = load_checkpoint(fold / reference["bank"]["file"])
+    fold.parent.rename(tmp_path / "uninterrupted")
+    log = fold / "training_log.txt"
+
+    def refreshing() -> bool:
+        text = log.read_text() if log.is_file() else ""
+        return "PCSW bank refresh at epoch 2 starts" in text and "PCSW bank at epoch 2:" not in text
+
+    assert kill_9_when(args, env, refreshing), "killed during the rolling refresh of epoch 3"
+    assert load_checkpoint(fold / "checkpoint_latest.pth")["epoch"] == 2
+    resumed = run_command(args + ["--c"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint(fold / "checkpoint_final.pth")
+    bank = load_checkpoint(fold / final["bank"]["file"])
+    assert final["iteration"] == reference["iteration"] == 6 and bank["built"] == reference_bank["built"]
+    for case, stored in reference_bank["objects"].items():
+        assert torch.equal(bank["objects"][case]["labels"], stored["labels"]), case
+    np.testing.assert_allclose(final["history"]["loss"], reference["history"]["loss"], rtol=1e-5)
+    for key, value in reference["student"].items():
+        torch.testing.assert_close(final["student"][key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+
+@pytest.mark.slow
 def test_time_budget_derives_the_epochs_and_continue_keeps_the_derived_schedule(prepared):
     env, results = prepared
     args = ["sss_train", "DemoBHSD", "2d", "4", "--time-budget", "0.5", "--iters-per-epoch", "2", "--warmup-epochs", "2",

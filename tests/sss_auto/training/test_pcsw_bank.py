@@ -36,3 +36,31 @@ def test_bank_covers_every_case_in_order_and_warns_when_the_teacher_sees_no_fore
     else:  # class 1 fills each volume: one continuous object per case, classes 2 and 3 get none
         assert not warned and bank.acceptance == pytest.approx(1 / 3)
         assert all(set(bank.objects[i].labels.ravel().tolist()) == {1} for i in ids)
+
+
+def test_a_rolling_refresh_renews_missing_then_oldest_cases_and_keeps_the_others(cache_folder, caplog):
+    cache = CaseCache(cache_folder)
+    ids = cache.ids("unlabeled")
+    assert len(ids) == 2
+    settings = InferenceSettings(patch=64, tta=False)
+    caplog.set_level(logging.INFO)
+    first = refresh_bank(_teacher_predicting(0), cache, ids, settings, {}, 2, progress=False, fraction=0.5)
+    assert list(first.objects) == ids and first.built == {ids[0]: 2, ids[1]: 2}, "missing cases are always renewed"
+    second = refresh_bank(_teacher_predicting(1), cache, ids, settings, {}, 3, progress=False, previous=first, fraction=0.5)
+    assert second.built == {ids[0]: 3, ids[1]: 2} and second.epoch == 3
+    assert second.objects[ids[0]].labels.size and second.objects[ids[1]] is first.objects[ids[1]]
+    third = refresh_bank(_teacher_predicting(1), cache, ids, settings, {}, 4, progress=False, previous=second, fraction=0.5)
+    assert third.built == {ids[0]: 3, ids[1]: 4}, "the oldest entry is renewed next"
+    assert "PCSW bank refresh at epoch 3 starts: 1 of 2 unlabeled case(s) (rolling refresh" in caplog.text
+    restored = type(third).from_state_dict(third.state_dict())
+    assert restored.built == third.built and restored.due(ids, 0.5) == [ids[0]]
+
+
+def test_due_cases_by_hand():
+    from sss_auto.prompting.bank import PromptBank, StoredObjects
+
+    empty = StoredObjects.from_volume(torch.zeros(1, 2, 2, dtype=torch.uint8).numpy())
+    bank = PromptBank({"a": empty, "b": empty, "c": empty}, 9, built={"a": 9, "b": 4, "c": 7})
+    assert bank.due(["a", "b", "c", "d"], 0.5) == ["b", "d"]  # d has no objects; then the oldest, b
+    assert bank.due(["a", "b", "c", "d"], 1.0) == ["a", "b", "c", "d"]
+    assert bank.due(["a", "b", "c"], 0.1) == ["b"]
