@@ -16,74 +16,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from process_tree import Measured, measure
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 from sss_auto.io.atomic import TEMPORARY_PATTERN
 
 DATASET = "Dataset900_DemoBHSD"
-
-
-@dataclass
-class Measured:
-    """One command: exit code, wall time, peak RSS of the process tree and of its largest process (MiB)."""
-
-    command: str
-    returncode: int
-    wall_s: float
-    peak_tree_mib: float
-    peak_process_mib: float
-    killed: bool
-
-
-def _tree(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    tree, frontier = [pid], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
-def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def measure(args: list[str], env: dict, kill_when=None, timeout: float = 3600) -> Measured:
-    """Run `args`, sampling RSS; kill -9 its process group once `kill_when()` is true."""
-    start = time.time()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    peak_tree = peak_process = 0.0
-    killed = False
-    while process.poll() is None and time.time() < start + timeout:
-        sizes = [_rss_mib(pid) for pid in _tree(process.pid)]
-        peak_tree, peak_process = max(peak_tree, sum(sizes)), max([peak_process, *sizes])
-        if kill_when is not None and kill_when():
-            os.killpg(process.pid, signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.1)
-    _, stderr = process.communicate()
-    if process.returncode != 0 and not killed:
-        raise SystemExit(f"{' '.join(args)} failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
-    return Measured(" ".join(Path(a).name if "/" in a else a for a in args), process.returncode,
-                    round(time.time() - start, 1), round(peak_tree), round(peak_process), killed)
 
 
 def main() -> None:
@@ -135,7 +75,8 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     (results / "load_test.json").write_text(json.dumps({"cases": args.cases, "workers": args.workers,
                                                         "shape": list(args.shape),
-                                                        "rows": [asdict(r) for r in rows]}, indent=2))
+                                                        "rows": [{k: v for k, v in asdict(r).items() if k != "lines"}
+                                                                 for r in rows]}, indent=2))
 
 
 if __name__ == "__main__":
