@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 PROBE_SKIP = 2  # the first iterations of a phase include warm-up costs (threads, workers, allocator)
 PROBE_ITERATIONS = 8  # iterations timed per phase
 SSL_STEP_GUESS = {"cpu": 3.0, "cuda": 1.3}  # SSL step / supervised step before the SSL step is measured
-FINAL_VALIDATION_MARGIN = 1.25  # the final validation also exports and scores; with TTA it runs 4 mirrored passes
+FINAL_VALIDATION_MARGIN = 1.25
+HELD = 10**6  # a held warm-up's end, for planning: not in sight  # the final validation also exports and scores; with TTA it runs 4 mirrored passes
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class BudgetTracker:
     warmup_fraction: float | None = None  # set: the warm-up is this share of the budget, planned with the epochs
     warmup_epochs: int | None = None  # the planned warm-up (warmup_fraction runs); fixed once SSL has started
     warmup_hold: int = 0  # the warm-up lasts at least this many epochs (held until every class is learned)
+    holding: bool = False  # the SSL start gate is closed: the remaining epochs are planned as supervised ones
     measured: dict[str, float] = field(default_factory=dict)  # supervised_step_s, ssl_step_s, validation_s, refresh_s
     history: list[str] = field(default_factory=list)
     _steps: dict[str, list[float]] = field(default_factory=dict)
@@ -132,13 +134,24 @@ class BudgetTracker:
         return Costs(supervised, ssl, validation, self.measured.get("refresh_s", 0.0), final)
 
     def schedule(self, schedule: Schedule) -> Schedule:
-        """`schedule` with the planned warm-up of a warmup_fraction run, extended to a held warm-up."""
+        """`schedule` with the planned warm-up of a warmup_fraction run, extended to a held warm-up.
+
+        While the SSL start gate holds, every remaining epoch counts as supervised (the run may stay
+        supervised to the end); `release_warmup` plans the rest as SSL once the gate opens.
+        """
         warmup = max(schedule.warmup_epochs if self.warmup_epochs is None else self.warmup_epochs, self.warmup_hold)
-        return Schedule(schedule.iterations_per_epoch, warmup, schedule.ssl, schedule.refresh_every)
+        return Schedule(schedule.iterations_per_epoch, HELD if self.holding else warmup, schedule.ssl,
+                        schedule.refresh_every)
 
     def hold_warmup(self, epochs: int) -> None:
-        """The supervised warm-up lasts at least `epochs` (the SSL start gate is still closed); the rest is planned as SSL."""
+        """The SSL start gate is closed after `epochs` epochs: the warm-up lasts at least that long, the rest is
+        planned as supervised until `release_warmup`."""
         self.warmup_hold = max(self.warmup_hold, epochs)
+        self.holding = True
+
+    def release_warmup(self) -> None:
+        """The gate opened: the epochs from the held warm-up's end on are planned as SSL epochs."""
+        self.holding = False
 
     def plan(self, spent_s: float, done_epochs: int, schedule: Schedule, tta: bool, why: str) -> int:
         """Set num_epochs (and, before SSL starts, the warm-up of a warmup_fraction run) from the costs known now."""
@@ -150,14 +163,15 @@ class BudgetTracker:
         schedule = self.schedule(schedule)
         epochs = epochs_within(self.budget_s, self.elapsed_s + spent_s, done_epochs, schedule, costs)
         if epochs != self.num_epochs:
-            if schedule.ssl and epochs <= schedule.warmup_epochs and not self.warmup_hold:
+            if schedule.ssl and epochs <= schedule.warmup_epochs and not self.warmup_hold and not self.holding:
                 logger.warning("time budget %.1f min: the %d supervised warm-up epochs alone do not fit; the run will "
                                "stop before pseudo labels are used (shorten --warmup-epochs or give more time)",
                                self.budget_s / 60, schedule.warmup_epochs)
             ssl = (f", {costs.ssl_step_s:.3f} s SSL{'' if 'ssl_step_s' in self.measured else ' (guessed)'}"
                    if schedule.ssl else "")
             refresh = f", bank refresh {costs.refresh_s:.1f} s" if schedule.refresh_every is not None else ""
-            warmup = f" ({schedule.warmup_epochs} supervised warm-up)" if schedule.ssl else ""
+            warmup = "" if not schedule.ssl else (" (supervised while the SSL start gate holds)" if self.holding
+                                                  else f" ({schedule.warmup_epochs} supervised warm-up)")
             line = (f"time budget {self.budget_s / 60:.1f} min ({why}): {epochs} epochs{warmup} x "
                     f"{schedule.iterations_per_epoch} iterations; step {costs.supervised_step_s:.3f} s supervised{ssl}, "
                     f"validation {costs.validation_s:.1f} s per epoch{refresh}, final validation ~{costs.final_validation_s:.0f} s")
@@ -182,10 +196,10 @@ class BudgetTracker:
     def state_dict(self, spent_s: float) -> dict:
         return {"budget_s": self.budget_s, "num_epochs": self.num_epochs, "elapsed_s": self.elapsed_s + spent_s,
                 "warmup_fraction": self.warmup_fraction, "warmup_epochs": self.warmup_epochs,
-                "warmup_hold": self.warmup_hold, "measured": dict(self.measured), "history": list(self.history)}
+                "warmup_hold": self.warmup_hold, "holding": self.holding, "measured": dict(self.measured), "history": list(self.history)}
 
     @classmethod
     def from_state_dict(cls, state: dict, device: str) -> BudgetTracker:
         return cls(float(state["budget_s"]), device, num_epochs=int(state["num_epochs"]), elapsed_s=float(state["elapsed_s"]),
                    warmup_fraction=state.get("warmup_fraction"), warmup_epochs=state.get("warmup_epochs"),
-                   warmup_hold=int(state.get("warmup_hold", 0)), measured={k: float(v) for k, v in state["measured"].items()}, history=list(state["history"]))
+                   warmup_hold=int(state.get("warmup_hold", 0)), holding=bool(state.get("holding", False)), measured={k: float(v) for k, v in state["measured"].items()}, history=list(state["history"]))

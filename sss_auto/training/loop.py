@@ -116,7 +116,10 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         epoch, epoch_start = state.epoch, time.monotonic()
         if schedule.ssl and state.ssl_start_iteration is None and t.ssl_start == "ready":
             planned = budget.warmup_epochs if budget and budget.warmup_epochs is not None else _fixed_warmup(t)
-            _hold_warmup(state, planned, budget, readiness, gate_classes, run)
+            if _hold_warmup(state, planned, budget, readiness, gate_classes, run) and budget:
+                budget.release_warmup()  # the rest is SSL: fewer, dearer epochs
+                budget.plan(epoch_start - started, epoch, schedule, config.validation_tta, "semi-supervision starts")
+                _agree(budget)
         schedule = budget.schedule(schedule) if budget else replace(
             schedule, warmup_epochs=max(_fixed_warmup(t), state.warmup_hold))
         ssl = schedule.ssl and (state.ssl_start_iteration is not None or epoch >= schedule.warmup_epochs)
@@ -296,20 +299,21 @@ def labeled_classes(cache: CaseCache, case_ids: list[str]) -> set[int]:
 
 
 def _hold_warmup(state: TrainState, planned: int, budget: BudgetTracker | None, readiness: ClassReadiness,
-                 classes: set[int], run: RunContext) -> None:
+                 classes: set[int], run: RunContext) -> bool:
     """ssl_start "ready": once the planned warm-up is over, keep training supervised while a class is not learned.
 
-    Every held epoch moves the warm-up's end one epoch on (`state.warmup_hold`; the budget plans the
-    rest as SSL epochs until SSL starts). Rank 0's readiness decides for every rank.
+    Every held epoch moves the warm-up's end one epoch on (`state.warmup_hold`); meanwhile the time
+    budget plans the remaining epochs as supervised ones. Rank 0's readiness decides for every rank.
+    Returns True when a held warm-up ends now (the budget must then plan the rest as SSL).
     """
     if state.epoch < max(planned, state.warmup_hold):
-        return
+        return False
     waiting = gather_from_ranks(readiness.waiting_classes(classes))[0]
     if not waiting:
         if state.warmup_hold:
             logger.info("every labeled class is learned on its labeled slices: the semi-supervised phase starts at "
                         "epoch %d (planned warm-up: %d epochs)", state.epoch + 1, planned)
-        return
+        return bool(state.warmup_hold)
     names = {v: k for k, v in run.plans.labels.items()}
     if not state.warmup_hold or state.epoch % 10 == 0:
         logger.info("semi-supervision waits (ssl_start ready): %s not yet learned on the labeled slices (running Dice "
@@ -318,6 +322,7 @@ def _hold_warmup(state: TrainState, planned: int, budget: BudgetTracker | None, 
     state.warmup_hold = state.epoch + 1
     if budget:
         budget.hold_warmup(state.warmup_hold)
+    return False
 
 
 def _fixed_warmup(t: TrainingPlan) -> int:

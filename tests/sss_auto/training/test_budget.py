@@ -62,18 +62,21 @@ def test_a_warmup_fraction_plans_the_warmup_as_a_share_of_the_budget_and_freezes
     assert restored.warmup_epochs == 5 and restored.warmup_fraction == 0.5
 
 
-def test_a_held_warmup_extends_the_planned_one_and_the_rest_is_planned_as_ssl_and_survives_a_resume():
+def test_a_held_warmup_plans_the_rest_as_supervised_until_released_then_as_ssl_and_survives_a_resume():
     schedule = Schedule(10, 3, True, None)
     tracker = BudgetTracker(budget_s=200, device="cpu", num_epochs=300)
     tracker.measured.update(supervised_step_s=1.0, ssl_step_s=2.0)
     assert tracker.plan(0, 0, schedule, False, "test") == 3 + 8  # 30 s supervised, then 170 s of 20-s SSL epochs
     tracker.hold_warmup(6)  # a class was still not learned after epoch 6
-    assert tracker.schedule(schedule).warmup_epochs == 6
-    assert tracker.plan(60, 6, schedule, False, "held") == 6 + 7  # 60 s done; 140 s of SSL epochs
+    assert tracker.plan(60, 6, schedule, False, "held") == 20, "while held, every remaining epoch is a supervised one"
+    assert tracker.history[-1].startswith("time budget 3.3 min (held): 20 epochs (supervised while the SSL start gate")
     tracker.hold_warmup(4)
     assert tracker.warmup_hold == 6, "a hold never shortens the warm-up"
     restored = BudgetTracker.from_state_dict(tracker.state_dict(60), "cpu")
-    assert restored.warmup_hold == 6 and restored.schedule(schedule).warmup_epochs == 6
+    assert restored.warmup_hold == 6 and restored.holding
+    restored.release_warmup()
+    assert restored.schedule(schedule).warmup_epochs == 6
+    assert restored.plan(0, 6, schedule, False, "released") == 6 + 7  # 60 s done before the resume; 140 s of SSL epochs
 
 
 def test_remaining_time_counts_the_epochs_left_and_the_final_validation_and_reads_as_hours():
