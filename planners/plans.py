@@ -20,6 +20,7 @@ UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/method/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
+LABELED_AUGMENTATIONS = ("standard", "strong")  # see sss_auto/training/loop.py
 PATCH_MULTIPLE = 32
 DEVICES = ("cuda", "cpu")
 
@@ -67,6 +68,10 @@ class TrainingPlan:
                                              "classes present (method/losses.py)")
     strong_photometric: str = option("full", help="intensity jitter of the strong views: full (UniMatch) or mild "
                                                   "(data/strong.py)")
+    labeled_augmentation: str = option("standard", help="labeled slices: the standard (nnU-Net-like) augmentation, "
+                                                        "or strong: also the strong views' intensity jitter, blur and "
+                                                        "noise (data/strong.py), for intensities that differ between "
+                                                        "scanners")
     unlabeled_weight: float = option(0.2, help="w_u in L = (1 - w_u) L_l + w_u L_u (SSS_METHOD: 1/2; "
                                                "documentation/method.md)")
     unlabeled_rampup_epochs: int = option(0, "--rampup-epochs", "SSL epochs over which the unlabeled weight ramps "
@@ -197,7 +202,7 @@ TRAINING_RANGES = (
 # (field, allowed values): every TrainingPlan field that is a choice
 TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),
                     ("pseudo_label_alignment", ALIGNMENTS), ("strong_photometric", STRONG_STRENGTHS),
-                    ("ssl_start", SSL_STARTS))
+                    ("ssl_start", SSL_STARTS), ("labeled_augmentation", LABELED_AUGMENTATIONS))
 ENCODERS = ("hiera", "conv")
 SPLINE_ORDERS = range(6)
 

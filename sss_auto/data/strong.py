@@ -103,3 +103,15 @@ def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "
     partner = torch.randperm(batch, generator=generator).to(x_w.device)
     mix = cutmix_masks(batch, height, width, generator).to(x_w.device)
     return StrongView(torch.where(mix[:, None], x[partner], x), mix, partner)
+
+
+def augment_labeled(x_l: torch.Tensor, mode: str, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
+    """Labeled images as the loader made them ("standard"), or with the strong views' photometric jitter on top ("strong").
+
+    The labels and prompts are untouched (photometric changes keep the geometry).
+    """
+    if mode == "standard":
+        return x_l
+    if mode != "strong":
+        raise ValueError(f"labeled augmentation {mode!r} is not one of standard, strong")
+    return photometric(x_l, generator, strength)

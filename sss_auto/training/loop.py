@@ -19,7 +19,7 @@ from planners.plans import Plans, TrainingPlan
 from sss_auto.configuration import TrainConfig, inference_settings
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
-from sss_auto.data.strong import strong_view
+from sss_auto.data.strong import augment_labeled, strong_view
 from sss_auto.inference.two_pass import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_checkpoint
@@ -205,6 +205,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
                           config.num_workers, pin_memory=config.device.startswith("cuda"))
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
+    labeled_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank + 50_000)
     sums: dict[str, float] = {}
     diagnose, diagnostics = ssl and bool(m.student.dfe.levels), {}
     m.student.train()
@@ -217,6 +218,9 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         batch = batch.to(run.dist.device)
         if not settings.use_prompts:
             batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
+        if t.labeled_augmentation != "standard":  # a generator of its own: the strong views' draws stay the same
+            batch = replace(batch, x_l=augment_labeled(batch.x_l, t.labeled_augmentation, labeled_generator,
+                                                       t.strong_photometric))
         with mixed_precision(run.dist.device):
             if ssl:
                 views = [strong_view(batch.x_w, generator, t.strong_photometric) for _ in range(ablation.strong_views)]

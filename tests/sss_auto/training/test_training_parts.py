@@ -261,3 +261,15 @@ def test_train_config_refuses_weights_the_plan_was_not_made_for_and_epochs_repla
     assert make_train_config(dataset, "2d", "0", overrides={"num_epochs": 3}).training.time_budget_min is None
     both = make_train_config(dataset, "2d", "0", overrides={"num_epochs": 3, "time_budget_min": 2.0})
     assert both.training.time_budget_min == 2.0
+
+
+def test_strong_labeled_augmentation_jitters_intensities_reproducibly_and_standard_leaves_them():
+    from sss_auto.data.strong import augment_labeled
+
+    x = torch.linspace(-2, 2, 2 * 1 * 16 * 16).reshape(2, 1, 16, 16)
+    assert augment_labeled(x, "standard", torch.Generator().manual_seed(0)) is x
+    strong = augment_labeled(x, "strong", torch.Generator().manual_seed(0))
+    assert strong.shape == x.shape and not torch.equal(strong, x)
+    assert torch.equal(strong, augment_labeled(x, "strong", torch.Generator().manual_seed(0))), "seeded"
+    with pytest.raises(ValueError, match="not one of standard, strong"):
+        augment_labeled(x, "heavy", torch.Generator())
