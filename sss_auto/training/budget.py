@@ -97,7 +97,7 @@ class BudgetTracker:
     warmup_fraction: float | None = None  # set: the warm-up is this share of the budget, planned with the epochs
     warmup_epochs: int | None = None  # the planned warm-up (warmup_fraction runs); fixed once SSL has started
     warmup_hold: int = 0  # the warm-up lasts at least this many epochs (held until every class is learned)
-    holding: bool = False  # the SSL start gate is closed: the remaining epochs are planned as supervised ones
+    holding: bool = False  # SSL has not started (ssl_start "ready"): the remaining epochs are planned as supervised
     measured: dict[str, float] = field(default_factory=dict)  # supervised_step_s, ssl_step_s, validation_s, refresh_s
     history: list[str] = field(default_factory=list)
     _steps: dict[str, list[float]] = field(default_factory=dict)
@@ -144,8 +144,8 @@ class BudgetTracker:
                         schedule.refresh_every)
 
     def hold_warmup(self, epochs: int) -> None:
-        """The SSL start gate is closed after `epochs` epochs: the warm-up lasts at least that long, the rest is
-        planned as supervised until `release_warmup`."""
+        """The SSL start gate is still closed after `epochs` epochs: the warm-up lasts at least that long, the rest
+        is planned as supervised until `release_warmup`."""
         self.warmup_hold = max(self.warmup_hold, epochs)
         self.holding = True
 

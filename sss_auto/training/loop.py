@@ -116,7 +116,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         epoch, epoch_start = state.epoch, time.monotonic()
         if schedule.ssl and state.ssl_start_iteration is None and t.ssl_start == "ready":
             planned = budget.warmup_epochs if budget and budget.warmup_epochs is not None else _fixed_warmup(t)
-            if _hold_warmup(state, planned, budget, readiness, gate_classes, run) and budget:
+            if _ssl_gate_open(state, planned, budget, readiness, gate_classes, run) and budget:
                 budget.release_warmup()  # the rest is SSL: fewer, dearer epochs
                 budget.plan(epoch_start - started, epoch, schedule, config.validation_tta, "semi-supervision starts")
                 _agree(budget)
@@ -302,22 +302,22 @@ def labeled_classes(cache: CaseCache, case_ids: list[str]) -> set[int]:
     return classes - {0}
 
 
-def _hold_warmup(state: TrainState, planned: int, budget: BudgetTracker | None, readiness: ClassReadiness,
-                 classes: set[int], run: RunContext) -> bool:
-    """ssl_start "ready": once the planned warm-up is over, keep training supervised while a class is not learned.
+def _ssl_gate_open(state: TrainState, planned: int, budget: BudgetTracker | None, readiness: ClassReadiness,
+                   classes: set[int], run: RunContext) -> bool:
+    """ssl_start "ready": True once the planned warm-up is over and every labeled class is learned.
 
-    Every held epoch moves the warm-up's end one epoch on (`state.warmup_hold`); meanwhile the time
-    budget plans the remaining epochs as supervised ones. Rank 0's readiness decides for every rank.
-    Returns True when a held warm-up ends now (the budget must then plan the rest as SSL).
+    Until then the run is a supervised run: with a time budget every remaining epoch is planned as a
+    supervised one (`BudgetTracker.holding`), so a run that never gets there trains exactly as
+    supervised-only training would. Every epoch held after the planned warm-up moves the warm-up's
+    end one epoch on (`state.warmup_hold`). Rank 0's readiness decides for every rank.
     """
     if state.epoch < max(planned, state.warmup_hold):
         return False
     waiting = gather_from_ranks(readiness.waiting_classes(classes))[0]
     if not waiting:
-        if state.warmup_hold:
-            logger.info("every labeled class is learned on its labeled slices: the semi-supervised phase starts at "
-                        "epoch %d (planned warm-up: %d epochs)", state.epoch + 1, planned)
-        return bool(state.warmup_hold)
+        logger.info("every labeled class is learned on its labeled slices: the semi-supervised phase starts at "
+                    "epoch %d (planned warm-up: %d epochs)", state.epoch + 1, planned)
+        return True
     names = {v: k for k, v in run.plans.labels.items()}
     if not state.warmup_hold or state.epoch % 10 == 0:
         logger.info("semi-supervision waits (ssl_start ready): %s not yet learned on the labeled slices (running Dice "
@@ -348,8 +348,10 @@ def _budget_tracker(config: TrainConfig, state: TrainState) -> BudgetTracker | N
         return tracker
     logger.info("time budget %.1f min: the number of epochs is derived from the first iterations' step time", minutes)
     fraction = config.training.warmup_fraction
+    gated = config.training.ssl_start == "ready" and not config.ablation.supervised_only
     return BudgetTracker(minutes * 60, config.device, num_epochs=config.training.num_epochs, warmup_fraction=fraction,
-                         warmup_epochs=None if fraction is None else 0 if fraction == 0 else 10**6)
+                         warmup_epochs=None if fraction is None else 0 if fraction == 0 else 10**6,
+                         holding=gated)  # planned as a supervised run until semi-supervision starts
 
 
 def _log_duration(timer: BudgetTracker, schedule: Schedule, num_epochs: int, epoch: int, tta: bool, phase: str) -> None:
