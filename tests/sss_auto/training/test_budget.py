@@ -86,3 +86,14 @@ def test_remaining_time_counts_the_epochs_left_and_the_final_validation_and_read
     assert remaining_s(4, 1, schedule, costs) == pytest.approx(15 + 35 + 35 + 20)
     assert remaining_s(4, 4, schedule, costs) == pytest.approx(20)
     assert [format_duration(s) for s in (40, 720, 11400)] == ["40 s", "12 min", "3 h 10 min"]
+
+
+def test_a_gated_run_is_planned_exactly_as_a_supervised_run_until_semi_supervision_starts():
+    gated = BudgetTracker(budget_s=300, device="cpu", num_epochs=300, warmup_fraction=0.4, warmup_epochs=10**6,
+                          holding=True)
+    supervised = BudgetTracker(budget_s=300, device="cpu", num_epochs=300)
+    for tracker in (gated, supervised):
+        tracker.measured.update(supervised_step_s=0.1, validation_s=0.5)
+    epochs = supervised.plan(0, 0, Schedule(50, 0, False, None), False, "supervised")
+    assert gated.plan(0, 0, Schedule(50, 10**6, True, None), False, "gated") == epochs == 54
+    assert gated.warmup_epochs == 21, "the minimum warm-up is still 40 % of the budget"
