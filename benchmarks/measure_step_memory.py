@@ -50,7 +50,8 @@ def _one_training_step(model, shape, device: str, amp: bool) -> None:
 
 def measure(variant: str, patch: int, batch: int, classes: int, device: str = "cpu", amp: bool = False) -> dict:
     from planners.memory import StepShape, estimate_step_memory
-    from sss_auto.networks.model import ModelConfig, SSSNet
+    from sss_auto.networks.config import ModelConfig
+    from sss_auto.networks.model import SSSNet
 
     torch.set_num_threads(1)
     config = ModelConfig(1, classes, patch, variant)

@@ -11,7 +11,8 @@ about a second), and we count:
   excluded), counted through `torch.autograd.graph.saved_tensors_hooks`;
 - workspace: the two largest tensors any single operation produces (transients, backward grads).
 
-Activations grow linearly with the batch, so `fit_batch` measures batch 1 and 2 and extrapolates.
+Activations grow linearly with the batch: `planners/batch_fit.py` fits the batch from batches 1 and 2
+and remembers the estimates, so planning only comes here for a configuration it has not measured.
 Tensors are counted in float32 (the meta device has no autocast). For a step under the trainer's
 bf16 autocast on CUDA (`StepShape.mixed_precision`), activations and workspace are scaled by
 MIXED_PRECISION_FACTOR, measured on an H200 (documentation/benchmarks.md, "GPU").
@@ -24,13 +25,14 @@ from dataclasses import dataclass
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from planners.batch_fit import MemoryEstimate
 from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import StrongView
 from sss_auto.method.steps import sss_losses
-from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.networks.config import ModelConfig
+from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
 
-GIB = 1024**3
 # bf16 autocast / float32 for activations + workspace. Measured with max_memory_allocated on an H200,
 # 6 classes: 0.51 (tiny, 256², batch 2); at 512²: 0.55 (small, 3), 0.49 (base_plus, 3), 0.44-0.49
 # (large, 3/7/12). On the CPU, autocast's saved tensors gave 0.60-0.62. 0.65 keeps a margin.
@@ -46,23 +48,6 @@ class StepShape:
     batch_unlabeled: int
     encoder_trainable: bool = True
     mixed_precision: bool = False  # the step runs under bf16 autocast (training on CUDA)
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    """Bytes needed by one step; `total_bytes` is what must fit on the device."""
-
-    persistent_bytes: int
-    activation_bytes: int
-    workspace_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        return self.persistent_bytes + self.activation_bytes + self.workspace_bytes
-
-    @property
-    def total_gib(self) -> float:
-        return self.total_bytes / GIB
 
 
 class _LargestOutputs(TorchDispatchMode):
@@ -140,26 +125,8 @@ def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:
     return Prompts(boxes, points, torch.ones(batch, num_foreground, dtype=torch.bool))
 
 
-def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int, encoder_trainable: bool = True,
-              mixed_precision: bool = False) -> tuple[int, MemoryEstimate]:
-    """Largest batch b (labeled = unlabeled = b, 1:1) whose step fits `budget_bytes`, and its estimate.
-
-    Returns (0, estimate at batch 1) when even batch 1 does not fit.
-    """
-    model = SSSNet(model_config, device="meta")
-
-    def estimate(batch: int) -> MemoryEstimate:
-        return estimate_step_memory(StepShape(model_config, batch, batch, encoder_trainable, mixed_precision), model)
-
-    one, two = estimate(1), estimate(2)
-    per_sample = max(two.activation_bytes - one.activation_bytes, 1)
-    fixed = one.total_bytes - per_sample
-    batch = int(min(max_batch, (budget_bytes - fixed) // per_sample)) if budget_bytes > one.total_bytes else 0
-
-    def extrapolated(b: int) -> MemoryEstimate:
-        return MemoryEstimate(one.persistent_bytes, one.activation_bytes + (b - 1) * per_sample,
-                              one.workspace_bytes if b == 1 else max(one.workspace_bytes, two.workspace_bytes))
-
-    while batch > 0 and extrapolated(batch).total_bytes > budget_bytes:  # the larger workspace of batch 2 may not fit
-        batch -= 1
-    return (batch, extrapolated(batch)) if batch > 0 else (0, one)
+def measure_step_estimates(config: ModelConfig, batches: tuple[int, ...], encoder_trainable: bool = True,
+                           mixed_precision: bool = False) -> list[MemoryEstimate]:
+    """`estimate_step_memory` for each batch size (labeled = unlabeled), with one model built for all."""
+    model = SSSNet(config, device="meta")
+    return [estimate_step_memory(StepShape(config, b, b, encoder_trainable, mixed_precision), model) for b in batches]

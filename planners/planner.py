@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from planners.fingerprint import Fingerprint
-from planners.memory import GIB, fit_batch
+from planners.batch_fit import GIB, fit_batch
 from planners.target import PlanTarget
 from planners.plans import FORMAT_VERSION, MAX_PATCH, PATCH_MULTIPLE, ConfigurationPlan, Plans, ResamplingPlan, TrainingPlan
 from preprocessing.normalization import ChannelNormalization, scheme_for_channel
 from sss_auto.errors import PlansError
-from sss_auto.networks.model import ModelConfig
+from sss_auto.networks.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +37,19 @@ CPU_MAX_PATCH = 256
 CPU_MAX_BATCH = 4
 CPU_ITERATIONS_PER_EPOCH = 50
 CPU_TIME_BUDGET_MIN = 60.0
+# any of these exists where a CUDA (or ROCm) device can: NVIDIA driver, ROCm kernel driver, WSL2's GPU
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 METHODS = ("auto", "full", "weak_to_strong")  # which SSS parts a plan switches on (see method_parts)
 
 
 def detect_gpu_memory_gib() -> float | None:
-    """Usable memory of GPU 0 in GiB (90% of its total), or None without CUDA."""
+    """Usable memory of GPU 0 in GiB (90% of its total), or None without CUDA.
+
+    A machine without a GPU driver (no NVIDIA, ROCm or WSL GPU device) has no CUDA device, and is
+    told without importing torch; otherwise torch decides.
+    """
+    if not any(Path(p).exists() for p in GPU_DRIVER_PATHS) and not shutil.which("nvidia-smi"):
+        return None
     import torch
 
     if not torch.cuda.is_available():

@@ -100,5 +100,22 @@ def _resample_3d(volume: np.ndarray, new_shape, spacing, new_spacing, order: int
 
 
 def _zoom(volume: np.ndarray, zoom: np.ndarray, order: int) -> np.ndarray:
+    """Spline zoom of a 3D volume; an axis that keeps its size (zoom exactly 1) is not interpolated.
+
+    With grid_mode the samples of an axis zoomed by exactly 1 fall on its knots, where a spline
+    reproduces the data, so zooming each slice along that axis in 2D gives the 3D zoom's result (the
+    same float32 values: tests/preprocessing/test_resampling.py) with a quarter of the cubic taps: the 2d configuration,
+    which keeps z, preprocesses about twice as fast.
+    """
+    kept = [axis for axis in range(volume.ndim) if zoom[axis] == 1.0]
+    if volume.ndim == 3 and len(kept) == 1 and order > 0:  # nearest has no taps to save
+        axis = kept[0]
+        others = np.delete(np.asarray(zoom, dtype=float), axis)
+        slices = [_zoom_nd(plane, others, order) for plane in np.moveaxis(volume, axis, 0)]
+        return np.moveaxis(np.stack(slices), 0, axis)
+    return _zoom_nd(volume, zoom, order)
+
+
+def _zoom_nd(volume: np.ndarray, zoom: np.ndarray, order: int) -> np.ndarray:
     # grid_mode=True maps pixel edges to edges (as skimage.resize does); 'nearest' extends the border.
     return ndimage.zoom(volume, zoom, order=order, mode="nearest", grid_mode=True, prefilter=order > 1)

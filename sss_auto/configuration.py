@@ -8,7 +8,7 @@ from pathlib import Path
 
 from planners.plans import ConfigurationPlan, TrainingPlan
 from sss_auto.inference.two_pass import InferenceSettings
-from sss_auto.networks.model import ModelConfig
+from sss_auto.networks.config import ModelConfig
 
 
 @dataclass(frozen=True, kw_only=True)

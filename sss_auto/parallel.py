@@ -1,10 +1,14 @@
 """Map a picklable per-case function over items in worker processes, with a progress bar.
 
 A worker that dies (out of memory, killed) raises an SSSError instead of hanging the command.
+Worker processes are started once per process and worker count and reused by later maps (the
+fingerprint and then preprocessing in `sss_plan_and_preprocess`): a spawned worker costs an
+interpreter start and the imports of numpy, SimpleITK and scipy, about a second on a small CPU.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
@@ -43,27 +47,52 @@ def map_unordered(fn: Callable[[T], R], items: Iterable[T], num_processes: int, 
                 yield fn(item)
                 bar.update()
             return
-        context = multiprocessing.get_context("spawn")
         workers = min(num_processes, len(items))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending = iter(items)
+        pool = _pool(workers)
+        pending = iter(items)
+        running = set()
+        try:
             running = {pool.submit(fn, item) for item in itertools.islice(pending, 2 * workers)}
-            try:
-                while running:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        result = future.result()
-                        bar.update()
-                        yield result
-                        for item in pending:
-                            running.add(pool.submit(fn, item))
-                            break
-            except BrokenProcessPool as err:
-                raise SSSError(
-                    f"a worker process of '{desc}' died (often out of memory); re-run with fewer workers (-np)"
-                ) from err
-            finally:
-                for future in running:
-                    future.cancel()
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    bar.update()
+                    yield result
+                    for item in pending:
+                        running.add(pool.submit(fn, item))
+                        break
+        except BrokenProcessPool as err:
+            _discard_pool(workers)
+            raise SSSError(
+                f"a worker process of '{desc}' died (often out of memory); re-run with fewer workers (-np)"
+            ) from err
+        finally:
+            for future in running:
+                future.cancel()
     finally:
         bar.close()
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """This process's pool of `workers` spawned workers, started on first use."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return _POOLS[workers]
+
+
+def _discard_pool(workers: int) -> None:
+    pool = _POOLS.pop(workers, None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    """Stop every worker process this process started (also run at exit)."""
+    for workers in list(_POOLS):
+        pool = _POOLS.pop(workers)
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import pytest
 
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 from sss_auto.io.nifti import Geometry, write_image
+
+# memory estimates are remembered per test session, never in the user's ~/.cache (planners/batch_fit.py)
+os.environ["SSS_CACHE_DIR"] = tempfile.mkdtemp(prefix="sss_test_cache_")
 
 SMALL = DemoSpec(n_labeled=3, n_unlabeled=2, n_test=1, shape=(8, 48, 48), seed=3)
 

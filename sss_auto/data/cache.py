@@ -35,15 +35,26 @@ def _read_stamp(path: Path) -> dict[str, list]:
 
 
 class CaseCache:
-    """The cached cases of one configuration folder, by subset."""
+    """The cached cases of one configuration folder, by subset.
+
+    A case's entry (its JSON) is read when the case is first used, so opening the cache costs one
+    folder listing, not one read per case: a loader worker that samples a few dozen cases of a pool
+    of thousands reads only those (benchmarks/scale.py).
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise CacheError(f"{self.folder}: no preprocessed cases; run sss_plan_and_preprocess first")
-        self.entries: dict[str, CacheEntry] = {p.stem: load_cache_entry(p) for p in sorted(self.folder.glob("*.json"))}
-        if not self.entries:
+        self._paths = {p.stem: p for p in sorted(self.folder.glob("*.json"))}
+        if not self._paths:
             raise CacheError(f"{self.folder}: no preprocessed cases; run sss_plan_and_preprocess first")
+        self._entries: dict[str, CacheEntry] = {}
+
+    @property
+    def entries(self) -> dict[str, CacheEntry]:
+        """Every case's entry, by case id (reads the entries not read yet)."""
+        return {case_id: self._entry(case_id) for case_id in self._paths}
 
     def ids(self, subset: str) -> list[str]:
         """Case ids of "labeled" or "unlabeled" cases."""
@@ -83,6 +94,8 @@ class CaseCache:
         return CachedCase(arrays["data"], arrays.get("seg"), arrays["foreground"], entry.properties)
 
     def _entry(self, case_id: str) -> CacheEntry:
-        if case_id not in self.entries:
-            raise CacheError(f"{self.folder}: case {case_id!r} is not preprocessed; re-run sss_preprocess")
-        return self.entries[case_id]
+        if case_id not in self._entries:
+            if case_id not in self._paths:
+                raise CacheError(f"{self.folder}: case {case_id!r} is not preprocessed; re-run sss_preprocess")
+            self._entries[case_id] = load_cache_entry(self._paths[case_id])
+        return self._entries[case_id]

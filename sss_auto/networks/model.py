@@ -12,35 +12,13 @@ from torch import nn
 from sss_auto.errors import CheckpointError
 from sss_auto.networks.dfe import DFE
 from sss_auto.networks.encoders import ConvEncoder, HieraEncoder, InputAdapter
+from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.heads import CoarseHead, SamRefiner
 from sss_auto.networks.prompts import Prompts
 from sss_auto.networks.sam2_parts import FEATURE_CHANNELS, build_sam2_parts
 
 logger = logging.getLogger(__name__)
 ENCODERS = ("hiera", "conv")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """What to build.
-
-    Attributes:
-        in_channels: image channels.
-        num_classes: classes including background (K+1).
-        image_size: square input side in pixels (multiple of 32).
-        sam2_variant: "test" | "tiny" | "small" | "base_plus" | "large".
-        encoder: "hiera" (SAM-2) or "conv" (plain CNN, for ablations).
-        refine: use SAM-2 prompt refinement in the fused output.
-        dfe_levels: feature levels enhanced by DFE (1 = stride 8, 2 = stride 16); () disables DFE.
-    """
-
-    in_channels: int
-    num_classes: int
-    image_size: int
-    sam2_variant: str = "tiny"
-    encoder: str = "hiera"
-    refine: bool = True
-    dfe_levels: tuple[int, ...] = (1, 2)
 
 
 @dataclass

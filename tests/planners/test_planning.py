@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from planners.fingerprint import extract_fingerprint, load_fingerprint
-from planners.memory import GIB, StepShape, estimate_step_memory, fit_batch
+from planners.batch_fit import GIB, fit_batch
+from planners.memory import StepShape, estimate_step_memory
 from planners.planner import plan, target_spacing
 from planners.plans import load_plans, save_plans
 from planners.target import PlanTarget
@@ -18,7 +19,7 @@ from sss_auto.errors import PlansError
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.nifti import read_image
 from sss_auto.io.serialization import to_dict
-from sss_auto.networks.model import ModelConfig
+from sss_auto.networks.config import ModelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 

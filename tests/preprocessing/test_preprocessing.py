@@ -103,3 +103,16 @@ def test_transposed_plans_are_undone_on_restore(planned):
     cached = preprocess_case(case.case_id, images, label, geometry, plans, "2d")
     assert cached.seg.shape[0] == geometry.shape[2]
     assert restore_label(cached.seg, cached.properties, plans).shape == label.shape
+
+
+@pytest.mark.parametrize("order", [1, 3])
+@pytest.mark.parametrize("zoom", [(1.0, 0.73, 0.73), (1.0, 1.4, 1.2), (0.5, 1.0, 1.3)])
+def test_an_axis_that_keeps_its_size_is_zoomed_slice_by_slice_with_the_same_values(order, zoom):
+    """The 2D path (a kept axis is not interpolated) gives exactly the 3D spline zoom's float32 values."""
+    from scipy import ndimage
+
+    from preprocessing.resampling import _zoom
+
+    volume = np.random.default_rng(order).normal(size=(9, 40, 36)).astype(np.float32)
+    three_d = ndimage.zoom(volume, zoom, order=order, mode="nearest", grid_mode=True, prefilter=order > 1)
+    np.testing.assert_array_equal(_zoom(volume, np.array(zoom), order), three_d)

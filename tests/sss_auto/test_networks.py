@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from sss_auto.networks.dfe import DFE, DFEBlock
-from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.networks.config import ModelConfig
+from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
 from sss_auto.errors import CheckpointError
 from sss_auto.networks.sam2_parts import build_sam2_parts

@@ -56,6 +56,27 @@ def test_cache_verification_hashes_new_or_changed_arrays_and_detects_an_altered_
         cache.verify(ids, progress=False)
 
 
+def test_the_cache_reads_a_case_entry_only_when_the_case_is_used(cache_folder, tmp_path):
+    """A loader worker opening the cache must not read every entry of a large pool (benchmarks/scale.py)."""
+    import shutil
+
+    from sss_auto.data.cache import CaseCache
+    from sss_auto.errors import CacheError
+
+    folder = tmp_path / "2d"
+    shutil.copytree(cache_folder, folder)
+    ids = sorted(p.stem for p in folder.glob("*.json"))
+    (folder / f"{ids[-1]}.json").write_text("{not json")  # only ids() and using that case may notice
+    cache = CaseCache(folder)
+    assert cache._entries == {}, "opening the cache reads no entry"
+    assert cache.load(ids[0]).data.ndim == 4
+    assert list(cache._entries) == [ids[0]]
+    with pytest.raises(CacheError, match=f"{ids[-1]}.json: unreadable cache entry"):
+        cache.ids("labeled")  # what sss_train calls at start-up: every entry is read there
+    with pytest.raises(CacheError, match="'missing' is not preprocessed"):
+        cache.load("missing")
+
+
 def test_unlabeled_shards_partition_the_pool_per_epoch_and_one_process_keeps_it_whole():
     from sss_auto.data.loader import unlabeled_shard
 

@@ -6,7 +6,8 @@ import torch
 
 from sss_auto.inference import two_pass
 from sss_auto.inference.two_pass import InferenceSettings, mean_probabilities, predict_volume
-from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.networks.config import ModelConfig
+from sss_auto.networks.model import SSSNet
 
 SPACING = (3.0, 1.0, 1.0)
 

@@ -6,7 +6,8 @@ from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import strong_view
 from sss_auto.method.readiness import labeled_class_dice
 from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
-from sss_auto.networks.model import ModelConfig, SSSNet
+from sss_auto.networks.config import ModelConfig
+from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.from_masks import prompts_from_label_maps
 from sss_auto.training.ema import make_teacher
 
