@@ -99,14 +99,14 @@ def step_estimates(config: ModelConfig, batches: tuple[int, ...], encoder_traina
     path = estimate_cache_file()
     cache = _read_cache(path)
     keys = [_key(config, b, encoder_trainable, mixed_precision) for b in batches]
-    missing = [b for b, key in zip(batches, keys) if key not in cache]
+    missing = {b: key for b, key in zip(batches, keys) if key not in cache}
     if missing:
         from planners.memory import measure_step_estimates  # torch and SAM-2: only when something is new
 
-        for batch, estimate in zip(missing, measure_step_estimates(config, tuple(missing), encoder_trainable, mixed_precision)):
-            cache[_key(config, batch, encoder_trainable, mixed_precision)] = [
-                estimate.persistent_bytes, estimate.activation_bytes, estimate.workspace_bytes]
-        try:
+        measured = measure_step_estimates(config, tuple(missing), encoder_trainable, mixed_precision)
+        for key, estimate in zip(missing.values(), measured):
+            cache[key] = [estimate.persistent_bytes, estimate.activation_bytes, estimate.workspace_bytes]
+        try:  # re-read before writing: keep what another planning process remembered meanwhile
             write_json_atomic({"format": CACHE_FORMAT, "estimates": {**_read_cache(path), **cache}}, path)
         except OSError as err:  # a read-only home still plans; it measures again next time
             logger.warning("%s: could not remember the memory estimates (%s)", path, err)

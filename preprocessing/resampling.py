@@ -104,8 +104,8 @@ def _zoom(volume: np.ndarray, zoom: np.ndarray, order: int) -> np.ndarray:
 
     With grid_mode the samples of an axis zoomed by exactly 1 fall on its knots, where a spline
     reproduces the data, so zooming each slice along that axis in 2D gives the 3D zoom's result (the
-    same float32 values: tests/preprocessing/test_resampling.py) with a quarter of the cubic taps: the 2d configuration,
-    which keeps z, preprocesses about twice as fast.
+    same float32 values: tests/preprocessing/test_preprocessing.py) with a quarter of the cubic taps:
+    the 2d configuration, which keeps z, preprocesses about twice as fast.
     """
     kept = [axis for axis in range(volume.ndim) if zoom[axis] == 1.0]
     if volume.ndim == 3 and len(kept) == 1 and order > 0:  # nearest has no taps to save
