@@ -224,6 +224,7 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
                       "-np", "1", "--no-progress"], env, root / "logs" / f"predict_{variant.name}_{tag}.log")
     plans = read_json(root / "SSS_preprocessed" / DATASET_FOLDER / "plans.json")["configurations"]["2d"]
     config = read_json(results / "training_config.json")
+    trained = config["plans"]["configurations"]["2d"] if "plans" in config else config["plan"]  # the plan with its overrides
     extra = {}
     if args.score_teacher and not variant.supervised_only:
         teacher = root / "predictions" / f"{variant.name}_{tag}_teacher"
@@ -234,9 +235,9 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
         extra["teacher_scores"] = score(pool, teacher)
     return {**extra, "variant": variant.name, "seed": seed, "schedule": tag, "train_wall_s": round(wall_s, 1),
             "predict_wall_s": round(predict_s, 1), "epochs": summary["epochs"], "iterations": summary["iterations"],
-            "plan": {"patch": plans["patch_size"], "batch_labeled": config["plan"]["batch_size_labeled"],
-                     "batch_unlabeled": 0 if variant.supervised_only else config["plan"]["batch_size_unlabeled"],
-                     "sam2_variant": plans["sam2_variant"], "training": config["plan"]["training"]},
+            "plan": {"patch": plans["patch_size"], "batch_labeled": trained["batch_size_labeled"],
+                     "batch_unlabeled": 0 if variant.supervised_only else trained["batch_size_unlabeled"],
+                     "sam2_variant": plans["sam2_variant"], "training": trained["training"]},
             "command": " ".join(command), "scores": score(pool, predictions)}
 
 

@@ -49,7 +49,7 @@ def main() -> None:
     from sss_auto.data.loader import LoaderSpec, make_batch
     from sss_auto.data.strong import strong_view
     from sss_auto.dataset.raw import find_dataset
-    from sss_auto.inference.two_pass import InferenceSettings
+    from sss_auto.inference.settings import InferenceSettings
     from sss_auto.stages import preprocessed_folder
     from sss_auto.training.build import build_modules
     from sss_auto.configuration import Ablation, TrainConfig
@@ -70,8 +70,9 @@ def main() -> None:
 
     device = args.device
     ablation = Ablation(use_dfe=not args.no_dfe, refine=not args.no_refine)
-    config = TrainConfig(dataset=dataset.name, configuration="2d", fold="0", plan=plan, ablation=ablation, device=device)
-    m = build_modules(config, len(plans.channel_names), num_classes)
+    config = TrainConfig(dataset=dataset.name, configuration="2d", fold="0", ablation=ablation, device=device,
+                         plans=replace(plans, configurations={**plans.configurations, "2d": plan}))
+    m = build_modules(config)
     settings = InferenceSettings(patch=patch, tta=False, batch_size=args.batch, device=device)
     unlabeled = cache.ids("unlabeled")
     started = time.perf_counter()

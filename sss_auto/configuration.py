@@ -3,11 +3,13 @@ inference that follow from them (read by training, prediction and the demo alike
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from planners.plans import ConfigurationPlan, TrainingPlan
-from sss_auto.inference.two_pass import InferenceSettings
+from planners.plans import ConfigurationPlan, Plans, TrainingPlan
+from sss_auto.inference.settings import InferenceSettings
+from sss_auto.io.serialization import from_dict, to_dict
 from sss_auto.networks.config import ModelConfig
 
 
@@ -47,19 +49,26 @@ class Ablation:
         return "-".join(parts)
 
 
+def default_loader_workers() -> int:
+    """Loader worker processes when none are asked for: one CPU is left to the training process, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """Everything `fit` needs, saved as training_config.json beside the checkpoints.
+    """Everything a run is, resolved once (sss_auto/training/options.resolve) and read by training,
+    validation, prediction and the demo alike; saved as training_config.json beside the checkpoints.
 
     Attributes:
         dataset: dataset folder name; configuration: e.g. "2d"; fold: "0".."4" or "all".
-        plan: the configuration's plan (patch, batch, variant, ...), training overrides applied.
+        plans: the dataset's plans, with the command-line overrides applied to `configuration`'s plan
+            (labels, channels and the resampling that prediction undoes come from here too).
         ablation: the switches.
         seed: seeds model initialisation, data and strong views.
         device: "cpu" or "cuda".
         sam2_checkpoint: official SAM-2 weights, or None (random initialisation; said in the log).
         finetune_encoder: train a pretrained encoder at lr × encoder_lr_factor (else frozen).
-        num_workers: loader worker processes.
+        num_workers: loader worker processes (default: `default_loader_workers`).
         validation_tta: mirror TTA in the final validation.
         save_validation_probabilities: the final validation also writes `<case>_probabilities.npz`
             (what sss_find_best_configuration ensembles).
@@ -68,15 +77,20 @@ class TrainConfig:
     dataset: str
     configuration: str
     fold: str
-    plan: ConfigurationPlan
+    plans: Plans
     ablation: Ablation = field(default_factory=Ablation)
     seed: int = 0
     device: str = "cpu"
     sam2_checkpoint: Path | None = None
     finetune_encoder: bool = False
-    num_workers: int = 1
+    num_workers: int = field(default_factory=default_loader_workers)
     validation_tta: bool = True
     save_validation_probabilities: bool = False
+
+    @property
+    def plan(self) -> ConfigurationPlan:
+        """The trained configuration's plan (patch, batch, variant, training schedule)."""
+        return self.plans.configuration(self.configuration)
 
     @property
     def training(self) -> TrainingPlan:
@@ -90,20 +104,43 @@ class TrainConfig:
     def pcsw_tau(self) -> float:
         return self.ablation.pcsw_tau if self.ablation.pcsw_tau is not None else self.training.pcsw_tau
 
+    @property
+    def class_names(self) -> dict[int, str]:
+        """Label value -> name, background included (dataset.json's labels)."""
+        return {v: k for k, v in self.plans.labels.items()}
 
-def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> ModelConfig:
-    """The network a run trains, from the plan and the ablation switches."""
-    plan, ablation = config.plan, config.ablation
-    use_dfe = ablation.use_dfe and not ablation.supervised_only
-    return ModelConfig(in_channels=in_channels, num_classes=num_classes, image_size=plan.patch_size[0],
-                       sam2_variant=plan.sam2_variant, encoder=plan.encoder, refine=plan.refine and ablation.refine,
-                       dfe_levels=tuple(plan.dfe_levels) if use_dfe else ())
+    @property
+    def model(self) -> ModelConfig:
+        """The network the run trains and predicts with: the plan's shape and variant, the ablations applied."""
+        plan, ablation = self.plan, self.ablation
+        use_dfe = ablation.use_dfe and not ablation.supervised_only
+        return ModelConfig(in_channels=len(self.plans.channel_names), num_classes=max(self.plans.labels.values()) + 1,
+                           image_size=plan.patch_size[0], sam2_variant=plan.sam2_variant, encoder=plan.encoder,
+                           refine=plan.refine and ablation.refine, dfe_levels=tuple(plan.dfe_levels) if use_dfe else ())
+
+    @property
+    def inference(self) -> InferenceSettings:
+        """Inference as the final validation runs it; sss_predict and the demo replace tta, device and batch size."""
+        return InferenceSettings(patch=self.plan.patch_size[0], tta=self.validation_tta,
+                                 batch_size=max(self.plan.batch_size_labeled, 1), device=self.device,
+                                 pcsw_tau=self.pcsw_tau, use_prompts=self.ablation.use_pcsw)
 
 
-def inference_settings(config: TrainConfig, tta: bool | None = None, device: str | None = None,
-                       batch_size: int | None = None) -> InferenceSettings:
-    """Inference as the predictor does it, with the run's patch, τ and ablations (defaults: the run's own)."""
-    return InferenceSettings(patch=config.plan.patch_size[0], tta=config.validation_tta if tta is None else tta,
-                             batch_size=batch_size or max(config.plan.batch_size_labeled, 1),
-                             device=device or config.device, pcsw_tau=config.pcsw_tau,
-                             use_prompts=config.ablation.use_pcsw)
+def ablation_fields() -> tuple[str, ...]:
+    """The Ablation switches by name (sss_train's ablation flags have these as their dest)."""
+    return tuple(f.name for f in fields(Ablation))
+
+
+def train_config_from_json(data: dict, run_plans: Plans, where: str = "training_config") -> TrainConfig:
+    """A saved TrainConfig; one written before it held the whole plans (key "plan": the configuration's
+    plan only) is completed with the run folder's plans.json, its own plan in place, as it was trained.
+
+    Raises:
+        SchemaError: naming the key that is unknown, missing or of the wrong type.
+    """
+    if isinstance(data, dict) and "plan" in data and "plans" not in data:
+        data = dict(data)
+        plans = to_dict(run_plans)
+        plans["configurations"][data.get("configuration", "2d")] = data.pop("plan")
+        data["plans"] = plans
+    return from_dict(TrainConfig, data, where)

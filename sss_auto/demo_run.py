@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sss_auto.configuration import inference_settings
 from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
 from sss_auto.dataset.raw import load_dataset
 from sss_auto.evaluation.evaluate import evaluate_folders, write_summary
@@ -67,7 +66,7 @@ def use_demo_roots(folder: Path) -> None:
         os.environ[name] = str(folder / name)
 
 
-def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str = "cpu", num_workers: int = 1,
+def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str = "cpu", num_workers: int | None = None,
              progress: bool = True) -> DemoResult:
     """Run every stage in `folder`; finished stages are reused."""
     folder = Path(folder).resolve()
@@ -86,7 +85,8 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
         dataset, "2d", "0", overrides={"num_epochs": schedule.epochs, "iterations_per_epoch": schedule.iterations_per_epoch,
                                        "warmup_epochs": schedule.warmup_epochs, "learning_rate": schedule.learning_rate,
                                        "pcsw_refresh_epochs": schedule.pcsw_refresh_epochs},
-        batch_size=schedule.batch_size, device=device, num_workers=num_workers, validation_tta=False)
+        batch_size=schedule.batch_size, device=device, validation_tta=False,
+        **({} if num_workers is None else {"num_workers": num_workers}))
     fold = fold_folder(dataset.name, config.ablation.run_name(), "2d", "0")
     if (fold / FINAL).is_file():
         logger.info("the demo model is already trained (%s)", fold)
@@ -100,7 +100,7 @@ def run_demo(folder: Path, schedule: DemoSchedule = DemoSchedule(), device: str 
     cases, problems = find_input_cases(raw / "imagesTs", len(dataset.channel_names))
     for problem in problems:
         logger.warning("%s", problem.message)
-    settings = inference_settings(config, tta=True, device=device, batch_size=2 * schedule.batch_size)
+    settings = replace(config.inference, tta=True, device=device, batch_size=2 * schedule.batch_size)
     predict_cases(cases, loaded, predictions, settings, resume=True, num_processes=1, progress=progress)
     classes = sorted(v for v in dataset.labels.values() if v > 0)
     summary = evaluate_folders(raw / "labelsTs", predictions, classes, progress)

@@ -14,7 +14,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 10)")
     p.add_argument("--iters-per-epoch", type=int, default=None, help="iterations per epoch (default 60)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
-    p.add_argument("--num-workers", type=int, default=1, help="data loading workers (default 1)")
+    p.add_argument("--num-workers", type=int, default=None, help="data loading workers (default: sss_train's, CPUs - 1, at most 8)")
     add_common_options(p)
     return p
 

@@ -54,7 +54,6 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto.io.lock import folder_lock
     from sss_auto.postprocessing.components import describe_rules
     from sss_auto.postprocessing.determine import FILE_NAME, load_active_rules
-    from sss_auto.configuration import inference_settings
 
     logger = logging.getLogger("sss_predict")
     source, output = args.i.resolve(), args.o.resolve()
@@ -67,13 +66,13 @@ def _run(args: argparse.Namespace) -> int:
     results = paths.root("results")
     run = choose_run(find_trained_runs(results, args.checkpoint), args.d, args.c, args.run, results)
     loaded = load_run(run, args.f, args.checkpoint, device, args.weights)
-    cases, problems = find_input_cases(source, len(loaded.plans.channel_names))
+    cases, problems = find_input_cases(source, len(loaded.config.plans.channel_names))
     if problems and args.fail_fast:
         raise SSSError(problems[0].message)
     for problem in problems:
         print(f"error: {problem.message}")
-    settings = inference_settings(loaded.config, tta=not args.disable_tta, device=device,
-                                  batch_size=max(2 * loaded.config.plan.batch_size_labeled, 1))
+    settings = replace(loaded.config.inference, tta=not args.disable_tta, device=device,
+                       batch_size=max(2 * loaded.config.plan.batch_size_labeled, 1))
     if args.coarse_only:
         settings = replace(settings, use_prompts=False)
     rules = {}

@@ -6,8 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-from planners.plans import TRAINING_CHOICES, flag_of, overridable_fields
+from planners.plans import TRAINING_CHOICES, TrainingPlan, flag_of, overridable_fields
 from sss_auto.cli.common import add_common_options, run_command
+from sss_auto.configuration import Ablation, TrainConfig, ablation_fields, default_loader_workers
 from sss_auto.networks.dfe_modes import DFE_INPUTS
 
 FOLDS = ["0", "1", "2", "3", "4", "all"]
@@ -41,23 +42,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="official SAM-2 checkpoint of the planned variant (default: $SSS_SAM2_CHECKPOINT, else one "
                         "downloaded by sss_download_sam2; none: random initialisation, said in the log)")
     s.add_argument("--finetune-encoder", action="store_true", help="fine-tune a pretrained encoder at lr x encoder_lr_factor")
-    a = p.add_argument_group("ablations")
-    a.add_argument("--supervised-only", action="store_true", help="labeled data only")
-    a.add_argument("--no-dfe", action="store_true", help="weak-to-strong without DFE")
-    a.add_argument("--no-pcsw", action="store_true", help="no prompts (coarse output only)")
-    a.add_argument("--no-refine", action="store_true", help="no SAM-2 prompt refinement")
-    a.add_argument("--pcsw-tau", type=float, help="PCSW continuity threshold (plan default 0.8)")
-    a.add_argument("--dfe-inputs", choices=DFE_INPUTS, default=None,
-                   help="which features DFE pairs (default: the plan's, strong_pair; weak_strong is the ablation "
+    a = p.add_argument_group("ablations (each dest is the Ablation field of the same name; defaults: full SSS)")
+    a.add_argument("--supervised-only", dest="supervised_only", action="store_true", default=Ablation.supervised_only,
+                   help="labeled data only")
+    a.add_argument("--no-dfe", dest="use_dfe", action="store_false", default=Ablation.use_dfe, help="weak-to-strong without DFE")
+    a.add_argument("--no-pcsw", dest="use_pcsw", action="store_false", default=Ablation.use_pcsw,
+                   help="no prompts (coarse output only)")
+    a.add_argument("--no-refine", dest="refine", action="store_false", default=Ablation.refine, help="no SAM-2 prompt refinement")
+    a.add_argument("--pcsw-tau", dest="pcsw_tau", type=float, default=Ablation.pcsw_tau,
+                   help=f"PCSW continuity threshold (default: the plan's training.pcsw_tau, planned {TrainingPlan.pcsw_tau})")
+    a.add_argument("--dfe-inputs", dest="dfe_inputs", choices=DFE_INPUTS, default=Ablation.dfe_inputs,
+                   help="which features DFE pairs (default: the plan's dfe_inputs; weak_strong is the ablation "
                         "that lets the weak view's features reach the student)")
-    a.add_argument("--strong-views", type=int, choices=[1, 2], default=2,
-                   help="strong views per unlabeled image (SSS_METHOD: 2; 1 makes the SSS step cheaper)")
+    a.add_argument("--strong-views", dest="strong_views", type=int, choices=[1, 2], default=Ablation.strong_views,
+                   help=f"strong views per unlabeled image (default {Ablation.strong_views}, as SSS_METHOD; 1 makes the "
+                        "SSS step cheaper)")
     r = p.add_argument_group("run")
     r.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     r.add_argument("--c", action="store_true", help="continue from the last checkpoint")
     r.add_argument("--val-only", action="store_true", help="only run the final validation of a finished fold")
-    r.add_argument("--seed", type=int, default=0, help="seed of initialisation, data and strong views")
-    r.add_argument("--num-workers", type=int, default=None, help="data loader workers (default: CPUs - 1, at most 8)")
+    r.add_argument("--seed", type=int, default=TrainConfig.seed,
+                   help=f"seed of initialisation, data and strong views (default {TrainConfig.seed})")
+    r.add_argument("--num-workers", type=int, default=None,
+                   help=f"data loader workers (default: CPUs - 1, at most 8; here {default_loader_workers()})")
     r.add_argument("--verify-cache", action="store_true",
                    help="hash every cached array again (default: only arrays new or changed since the last check)")
     r.add_argument("--disable-val-tta", action="store_true", help="no mirror TTA in the final validation")
@@ -74,7 +81,6 @@ def _run(args: argparse.Namespace) -> int:
     from sss_auto import paths
     from sss_auto.dataset.raw import find_dataset
     from sss_auto.errors import SSSError
-    from sss_auto.configuration import Ablation
     from sss_auto.training.distributed import init_distributed, shutdown
     from sss_auto.training.options import OVERRIDABLE, make_train_config
     from sss_auto.training.run import train_fold
@@ -84,15 +90,13 @@ def _run(args: argparse.Namespace) -> int:
         raise SSSError("--device cuda: no CUDA device is available")
     dataset = find_dataset(args.dataset, paths.raw_roots())
     overrides = {name: getattr(args, name) for name in OVERRIDABLE}  # each flag's dest is its plans field
-    ablation = Ablation(supervised_only=args.supervised_only, use_dfe=not args.no_dfe, use_pcsw=not args.no_pcsw,
-                        refine=not args.no_refine, pcsw_tau=args.pcsw_tau, strong_views=args.strong_views,
-                        dfe_inputs=args.dfe_inputs)
-    workers = args.num_workers if args.num_workers is not None else max(1, min(8, (os.cpu_count() or 2) - 1))
+    ablation = Ablation(**{name: getattr(args, name) for name in ablation_fields()})  # each flag's dest is its field
+    workers = {} if args.num_workers is None else {"num_workers": args.num_workers}
     dist = init_distributed(device)
     config = make_train_config(dataset, args.configuration, args.fold, overrides=overrides, batch_size=args.batch_size,
                                unlabeled_batch_size=args.unlabeled_batch_size,
                                ablation=ablation, seed=args.seed, device=dist.device, sam2_checkpoint=args.sam2_checkpoint,
-                               finetune_encoder=args.finetune_encoder, num_workers=workers,
+                               finetune_encoder=args.finetune_encoder, **workers,
                                validation_tta=not args.disable_val_tta,
                                save_validation_probabilities=args.save_probabilities)
     try:

@@ -13,9 +13,10 @@ from sss_auto.io.atomic import read_json, write_json_atomic
 logger = logging.getLogger(__name__)
 NUM_FOLDS = 5
 ALL_FOLDS = tuple(str(fold) for fold in range(NUM_FOLDS))  # the folds' names, "0".."4"
+SPLIT_SEED = 12345  # the shuffle of the labeled cases before they are cut into folds
 
 
-def make_splits(case_ids: list[str], num_folds: int = NUM_FOLDS, seed: int = 12345) -> list[dict[str, list[str]]]:
+def make_splits(case_ids: list[str], num_folds: int = NUM_FOLDS, seed: int = SPLIT_SEED) -> list[dict[str, list[str]]]:
     """Shuffle (seeded) and cut labeled cases into folds: [{"train": [...], "val": [...]}, ...].
 
     With fewer cases than folds, folds reuse cases round-robin so every fold has one validation case.
@@ -33,7 +34,7 @@ def make_splits(case_ids: list[str], num_folds: int = NUM_FOLDS, seed: int = 123
     return splits
 
 
-def load_or_create_splits(path: Path, labeled_ids: list[str], seed: int = 12345) -> list[dict[str, list[str]]]:
+def load_or_create_splits(path: Path, labeled_ids: list[str], seed: int = SPLIT_SEED) -> list[dict[str, list[str]]]:
     """Read splits_final.json (a user's own is respected) or write it once.
 
     Raises:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 
 from planners.fingerprint import load_fingerprint
-from planners.plans import Plans, load_plans
-from sss_auto.configuration import TrainConfig, model_config
+from planners.plans import load_plans
+from sss_auto.configuration import TrainConfig, train_config_from_json
 from sss_auto.dataset.raw import matches_dataset
 from sss_auto.errors import CheckpointError, PlansError
 from sss_auto.io.atomic import read_json
 from sss_auto.io.checkpoint import BEST, FINAL, load_checkpoint
-from sss_auto.io.serialization import SchemaError, from_dict
+from sss_auto.io.serialization import SchemaError
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.constraints import constraints_from_fingerprint
 from sss_auto.prompting.pcsw import ClassConstraint
@@ -40,10 +40,10 @@ class TrainedRun:
 
 @dataclass
 class LoadedRun:
-    """Everything inference needs: one network per fold, the plans and PCSW constraints."""
+    """Everything inference needs: one network per fold, the run's resolved configuration (plans, model,
+    inference settings) and the PCSW constraints."""
 
     models: list[SSSNet]
-    plans: Plans
     config: TrainConfig
     constraints: dict[int, ClassConstraint]
 
@@ -86,22 +86,34 @@ def load_run(run: TrainedRun, folds: list[str] | None, checkpoint: str, device: 
     if unknown:
         raise CheckpointError(f"{run.folder}: fold(s) {', '.join(unknown)} have no {CHECKPOINTS[checkpoint]}; "
                               f"available: {', '.join(run.folds)}")
-    plans = load_plans(run.folder / "plans.json")
-    models, config = [], None
+    run_plans = load_plans(run.folder / "plans.json")
+    models, configs = [], []
     for fold in folds:
         folder = run.folder / f"fold_{fold}"
         try:
-            config = from_dict(TrainConfig, read_json(folder / "training_config.json"), "training_config")
+            config = train_config_from_json(read_json(folder / "training_config.json"), run_plans)
         except (OSError, ValueError, SchemaError) as err:
             raise PlansError(f"{folder / 'training_config.json'}: {err}") from err
-        model = SSSNet(model_config(config, len(plans.channel_names), max(plans.labels.values()) + 1), None, "cpu")
+        if configs and _preprocessing(config) != _preprocessing(configs[0]):
+            raise PlansError(f"{folder / 'training_config.json'}: fold {fold} was trained on other plans (patch, spacing, "
+                             f"labels or normalisation) than fold {folds[0]}; predict with one of them (-f) or retrain it")
+        configs.append(config)
+        model = SSSNet(config.model, None, "cpu")
         state = load_checkpoint(folder / CHECKPOINTS[checkpoint])
         if not state.get(weights):
             raise CheckpointError(f"{folder / CHECKPOINTS[checkpoint]} holds no {weights} weights (a supervised-only run "
                                   "has no EMA teacher); predict with the student")
         model.load_trained_state(state[weights])
         models.append(model.to(device).eval())
-    constraints = constraints_from_fingerprint(load_fingerprint(run.folder / "fingerprint.json"), plans)
+    config = configs[0]
+    constraints = constraints_from_fingerprint(load_fingerprint(run.folder / "fingerprint.json"), config.plans)
     logger.info("loaded %s, fold(s) %s, %s checkpoint, %s weights", run.describe().split(" (")[0], ", ".join(folds),
                 checkpoint, weights)
-    return LoadedRun(models, plans, config, constraints)
+    return LoadedRun(models, config, constraints)
+
+
+def _preprocessing(config: TrainConfig) -> tuple:
+    """What the folds of an ensemble must share: the plans without the training schedule, and the network's input."""
+    plans = config.plans
+    return (plans.channel_names, plans.labels, plans.transpose_forward, plans.normalization, plans.resampling,
+            config.plan.spacing_mm, config.plan.resample_z, config.plan.patch_size, config.model.in_channels, config.model.num_classes)

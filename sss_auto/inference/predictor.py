@@ -22,7 +22,8 @@ from sss_auto.io.atomic import remove_stale_temporaries
 from sss_auto.inference.case_io import export_one, read_and_preprocess
 from sss_auto.inference.inputs import InputProblem
 from sss_auto.inference.models import LoadedRun
-from sss_auto.inference.two_pass import InferenceSettings, predict_volume
+from sss_auto.inference.settings import InferenceSettings
+from sss_auto.inference.two_pass import predict_volume
 from sss_auto.postprocessing.components import ClassRule
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
                 case = next(pending, None)
                 if case is None:
                     return
-                queued.append((case, pool.submit(read_and_preprocess, (case, loaded.plans, configuration))))
+                queued.append((case, pool.submit(read_and_preprocess, (case, loaded.config.plans, configuration))))
 
         refill()
         bar = tqdm(total=len(todo), desc="predict", unit="case", disable=None if progress else True)
@@ -108,7 +109,7 @@ def predict_cases(cases: list[Case], loaded: LoadedRun, output: Path, settings: 
                 finish_exports(keep=window - 1)
                 probabilities = predict_volume(loaded.models, cached.data, cached.properties.spacing_after_resampling_mm,
                                                settings, loaded.constraints).probabilities
-                exports.append((case.case_id, pool.submit(export_one, (probabilities, cached.properties, loaded.plans,
+                exports.append((case.case_id, pool.submit(export_one, (probabilities, cached.properties, loaded.config.plans,
                                                                        output / f"{case.case_id}.nii.gz", save_probabilities,
                                                                        postprocessing, nnunet_layout))))
             except Exception as err:

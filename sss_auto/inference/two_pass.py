@@ -13,23 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sss_auto.inference.settings import InferenceSettings
 from sss_auto.inference.sliding_window import predict_slices
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint, PCSWResult, pcsw_label_volume
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How to predict: tile side, TTA, tiles per forward, device, PCSW τ and whether to run pass 2."""
-
-    patch: int
-    tta: bool = True
-    batch_size: int = 8
-    device: str = "cpu"
-    pcsw_tau: float = 0.8
-    use_prompts: bool = True
 
 
 @dataclass(frozen=True)

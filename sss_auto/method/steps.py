@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from planners.plans import ConfigurationPlan, TrainingPlan
 from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import StrongView
 from sss_auto.method.alignment import align
@@ -21,7 +22,6 @@ from sss_auto.method.readiness import unready_mask
 from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
 
-SUPERVISED_WEIGHT = 0.5  # L = ½(L_l + L_u)
 COARSE_WEIGHT = 0.5  # L_l = ½ coarse + ½ fused
 
 
@@ -85,11 +85,11 @@ class SSLSettings:
             the teacher ranks highest for them (`unready_shares`, method/readiness.py); None: no gate.
     """
 
-    confidence: float | torch.Tensor = 0.95
-    dfe_inputs: str = "strong_pair"
+    confidence: float | torch.Tensor = TrainingPlan.confidence_threshold
+    dfe_inputs: str = ConfigurationPlan.dfe_inputs
     class_balanced_ce: bool = False
     alignment: torch.Tensor | None = None
-    unlabeled_weight: float = 1 - SUPERVISED_WEIGHT  # L = (1 − w)·L_l + w·L_u
+    unlabeled_weight: float = TrainingPlan.unlabeled_weight  # L = (1 − w)·L_l + w·L_u
     unready: torch.Tensor | None = None
     unready_shares: torch.Tensor | None = None
 

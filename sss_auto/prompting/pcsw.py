@@ -80,7 +80,7 @@ def window_lengths(num_slices: int) -> list[int]:
     return [n for n in order if n <= num_slices]
 
 
-def pcsw(probability: np.ndarray, spacing_mm: tuple[float, float, float], tau: float = 0.8,
+def pcsw(probability: np.ndarray, spacing_mm: tuple[float, float, float], tau: float,
          constraint: ClassConstraint | None = None) -> PCSWResult:
     """Run PCSW for one class.
 
@@ -149,7 +149,7 @@ def _fallback(mask: np.ndarray, dropped: int) -> PCSWResult:
     return PCSWResult(kept, "fallback", None, 0.0, dropped)
 
 
-def pcsw_label_volume(probabilities: np.ndarray, spacing_mm: tuple[float, float, float], tau: float = 0.8,
+def pcsw_label_volume(probabilities: np.ndarray, spacing_mm: tuple[float, float, float], tau: float,
                       constraints: dict[int, ClassConstraint] | None = None) -> tuple[np.ndarray, list[PCSWResult]]:
     """PCSW for every foreground class of a probability volume.
 

@@ -64,7 +64,8 @@ def _table(rows: list[tuple[str, str]], table_id: str) -> str:
 
 def settings_rows(config: dict, summary: dict) -> list[tuple[str, str]]:
     """The run's settings as (name, value): what was trained, on what plan, for how long."""
-    plan, ablation = config["plan"], config["ablation"]
+    plan = config["plans"]["configurations"][config["configuration"]] if "plans" in config else config["plan"]  # older runs
+    ablation = config["ablation"]
     training = plan["training"]
     parts = [name for name, on in (("DFE", ablation["use_dfe"]), ("PCSW", ablation["use_pcsw"]),
                                    ("refinement", ablation["refine"])) if on]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sss_auto.configuration import TrainConfig, model_config
+from sss_auto.configuration import TrainConfig
 from sss_auto.networks.model import SSSNet
 from sss_auto.training.ema import make_teacher
 
@@ -24,10 +24,10 @@ class SSSModules:
     optimizer: torch.optim.Optimizer
 
 
-def build_modules(config: TrainConfig, in_channels: int, num_classes: int) -> SSSModules:
+def build_modules(config: TrainConfig) -> SSSModules:
     """Build the networks on config.device and an AdamW with an encoder parameter group."""
     torch.manual_seed(config.seed)
-    student = SSSNet(model_config(config, in_channels, num_classes), config.sam2_checkpoint, "cpu").to(config.device)
+    student = SSSNet(config.model, config.sam2_checkpoint, "cpu").to(config.device)
     if student.pretrained_encoder:
         logger.info("SAM-2 %s encoder loaded from %s (%s)", config.plan.sam2_variant, config.sam2_checkpoint,
                     "fine-tuned at a lower learning rate" if config.finetune_encoder else "frozen")

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from planners.plans import Plans, TrainingPlan
-from sss_auto.configuration import TrainConfig, inference_settings
+from planners.plans import TrainingPlan
+from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
 from sss_auto.data.strong import augment_labeled, strong_view
-from sss_auto.inference.two_pass import InferenceSettings
+from sss_auto.inference.settings import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_checkpoint
 from sss_auto.io.serialization import to_dict
@@ -50,7 +50,6 @@ class RunContext:
 
     folder: Path
     cache: CaseCache
-    plans: Plans
     train_ids: list[str]
     val_ids: list[str]
     unlabeled_ids: list[str]
@@ -92,7 +91,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     """
     t, ablation = config.training, config.ablation
     state = _resume(run.folder / LATEST, m) if resume else TrainState()
-    settings = inference_settings(config)
+    settings = config.inference
     uses_bank = not ablation.supervised_only and settings.use_prompts and m.student.refiner is not None
     schedule = Schedule(t.iterations_per_epoch, _fixed_warmup(t), not ablation.supervised_only,
                         t.pcsw_refresh_epochs if uses_bank else None)
@@ -116,7 +115,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         epoch, epoch_start = state.epoch, time.monotonic()
         if schedule.ssl and state.ssl_start_iteration is None and t.ssl_start == "ready":
             planned = budget.warmup_epochs if budget and budget.warmup_epochs is not None else _fixed_warmup(t)
-            if _ssl_gate_open(state, planned, budget, readiness, gate_classes, run) and budget:
+            if _ssl_gate_open(state, planned, budget, readiness, gate_classes, config.class_names) and budget:
                 budget.release_warmup()  # the rest is SSL: fewer, dearer epochs
                 budget.plan(epoch_start - started, epoch, schedule, config.validation_tta, "semi-supervision starts")
                 _agree(budget)
@@ -134,7 +133,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                                       state.bank, t.pcsw_refresh_fraction)
             if run.val_ids and run.dist.is_main:
                 refresh_values = prompt_quality(m.teacher, run.cache, run.val_ids, settings, run.constraints)
-                _log_prompt_quality(refresh_values, run)
+                _log_prompt_quality(refresh_values, run, config.class_names)
             timer.record(refresh_s=time.monotonic() - epoch_start)
 
         def on_step(phase: str, seconds: float) -> None:
@@ -163,7 +162,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                 timer.record(validation_s=time.monotonic() - validation_start)
             values["epoch_time_s"] = time.monotonic() - epoch_start
             progress.append(state.history, values)
-            _log_epoch(values, run)
+            _log_epoch(values, run, config.class_names)
             if budget is None and (epoch == 0 or epoch == schedule.warmup_epochs and schedule.ssl):
                 _log_duration(timer, schedule, t.num_epochs, epoch + 1, config.validation_tta, "ssl" if ssl else "supervised")
         if budget:
@@ -264,7 +263,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                       **(alignment.metrics() if alignment is not None else {}))
         if t.unready_class_gate:
             values["unready_classes"] = float(readiness.unready()[1:].sum())
-        _warn_vanished(values, run)
+        _warn_vanished(values, run, config.class_names)
         if state.bank.epoch >= 0:
             values.update(pcsw_acceptance=state.bank.acceptance, pcsw_fallback=state.bank.fallback)
     state.epoch = epoch + 1
@@ -303,7 +302,7 @@ def labeled_classes(cache: CaseCache, case_ids: list[str]) -> set[int]:
 
 
 def _ssl_gate_open(state: TrainState, planned: int, budget: BudgetTracker | None, readiness: ClassReadiness,
-                   classes: set[int], run: RunContext) -> bool:
+                   classes: set[int], names: dict[int, str]) -> bool:
     """ssl_start "ready": True once the planned warm-up is over and every labeled class is learned.
 
     Until then the run is a supervised run: with a time budget every remaining epoch is planned as a
@@ -318,7 +317,6 @@ def _ssl_gate_open(state: TrainState, planned: int, budget: BudgetTracker | None
         logger.info("every labeled class is learned on its labeled slices: the semi-supervised phase starts at "
                     "epoch %d (planned warm-up: %d epochs)", state.epoch + 1, planned)
         return True
-    names = {v: k for k, v in run.plans.labels.items()}
     if not state.warmup_hold or state.epoch % 10 == 0:
         logger.info("semi-supervision waits (ssl_start ready): %s not yet learned on the labeled slices (running Dice "
                     "below %.2f); training stays supervised", ", ".join(
@@ -381,17 +379,15 @@ def mixed_precision(device: str):
     return contextlib.nullcontext()
 
 
-def _log_prompt_quality(values: dict[str, float], run: RunContext) -> None:
-    names = {v: k for k, v in run.plans.labels.items()}
+def _log_prompt_quality(values: dict[str, float], run: RunContext, names: dict[int, str]) -> None:
     parts = [f"{names.get(k, k)} recall {values[f'prompt_recall_{k}']:.2f} precision {values[f'prompt_precision_{k}']:.2f} "
              f"box IoU {values[f'prompt_box_iou_{k}']:.2f}"
              for k in sorted({int(key.rsplit('_', 1)[1]) for key in values})]
     logger.info("PCSW prompts on the %d labeled validation case(s): %s", len(run.val_ids), "; ".join(parts))
 
 
-def _warn_vanished(values: dict[str, float], run: RunContext) -> None:
+def _warn_vanished(values: dict[str, float], run: RunContext, names: dict[int, str]) -> None:
     """Warn when a class vanishes from the pseudo labels, and say when it is back (once per change)."""
-    names = {v: k for k, v in run.plans.labels.items()}
     gone = vanished_classes(values, run.priors)
     for k, share, prior in gone:
         if k not in run.vanished:
@@ -403,12 +399,11 @@ def _warn_vanished(values: dict[str, float], run: RunContext) -> None:
     run.vanished = {k for k, _, _ in gone}
 
 
-def _log_epoch(values: dict[str, float], run: RunContext) -> None:
+def _log_epoch(values: dict[str, float], run: RunContext, names: dict[int, str]) -> None:
     shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items()
                       if k not in ("epoch", "epoch_time_s") and not PER_CLASS_PSEUDO_LABEL.match(k) and not math.isnan(v))
     logger.info("epoch %d (%.1f s): %s", int(values["epoch"]), values["epoch_time_s"], shown)
     if "pl_0" in values:
-        names = {v: k for k, v in run.plans.labels.items()}
         parts = []
         for k in sorted(v for v in names if v > 0):
             prior = run.priors.get(k)
@@ -446,7 +441,7 @@ def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Trai
         save_checkpoint(ckpt, run.folder / BEST)
         logger.info("new best mean validation Dice %.4f at epoch %d", dice, state.epoch)
     prune_banks(run.folder, [state.bank_file, state.best_bank_file])
-    class_names = {v: k for k, v in run.plans.labels.items() if v > 0}
+    class_names = {k: name for k, name in config.class_names.items() if k > 0}
     progress.plot_progress(state.history, class_names, run.folder / "progress.png", run.priors)
     write_json_atomic(state.history, run.folder / progress.HISTORY_FILE)  # NaN as null
 
@@ -522,8 +517,8 @@ def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dic
     if not run.val_ids:
         return None
     m.student.eval()
-    summary = export_and_score([m.student], run.cache, run.val_ids, run.reference_folder, run.plans,
-                               inference_settings(config), run.constraints, run.folder / "validation", False,
+    summary = export_and_score([m.student], run.cache, run.val_ids, run.reference_folder, config.plans,
+                               config.inference, run.constraints, run.folder / "validation", False,
                                config.save_validation_probabilities)
     for name, scores in (("fused (pass 2)", summary), ("coarse (pass 1)", summary["coarse"])):
         logger.info("final validation (original geometry, TTA %s), %s: mean Dice %s per class %s",

@@ -1,4 +1,4 @@
-"""Build a TrainConfig from the plans on disk and user overrides (shared by sss_train and sss_demo)."""
+"""Resolve plans and user overrides into the run's TrainConfig (shared by sss_train and sss_demo)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from planners.plans import (TRAINING_RANGES, ConfigurationPlan, configuration_problems, flag_of, load_plans,
+from planners.plans import (TRAINING_RANGES, ConfigurationPlan, Plans, configuration_problems, flag_of, load_plans,
                             overridable_fields, range_problem)
 from sss_auto.configuration import Ablation, TrainConfig
 from sss_auto.dataset.raw import RawDataset
@@ -37,21 +37,34 @@ def check_weights_match_plan(plan: ConfigurationPlan, sam2_checkpoint: Path | No
                        "no --sam2-checkpoint)")
 
 
-def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, overrides: dict[str, float | str] | None = None,
-                      batch_size: int | None = None, unlabeled_batch_size: int | None = None, ablation: Ablation = Ablation(), seed: int = 0, device: str = "cpu",
-                      sam2_checkpoint: Path | None = None, finetune_encoder: bool = False, num_workers: int = 1,
-                      validation_tta: bool = True, save_validation_probabilities: bool = False) -> TrainConfig:
-    """The plan of `configuration` with the training overrides applied.
+def make_train_config(dataset: RawDataset, configuration: str, fold: str, **options) -> TrainConfig:
+    """`resolve` with the dataset's plans.json (sss_train and sss_demo).
+
+    Raises:
+        PlansError: missing or invalid plans.json; SSSError: as `resolve`.
+    """
+    return resolve(load_plans(preprocessed_folder(dataset) / "plans.json"), dataset.name, configuration, fold, **options)
+
+
+def resolve(plans: Plans, dataset_name: str, configuration: str, fold: str, *,
+            overrides: dict[str, float | str] | None = None, batch_size: int | None = None,
+            unlabeled_batch_size: int | None = None, **run) -> TrainConfig:
+    """The one route from plans and user overrides to the run's TrainConfig (its model and inference included).
 
     Args:
         overrides: TrainingPlan fields (see OVERRIDABLE) to replace; None values are ignored.
-        sam2_checkpoint: None: the one the plan was made for, else one of the planned variant downloaded
-            by sss_download_sam2. A plan for weights refuses to run without them, and the other way round.
+        batch_size, unlabeled_batch_size: replace the plan's (the first sets both streams).
+        run: TrainConfig fields (ablation, seed, device, num_workers, ...); those not given keep TrainConfig's
+            defaults. sam2_checkpoint None or not given: the one the plan was made for, else one of the
+            planned variant downloaded by sss_download_sam2. A plan for weights refuses to run without
+            them, and the other way round.
 
     Raises:
-        SSSError: an override out of its range (named by its flag) or an invalid τ; PlansError: missing or invalid plans.json.
+        SSSError: an override out of its range (named by its flag), an invalid τ, or weights that do not
+            match the plan; PlansError: `configuration` is not planned.
     """
-    plan = load_plans(preprocessed_folder(dataset) / "plans.json").configuration(configuration)
+    plan = plans.configuration(configuration)
+    ablation, device, sam2_checkpoint = run.get("ablation", Ablation()), run.get("device", TrainConfig.device), run.get("sam2_checkpoint")
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     for name, value in overrides.items():
         if name not in OVERRIDABLE:
@@ -90,11 +103,10 @@ def make_train_config(dataset: RawDataset, configuration: str, fold: str, *, ove
         sam2_checkpoint = find_checkpoint(plan.sam2_variant)
         if sam2_checkpoint is not None:
             logger.info("using the downloaded SAM-2 checkpoint %s", sam2_checkpoint)
-    check_weights_match_plan(plan, sam2_checkpoint, dataset.name)
+    check_weights_match_plan(plan, sam2_checkpoint, dataset_name)
     if plan.device != ("cuda" if device.startswith("cuda") else "cpu"):
         logger.warning("plans.json was made for %s, this run trains on %s: patch, batch and schedule may not suit it "
-                       "(re-plan on this machine with sss_plan -d %s)", plan.device, device, dataset.name)
-    return TrainConfig(dataset=dataset.name, configuration=configuration, fold=fold, plan=plan, ablation=ablation,
-                       seed=seed, device=device, sam2_checkpoint=sam2_checkpoint, finetune_encoder=finetune_encoder,
-                       num_workers=num_workers, validation_tta=validation_tta,
-                       save_validation_probabilities=save_validation_probabilities)
+                       "(re-plan on this machine with sss_plan -d %s)", plan.device, device, dataset_name)
+    plans = replace(plans, configurations={**plans.configurations, configuration: plan})
+    return TrainConfig(dataset=dataset_name, configuration=configuration, fold=fold, plans=plans,
+                       **{**run, "sam2_checkpoint": sam2_checkpoint})

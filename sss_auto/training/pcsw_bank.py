@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from preprocessing.case import CachedCase
 from sss_auto.data.cache import CaseCache
-from sss_auto.inference.two_pass import InferenceSettings, mean_probabilities
+from sss_auto.inference.settings import InferenceSettings
+from sss_auto.inference.two_pass import mean_probabilities
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.bank import PromptBank, StoredObjects
 from sss_auto.prompting.pcsw import ClassConstraint, PCSWResult, pcsw_label_volume

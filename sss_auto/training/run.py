@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from planners.fingerprint import load_fingerprint
-from planners.plans import load_plans
 from sss_auto import paths
 from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
@@ -43,9 +42,8 @@ def fold_folder(dataset_name: str, run_name: str, configuration: str, fold: str)
 
 def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_progress: bool,
                 rehash_cache: bool = False) -> RunContext:
-    """Read plans, cache, fingerprint and splits; copy plans.json and dataset.json next to the folds."""
+    """Read cache, fingerprint and splits; copy plans.json and dataset.json next to the folds."""
     pre = preprocessed_folder(dataset)
-    plans = load_plans(pre / "plans.json")
     cache = CaseCache(pre / config.configuration)
     labeled, unlabeled = cache.ids("labeled"), cache.ids("unlabeled")
     if not labeled:
@@ -57,7 +55,7 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
             copy_atomic(source, pre / "splits_final.json")
             logger.info("using the splits in %s (%s)", source, "the converter's" if source.parent == dataset.folder
                         else "nnU-Net's folds of this dataset, so both compare on the same cases")
-    splits = load_or_create_splits(pre / "splits_final.json", labeled, seed=12345)
+    splits = load_or_create_splits(pre / "splits_final.json", labeled)
     train_ids, val_ids = fold_cases(splits, config.fold, labeled)
     if not config.ablation.supervised_only and not unlabeled:
         logger.warning("no unlabeled cases in %s: the weak-to-strong loss has nothing to learn from", cache.folder)
@@ -71,10 +69,10 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
         copy_atomic(dataset.folder / "dataset.json", folder.parent / "dataset.json")
         copy_atomic(pre / "fingerprint.json", folder.parent / "fingerprint.json")
     fingerprint = load_fingerprint(pre / "fingerprint.json")
-    constraints = constraints_from_fingerprint(fingerprint, plans)
+    constraints = constraints_from_fingerprint(fingerprint, config.plans)
     logger.info("fold %s: %d labeled training case(s), %d validation case(s), %d unlabeled case(s)",
                 config.fold, len(train_ids), len(val_ids), len(unlabeled))
-    return RunContext(folder=folder, cache=cache, plans=plans, train_ids=train_ids, val_ids=val_ids,
+    return RunContext(folder=folder, cache=cache, train_ids=train_ids, val_ids=val_ids,
                       unlabeled_ids=unlabeled, reference_folder=dataset.folder / "labelsTr", constraints=constraints,
                       dist=dist, show_progress=show_progress, priors=priors_from_fingerprint(fingerprint))
 
@@ -117,8 +115,7 @@ def _train_fold(dataset: RawDataset, config: TrainConfig, dist: DistInfo, resume
     handler = progress.add_log_file(run.folder / "training_log.txt") if dist.is_main else None
     try:
         logger.info("%s", describe_run(config, dist))
-        plans = run.plans
-        modules = build_modules(config, len(plans.channel_names), max(plans.labels.values()) + 1)
+        modules = build_modules(config)
         if val_only:
             result = _validate_only(config, run, modules)
             _report(run.folder, dataset, dist)

@@ -15,7 +15,8 @@ from planners.plans import Plans
 from sss_auto.data.cache import CaseCache
 from sss_auto.evaluation.evaluate import evaluate_folders, nanmean, write_summary
 from sss_auto.inference.export import export_prediction
-from sss_auto.inference.two_pass import InferenceSettings, predict_volume
+from sss_auto.inference.settings import InferenceSettings
+from sss_auto.inference.two_pass import predict_volume
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sss_auto.inference import two_pass
-from sss_auto.inference.two_pass import InferenceSettings, mean_probabilities, predict_volume
+from sss_auto.inference.settings import InferenceSettings
+from sss_auto.inference.two_pass import mean_probabilities, predict_volume
 from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.model import SSSNet
 

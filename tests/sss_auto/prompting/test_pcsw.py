@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
 
+from planners.plans import TrainingPlan
 from sss_auto.prompting.from_masks import box_and_point, prompts_from_label_maps
 from sss_auto.prompting.pcsw import ClassConstraint, pcsw, pcsw_label_volume, window_lengths
 
 SPACING = (1.0, 1.0, 1.0)
+TAU = TrainingPlan.pcsw_tau  # the planned default
 
 
 def _tube(slices=range(4, 14), shape=(18, 32, 32), center=(16, 16), radius=4):
@@ -23,7 +25,7 @@ def test_window_lengths_start_in_the_middle_widen_then_shrink_to_two():
 
 
 def test_continuous_object_is_accepted_with_all_its_slices():
-    result = pcsw(_tube().astype(np.float32), SPACING, tau=0.8)
+    result = pcsw(_tube().astype(np.float32), SPACING, tau=TAU)
     assert result.status == "window" and result.ratio == 1.0
     np.testing.assert_array_equal(result.mask, _tube())
 
@@ -32,7 +34,7 @@ def test_fragmented_mask_is_rejected_and_falls_back_to_the_largest_slice():
     rng = np.random.default_rng(0)
     mask = rng.random((18, 32, 32)) < 0.03  # speckle: many tiny components everywhere
     mask[9, 5:9, 5:12] = True  # the largest 2D area sits on slice 9
-    result = pcsw(mask, SPACING, tau=0.8)
+    result = pcsw(mask, SPACING, tau=TAU)
     assert result.status == "fallback"
     assert result.mask.sum(axis=(1, 2)).nonzero()[0].tolist() == [9]
 
@@ -42,7 +44,7 @@ def test_several_classes_get_separate_objects():
     probs[1][_tube(center=(8, 8), radius=3)] = 0.9
     probs[2][_tube(center=(24, 24), radius=3)] = 0.9
     probs[0] = 1 - probs[1] - probs[2]
-    label_volume, results = pcsw_label_volume(probs, SPACING)
+    label_volume, results = pcsw_label_volume(probs, SPACING, TAU)
     assert [r.status for r in results] == ["window", "window"]
     assert label_volume[9, 8, 8] == 1 and label_volume[9, 24, 24] == 2
     prompts = prompts_from_label_maps(label_volume[9:10], 2)
@@ -63,15 +65,15 @@ def test_point_lies_inside_a_concave_object():
 def test_physically_implausible_component_is_dropped():
     mask = _tube(radius=6)  # 10 slices of a 113-pixel disc: ~1130 mm³
     too_small_range = ClassConstraint(1.0, 200.0, 1, 20)
-    result = pcsw(mask, SPACING, constraint=too_small_range)
+    result = pcsw(mask, SPACING, TAU, constraint=too_small_range)
     assert result.status == "none" and result.dropped == 1
     plausible = ClassConstraint(500.0, 5000.0, 2, 20)
-    assert pcsw(mask, SPACING, constraint=plausible).status == "window"
+    assert pcsw(mask, SPACING, TAU, constraint=plausible).status == "window"
 
 
 def test_implausible_component_is_dropped_but_a_plausible_one_is_kept():
     mask = _tube(center=(8, 8), radius=3) | _tube(slices=range(0, 18), center=(24, 24), radius=6)
-    result = pcsw(mask, SPACING, constraint=ClassConstraint(100.0, 600.0, 2, 12))
+    result = pcsw(mask, SPACING, TAU, constraint=ClassConstraint(100.0, 600.0, 2, 12))
     assert result.dropped == 1 and result.status == "window"
     assert result.mask[9, 8, 8] and not result.mask[9, 24, 24]
 
@@ -79,12 +81,12 @@ def test_implausible_component_is_dropped_but_a_plausible_one_is_kept():
 def test_small_lesion_on_two_slices_still_gets_a_prompt():
     mask = np.zeros((30, 32, 32), bool)
     mask[14:16, 10:12, 10:12] = True
-    result = pcsw(mask, SPACING)
+    result = pcsw(mask, SPACING, TAU)
     assert result.status == "window" and result.mask.sum() == 8
 
 
 def test_empty_class_gets_no_prompt():
-    result = pcsw(np.zeros((10, 16, 16), np.float32), SPACING)
+    result = pcsw(np.zeros((10, 16, 16), np.float32), SPACING, TAU)
     assert result.status == "none" and result.mask is None
     assert not prompts_from_label_maps(np.zeros((2, 16, 16), np.uint8), 3).valid.any()
 

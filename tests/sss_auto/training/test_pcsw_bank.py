@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sss_auto.data.cache import CaseCache
-from sss_auto.inference.two_pass import InferenceSettings
+from sss_auto.inference.settings import InferenceSettings
 from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.model import SSSNet
 from sss_auto.training.pcsw_bank import refresh_bank

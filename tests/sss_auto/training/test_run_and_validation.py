@@ -6,7 +6,8 @@ import numpy as np
 
 from sss_auto.configuration import Ablation, TrainConfig
 from sss_auto.data.cache import CaseCache
-from sss_auto.inference.two_pass import InferenceSettings, VolumePrediction
+from sss_auto.inference.settings import InferenceSettings
+from sss_auto.inference.two_pass import VolumePrediction
 from sss_auto.training import validation
 from sss_auto.training.distributed import DistInfo
 from sss_auto.training.run import describe_run, fold_folder, run_folder
@@ -24,13 +25,13 @@ def test_describe_run_names_device_batch_and_schedule(dataset_dir):
     from sss_auto.dataset.raw import load_dataset
 
     plans = plan(extract_fingerprint(load_dataset(dataset_dir), 1, False), PlanTarget("cuda", 8.0), "test")
-    config = TrainConfig(dataset="d", configuration="2d", fold="0", plan=plans.configuration("2d"))
+    config = TrainConfig(dataset="d", configuration="2d", fold="0", plans=plans)
     line = describe_run(config, DistInfo(0, 1, "cpu"))
     p, t = config.plan, config.training
     assert line.startswith("training on cpu in float32, 1 process(es): SAM-2 test")
     assert f"batch {p.batch_size_labeled} labeled + {p.batch_size_unlabeled} unlabeled" in line
     assert f"{t.num_epochs} epochs x {t.iterations_per_epoch} iterations" in line or "-minute budget" in line
-    supervised = TrainConfig(dataset="d", configuration="2d", fold="0", plan=plans.configuration("2d"),
+    supervised = TrainConfig(dataset="d", configuration="2d", fold="0", plans=plans,
                              ablation=Ablation(supervised_only=True))
     line = describe_run(supervised, DistInfo(0, 2, "cpu"))
     assert "2 process(es)" in line and "+ 0 unlabeled" in line and line.endswith("supervised only")

@@ -206,6 +206,39 @@ def test_train_config_overrides_are_checked_with_the_whole_plan_and_epochs_repla
         make_train_config(dataset, "2d", "0", ablation=Ablation(dfe_inputs="bogus"))
 
 
+def test_resolve_is_the_one_route_and_the_saved_config_reloads_as_resolved(prepared):
+    from dataclasses import replace
+
+    from planners.plans import load_plans
+    from sss_auto import paths
+    from sss_auto.configuration import TrainConfig, train_config_from_json
+    from sss_auto.dataset.raw import find_dataset
+    from sss_auto.io.serialization import SchemaError, to_dict
+    from sss_auto.stages import preprocessed_folder
+    from sss_auto.training.options import resolve
+
+    dataset = find_dataset("DemoBHSD", paths.root("raw"))
+    plans = load_plans(preprocessed_folder(dataset) / "plans.json")
+    config = resolve(plans, dataset.name, "2d", "0", overrides={"learning_rate": 0.003}, batch_size=3,
+                     ablation=Ablation(use_dfe=False))
+    assert config.plan.training.learning_rate == 0.003 and config.plan.batch_size_labeled == 3
+    assert config.plans.configuration("2d") is config.plan, "the plans the run holds carry its overrides"
+    assert config.plans.labels == plans.labels and config.plans.resampling == plans.resampling
+    assert config.model.dfe_levels == () and config.inference.batch_size == 3
+    saved = json.loads(json.dumps(to_dict(config)))
+    again = train_config_from_json(saved, plans)
+    assert again == config and again.model == config.model and again.inference == config.inference
+    legacy = {k: v for k, v in saved.items() if k != "plans"}  # training_config.json before it held the whole plans
+    legacy["plan"] = saved["plans"]["configurations"]["2d"]
+    old = train_config_from_json(legacy, replace(plans, configurations={}))
+    assert old.plan == config.plan and old.plans.labels == plans.labels and old.model == config.model
+    with pytest.raises(SchemaError, match="training_config.plans.configurations.2d.training.learning_rate"):
+        bad = json.loads(json.dumps(saved))
+        bad["plans"]["configurations"]["2d"]["training"]["learning_rate"] = "fast"
+        train_config_from_json(bad, plans)
+    assert isinstance(again, TrainConfig)
+
+
 def test_strong_view_keeps_geometry_when_no_box_is_drawn():
     x = torch.zeros(2, 1, 8, 8)
     x[:, :, 2:4, 2:4] = 5.0
@@ -214,23 +247,29 @@ def test_strong_view_keeps_geometry_when_no_box_is_drawn():
     assert torch.equal(same, torch.ones(2, 8, 8))
 
 
-def test_ablation_switches_change_what_is_built_and_how_inference_runs():
+def test_ablation_switches_change_what_is_built_and_how_inference_runs(dataset_dir):
     from dataclasses import replace
 
-    from planners.plans import ConfigurationPlan
-    from sss_auto.configuration import model_config
+    from planners.fingerprint import extract_fingerprint
+    from planners.planner import plan
+    from planners.target import PlanTarget
     from sss_auto.configuration import TrainConfig
-    from sss_auto.configuration import inference_settings
+    from sss_auto.dataset.raw import load_dataset
 
-    plan = ConfigurationPlan((5.0, 1.0, 1.0), False, (20, 128, 128), (64, 64), 2, 2, "test", "hiera", (1, 2), True, 8.0, 1.0)
-    full = TrainConfig(dataset="D", configuration="2d", fold="0", plan=plan)
-    assert model_config(full, 1, 4).dfe_levels == (1, 2) and model_config(full, 1, 4).refine
-    assert inference_settings(full).use_prompts and inference_settings(full).pcsw_tau == 0.8
-    assert model_config(replace(full, ablation=Ablation(use_dfe=False)), 1, 4).dfe_levels == ()
-    assert model_config(replace(full, ablation=Ablation(supervised_only=True)), 1, 4).dfe_levels == ()
-    assert not model_config(replace(full, ablation=Ablation(refine=False)), 1, 4).refine
-    assert not inference_settings(replace(full, ablation=Ablation(use_pcsw=False))).use_prompts
-    assert inference_settings(replace(full, ablation=Ablation(pcsw_tau=0.6))).pcsw_tau == 0.6
+    plans = plan(extract_fingerprint(load_dataset(dataset_dir), 1, False), PlanTarget("cpu", 8.0), "test")
+    plans = replace(plans, configurations={"2d": replace(plans.configuration("2d"), dfe_levels=(1, 2), refine=True)})
+    full = TrainConfig(dataset="D", configuration="2d", fold="0", plans=plans)
+    classes = max(plans.labels.values()) + 1
+    assert (full.model.in_channels, full.model.num_classes) == (len(plans.channel_names), classes)
+    assert full.model.dfe_levels == (1, 2) and full.model.refine
+    assert full.model.image_size == plans.configuration("2d").patch_size[0]
+    assert full.inference.use_prompts and full.inference.pcsw_tau == 0.8 and full.inference.patch == full.model.image_size
+    assert replace(full, ablation=Ablation(use_dfe=False)).model.dfe_levels == ()
+    assert replace(full, ablation=Ablation(supervised_only=True)).model.dfe_levels == ()
+    assert not replace(full, ablation=Ablation(refine=False)).model.refine
+    assert not replace(full, ablation=Ablation(use_pcsw=False)).inference.use_prompts
+    assert replace(full, ablation=Ablation(pcsw_tau=0.6)).inference.pcsw_tau == 0.6
+    assert full.class_names == {v: k for k, v in plans.labels.items()}
 
 
 def test_train_config_refuses_weights_the_plan_was_not_made_for_and_epochs_replace_a_planned_budget(prepared, roots):
