@@ -17,6 +17,8 @@ class ModelConfig:
         encoder: "hiera" (SAM-2) or "conv" (plain CNN, for ablations).
         refine: use SAM-2 prompt refinement in the fused output.
         dfe_levels: feature levels enhanced by DFE (1 = stride 8, 2 = stride 16); () disables DFE.
+        memory_frames: slice memories each slice of a clip attends to (SAM-2's memory attention,
+            networks/memory.py; the volumetric configuration); 0: none, the 2d network.
     """
 
     in_channels: int
@@ -26,3 +28,4 @@ class ModelConfig:
     encoder: str = "hiera"
     refine: bool = True
     dfe_levels: tuple[int, ...] = (1, 2)
+    memory_frames: int = 0

@@ -14,6 +14,7 @@ from sss_auto.networks.dfe import DFE
 from sss_auto.networks.encoders import ConvEncoder, HieraEncoder, InputAdapter
 from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.heads import CoarseHead, SamRefiner
+from sss_auto.networks.memory import MemoryConditioner
 from sss_auto.networks.prompts import Prompts
 from sss_auto.networks.sam2_parts import FEATURE_CHANNELS, build_sam2_parts
 
@@ -46,6 +47,7 @@ class SSSNet(nn.Module):
             self.refiner = SamRefiner(parts) if config.refine else None
             self.fusion_weight = nn.Parameter(torch.ones(config.num_classes - 1))
             self.dfe = DFE(FEATURE_CHANNELS, config.dfe_levels)
+            self.memory = MemoryConditioner(parts) if config.memory_frames else None  # SAM-2's own, already built
         self.to(device)
 
     def load_trained_state(self, state: dict[str, torch.Tensor], resuming: bool = False) -> None:

@@ -39,13 +39,24 @@ FEATURE_CHANNELS = 256
 
 @dataclass
 class Sam2Parts:
-    """The SAM-2 modules sss-auto uses, and whether they hold pretrained weights."""
+    """The SAM-2 modules sss-auto uses, and whether they hold pretrained weights.
+
+    The memory modules (memory attention, memory encoder, the temporal encodings of memory frames,
+    the no-memory position) serve the volumetric configuration (networks/memory.py); the 2d network
+    does not register them.
+    """
 
     image_encoder: nn.Module
     prompt_encoder: nn.Module
     mask_decoder: nn.Module
     no_mem_embed: nn.Parameter
     pretrained: bool
+    memory_attention: nn.Module | None = None
+    memory_encoder: nn.Module | None = None
+    maskmem_tpos_enc: nn.Parameter | None = None  # (num_maskmem, 1, 1, mem_dim)
+    no_mem_pos_enc: nn.Parameter | None = None
+    memory_mask_scale: float = 1.0  # SAM-2's sigmoid_scale_for_mem_enc / sigmoid_bias_for_mem_enc
+    memory_mask_bias: float = 0.0
 
 
 def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = None,
@@ -84,7 +95,10 @@ def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = No
         _load_state(model, state, Path(checkpoint), variant)
     model = model.to(device)
     return Sam2Parts(model.image_encoder, model.sam_prompt_encoder, model.sam_mask_decoder, model.no_mem_embed,
-                     pretrained=checkpoint is not None)
+                     pretrained=checkpoint is not None, memory_attention=model.memory_attention,
+                     memory_encoder=model.memory_encoder, maskmem_tpos_enc=model.maskmem_tpos_enc,
+                     no_mem_pos_enc=model.no_mem_pos_enc, memory_mask_scale=float(model.sigmoid_scale_for_mem_enc),
+                     memory_mask_bias=float(model.sigmoid_bias_for_mem_enc))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,51 @@
+"""Losses on clips through the slice memory: labeled slices learn from memory, pseudo labels per slice."""
+
+import torch
+
+from sss_auto.method.clip_steps import ClipBatch, clip_losses
+from sss_auto.method.steps import SSLSettings, labeled_loss
+from sss_auto.networks.clip import segment_clip
+from sss_auto.networks.config import ModelConfig
+from sss_auto.networks.model import SSSNet
+from sss_auto.networks.prompts import Prompts
+from sss_auto.training.ema import make_teacher
+
+
+def _batch() -> ClipBatch:
+    torch.manual_seed(1)
+    y = torch.zeros(2, 3, 64, 64, dtype=torch.long)
+    y[:, :, 20:40, 18:44] = 1
+    y[:, :, 28:34, 26:30] = 2
+    prompts = Prompts.empty(2, 2)
+    prompts.valid[:, 0] = True
+    prompts.boxes[:, 0] = torch.tensor([18.0, 20.0, 44.0, 40.0])
+    prompts.points[:, 0] = torch.tensor([22.0, 24.0])
+    x = y[:, :, None].float() + 0.1 * torch.randn(2, 3, 1, 64, 64)
+    index = torch.arange(3).repeat(2, 1)
+    weak = torch.randn(2, 3, 1, 64, 64)
+    return ClipBatch(x, y, prompts, index, weak, weak + 0.05 * torch.randn_like(weak), None, index)
+
+
+def test_clip_losses_average_the_2d_losses_over_slices_and_train_the_memory():
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2))
+    teacher = make_teacher(student)
+    b = _batch()
+    student.eval()
+    with torch.no_grad():
+        labeled_only = clip_losses(b, student)
+        outputs = segment_clip(student, b.x_l, b.prompts_l, b.index_l)
+        expected = torch.stack([labeled_loss(o.coarse, o.fused, b.y_l[:, t]) for t, o in enumerate(outputs)]).mean()
+        torch.testing.assert_close(labeled_only.loss, expected)
+        assert labeled_only.loss_u is None
+        full = clip_losses(b, student, teacher, SSLSettings(0.0, unlabeled_weight=0.5))
+        weak = segment_clip(teacher, b.x_w, None, b.index_u)
+    y_hat = torch.stack([o.fused.argmax(1) for o in weak], dim=1)
+    assert torch.equal(full.y_hat, y_hat) and bool(full.confident.all()), "pseudo labels: the teacher's clip, per slice"
+    torch.testing.assert_close(full.loss, 0.5 * full.loss_l + 0.5 * full.loss_u)
+    student.train()
+    out = clip_losses(b, student, teacher, SSLSettings(0.5), torch.Generator().manual_seed(0))
+    out.loss.backward()
+    grads = [p.grad for n, p in student.named_parameters() if n.startswith("memory.memory_attention")]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), "later slices' losses reach the memory attention"
+    assert all(p.grad is None for p in teacher.parameters())
