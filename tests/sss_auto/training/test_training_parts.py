@@ -237,6 +237,12 @@ def test_resolve_is_the_one_route_and_the_saved_config_reloads_as_resolved(prepa
         bad["plans"]["configurations"]["2d"]["training"]["learning_rate"] = "fast"
         train_config_from_json(bad, plans)
     assert isinstance(again, TrainConfig)
+    from sss_auto.inference.models import _preprocessing
+
+    other_schedule = resolve(plans, dataset.name, "2d", "1", overrides={"learning_rate": 0.01}, batch_size=2)
+    assert _preprocessing(other_schedule) == _preprocessing(config), "folds may differ in their schedule"
+    other_patch = replace(config, plans=replace(plans, configurations={"2d": replace(config.plan, patch_size=(32, 32))}))
+    assert _preprocessing(other_patch) != _preprocessing(config), "not in what prediction feeds the networks"
 
 
 def test_strong_view_keeps_geometry_when_no_box_is_drawn():
