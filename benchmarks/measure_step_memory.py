@@ -4,6 +4,7 @@ Usage:
     python benchmarks/measure_step_memory.py [--variant test] [--patch 256] [--batch 4] [--classes 4]
     python benchmarks/measure_step_memory.py --device cuda [--amp] --variant tiny --patch 512 --batch 4
     python benchmarks/measure_step_memory.py --device cuda --amp --plan-budget-gib 40 --patch 512 --classes 6
+    python benchmarks/measure_step_memory.py --clip-length 4 --memory-frames 3 --patch 128 --batch 1   # 2d_memory
 
 Prints one JSON line: estimated and measured bytes and the relative error (estimate − measured) / measured;
 with `--amp` the estimate is the planner's mixed-precision one (the float32 one is printed beside it).
@@ -35,6 +36,14 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * resource.getpagesize()
 
 
+def _peak_rss_bytes() -> int:
+    """This process image's peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
+    from the parent's memory at fork through exec, so a large parent (a test suite) hid the step's growth."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def _one_training_step(model, shape, device: str, amp: bool) -> None:
     from planners.memory import one_step_forward
     from sss_auto.training.loop import mixed_precision
@@ -48,21 +57,24 @@ def _one_training_step(model, shape, device: str, amp: bool) -> None:
     del teacher
 
 
-def measure(variant: str, patch: int, batch: int, classes: int, device: str = "cpu", amp: bool = False) -> dict:
+def measure(variant: str, patch: int, batch: int, classes: int, device: str = "cpu", amp: bool = False,
+            clip_length: int = 0, memory_frames: int = 0) -> dict:
     from planners.memory import StepShape, estimate_step_memory
     from sss_auto.networks.config import ModelConfig
     from sss_auto.networks.model import SSSNet
 
     torch.set_num_threads(1)
-    config = ModelConfig(1, classes, patch, variant)
-    shape = StepShape(config, batch, batch, mixed_precision=amp)
-    full_precision = estimate_step_memory(StepShape(config, batch, batch))
+    memory = {"dfe_levels": (), "memory_frames": memory_frames} if clip_length else {}  # 2d_memory's network
+    config = ModelConfig(1, classes, patch, variant, **memory)
+    shape = StepShape(config, batch, batch, mixed_precision=amp, clip_length=clip_length)
+    full_precision = estimate_step_memory(StepShape(config, batch, batch, clip_length=clip_length))
     estimate = estimate_step_memory(shape) if amp else full_precision
     # warm up kernels, library workspaces and the allocator on a throw-away model so one-off costs do not count
-    warm = SSSNet(ModelConfig(1, classes, 64, variant), device=device)
-    _one_training_step(warm, StepShape(warm.config, 1, 1), device, amp)
+    warm = SSSNet(ModelConfig(1, classes, 64, variant, **memory), device=device)
+    _one_training_step(warm, StepShape(warm.config, 1, 1, clip_length=clip_length), device, amp)
     del warm
     result = {"variant": variant, "patch": patch, "batch": batch, "classes": classes, "device": device, "amp": amp,
+              "clip_length": clip_length, "memory_frames": memory_frames,
               "estimated_bytes": estimate.total_bytes,
               "estimated_full_precision_bytes": full_precision.total_bytes}
     if device == "cuda":
@@ -76,9 +88,9 @@ def measure(variant: str, patch: int, batch: int, classes: int, device: str = "c
         result.update(reserved_peak_bytes=torch.cuda.max_memory_reserved(), gpu=torch.cuda.get_device_name(0))
     else:
         baseline = _rss_bytes()
-        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak_before = _peak_rss_bytes()
         _one_training_step(SSSNet(config), shape, device, amp)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = _peak_rss_bytes()
         measured = peak - max(baseline, peak_before) if peak > peak_before else 0
     result.update(measured_bytes=measured,
                   relative_error=(estimate.total_bytes - measured) / measured if measured else None)
@@ -107,10 +119,13 @@ if __name__ == "__main__":
     parser.add_argument("--amp", action="store_true", help="bf16 autocast as the trainer uses on CUDA")
     parser.add_argument("--plan-budget-gib", type=float, default=None,
                         help="let the planner choose variant, patch and batch for this budget")
+    parser.add_argument("--clip-length", type=int, default=0, help="2d_memory: batches of clips of this many slices")
+    parser.add_argument("--memory-frames", type=int, default=3, help="2d_memory: memories each slice reads")
     args = parser.parse_args()
     if args.amp and args.device != "cuda":
         parser.error("--amp needs --device cuda (the trainer uses no autocast on the CPU)")
     if args.plan_budget_gib is not None:
         print(json.dumps(measure_plan(args.plan_budget_gib, args.patch, args.classes, args.device, args.amp)))
     else:
-        print(json.dumps(measure(args.variant, args.patch, args.batch, args.classes, args.device, args.amp)))
+        print(json.dumps(measure(args.variant, args.patch, args.batch, args.classes, args.device, args.amp,
+                                 args.clip_length, args.memory_frames)))

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -63,6 +65,7 @@ class Variant:
     run: str
     label: str
     oracle: bool = False  # trains on every labeled pool case but the monitoring ones (the ceiling of the labels)
+    configuration: str = "2d"  # or "2d_memory" (clips through SAM-2's memory; one clip = the 2d batch's slices)
 
     @property
     def supervised_only(self) -> bool:
@@ -72,7 +75,8 @@ class Variant:
 
 SSS_METHOD_PSEUDO_LABELS = ("--confidence-mode", "global", "--alignment", "none", "--no-ema-restart",
                             "--unlabeled-weight", "0.5", "--warmup-epochs", "8")  # the first SSS_METHOD reading
-AFTER_WARMUP = ("--ssl-start", "warmup")  # SSL right after the warm-up, as every variant measured before the start gate
+AFTER_WARMUP = ("--ssl-start", "warmup")
+ONE_CLIP = ("--batch-size", "1")  # after --train-flags: one clip of the plan's length per stream (the CPU plan's 2d_memory)  # SSL right after the warm-up, as every variant measured before the start gate
 VARIANTS = {v.name: v for v in (
     Variant("supervised", ("--supervised-only",), "SSS-supervised", "supervised only (full network)"),
     Variant("supervised_coarse", ("--supervised-only", "--no-pcsw", "--no-refine"), "SSS-supervised-noPCSW-noRefine",
@@ -95,6 +99,12 @@ VARIANTS = {v.name: v for v in (
     Variant("w2s_v0", ("--no-dfe", "--no-pcsw", "--no-refine", *SSS_METHOD_PSEUDO_LABELS, *AFTER_WARMUP),
             "SSS-noDFE-noPCSW-noRefine",
             "weak-to-strong as first specified (global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
+    Variant("memory_supervised_coarse", ("--supervised-only", "--no-pcsw", "--no-refine", *ONE_CLIP),
+            "SSS-supervised-noPCSW-noRefine", "2d_memory: supervised only, coarse head, propagated through memory",
+            configuration="2d_memory"),
+    Variant("memory_w2s_ready", ("--no-dfe", "--no-pcsw", "--no-refine", "--ssl-start", "ready", *ONE_CLIP),
+            "SSS-noDFE-noPCSW-noRefine", "2d_memory: weak-to-strong on clips, coarse head, the ready gate",
+            configuration="2d_memory"),
 )}
 DEFAULT_VARIANTS = ("supervised", "supervised_coarse", "w2s", "w2s_ready", "w2s_dfe_pair", "w2s_dfe_weak", "w2s_pcsw",
                     "sss_v0", "sss_full")
@@ -210,32 +220,34 @@ def prepare_seed(root: Path, train: list[str], val: list[str], env: dict) -> Non
 def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: dict, args: argparse.Namespace,
                     schedule: list[str], tag: str) -> dict:
     """sss_train fold 0 with the variant's switches and `schedule`, then sss_predict the test set and score it."""
-    results = root / "SSS_results" / DATASET_FOLDER / f"{variant.run}__2d" / "fold_0"
+    cfg = variant.configuration
+    results = root / "SSS_results" / DATASET_FOLDER / f"{variant.run}__{cfg}" / "fold_0"
     if (results / "checkpoint_final.pth").is_file() or (results / "checkpoint_latest.pth").is_file():
         shutil.rmtree(results.parent)  # a run of another schedule (or an interrupted one): start over
-    command = ["sss_train", DATASET_NAME, "2d", "0", "--seed", str(seed), "--device", args.device, "--no-progress",
+    command = ["sss_train", DATASET_NAME, cfg, "0", "--seed", str(seed), "--device", args.device, "--no-progress",
                "--num-workers", "1", "--disable-val-tta", *args.train_flags, *schedule, *variant.flags]
     wall_s = _run(command, env, root / "logs" / f"train_{variant.name}_{tag}.log")
     summary = read_json(results / "training_summary.json")
     predictions = root / "predictions" / f"{variant.name}_{tag}"
     shutil.rmtree(predictions, ignore_errors=True)
-    predict_s = _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(predictions), "-d", DATASET_NAME, "-c", "2d",
+    predict_s = _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(predictions), "-d", DATASET_NAME, "-c", cfg,
                       "-f", "0", "--run", variant.run, "--checkpoint", "final", "--disable-tta", "--device", args.device,
                       "-np", "1", "--no-progress"], env, root / "logs" / f"predict_{variant.name}_{tag}.log")
-    plans = read_json(root / "SSS_preprocessed" / DATASET_FOLDER / "plans.json")["configurations"]["2d"]
+    plans = read_json(root / "SSS_preprocessed" / DATASET_FOLDER / "plans.json")["configurations"][cfg]
     config = read_json(results / "training_config.json")
-    trained = config["plans"]["configurations"]["2d"] if "plans" in config else config["plan"]  # the plan with its overrides
+    trained = config["plans"]["configurations"][cfg] if "plans" in config else config["plan"]  # the plan with its overrides
     extra = {}
     if args.score_teacher and not variant.supervised_only:
         teacher = root / "predictions" / f"{variant.name}_{tag}_teacher"
         shutil.rmtree(teacher, ignore_errors=True)
-        _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(teacher), "-d", DATASET_NAME, "-c", "2d", "-f", "0",
+        _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(teacher), "-d", DATASET_NAME, "-c", cfg, "-f", "0",
               "--run", variant.run, "--checkpoint", "final", "--weights", "teacher", "--disable-tta", "--device",
               args.device, "-np", "1", "--no-progress"], env, root / "logs" / f"predict_{variant.name}_{tag}_teacher.log")
         extra["teacher_scores"] = score(pool, teacher)
     return {**extra, "variant": variant.name, "seed": seed, "schedule": tag, "train_wall_s": round(wall_s, 1),
             "predict_wall_s": round(predict_s, 1), "epochs": summary["epochs"], "iterations": summary["iterations"],
-            "plan": {"patch": plans["patch_size"], "batch_labeled": trained["batch_size_labeled"],
+            "plan": {"configuration": cfg, "clip_length": trained.get("clip_length", 0),
+                     "patch": plans["patch_size"], "batch_labeled": trained["batch_size_labeled"],
                      "batch_unlabeled": 0 if variant.supervised_only else trained["batch_size_unlabeled"],
                      "sam2_variant": plans["sam2_variant"], "training": trained["training"]},
             "command": " ".join(command), "scores": score(pool, predictions)}
@@ -248,7 +260,20 @@ def score(pool: Path, predictions: Path) -> dict:
     summary = evaluate_folders(pool / "labelsTs", predictions, classes, progress=False)
     return {"n_cases": summary["n_cases"], "dice": summary["mean"]["dice"], "hd95_mm": summary["mean"]["hd95_mm"],
             "dice_per_class": {k: v["dice"] for k, v in summary["mean_per_class"].items()},
-            "hd95_per_class": {k: v["hd95_mm"] for k, v in summary["mean_per_class"].items()}}
+            "hd95_per_class": {k: v["hd95_mm"] for k, v in summary["mean_per_class"].items()},
+            "components_per_class": components_per_class(predictions, classes),
+            "reference_components_per_class": components_per_class(pool / "labelsTs", classes)}
+
+
+def components_per_class(folder: Path, classes: list[int]) -> dict[str, float]:
+    """Mean number of 3D connected components (6-connected) per class over the cases of a folder of label maps:
+    the inter-slice consistency of a prediction, to compare with the reference's."""
+    counts = {k: [] for k in classes}
+    for path in sorted(folder.glob("*.nii.gz")):
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        for k in classes:
+            counts[k].append(ndimage.label(labels == k)[1])
+    return {str(k): float(np.mean(v)) if v else float("nan") for k, v in counts.items()}
 
 
 def nnunet_epochs_for(budget_s: float, out: Path, pool: Path, args: argparse.Namespace) -> int:
@@ -472,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         name, _, rest = spec.partition("=")
         base, _, flags = rest.partition(":")
         flags, _, run = flags.partition("@")
-        VARIANTS[name] = Variant(name, VARIANTS[base].flags + tuple(flags.split()), run or VARIANTS[base].run, f"{name} (dev)")
+        VARIANTS[name] = Variant(name, VARIANTS[base].flags + tuple(flags.split()), run or VARIANTS[base].run, f"{name} (dev)",
+                                 configuration=VARIANTS[base].configuration)
     unknown = sorted(set(args.variants) - set(VARIANTS) - {NNUNET})
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}, {NNUNET}")

@@ -74,9 +74,10 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def _key(config: ModelConfig, batch: int, encoder_trainable: bool, mixed_precision: bool) -> str:
+def _key(config: ModelConfig, batch: int, encoder_trainable: bool, mixed_precision: bool, clip_length: int) -> str:
     return json.dumps({"model": asdict(config), "batch": batch, "encoder_trainable": encoder_trainable,
-                       "mixed_precision": mixed_precision, "code": code_digest()}, sort_keys=True)
+                       "mixed_precision": mixed_precision, "clip_length": clip_length, "code": code_digest()},
+                      sort_keys=True)
 
 
 def _read_cache(path: Path) -> dict[str, list[int]]:
@@ -94,16 +95,17 @@ def _read_cache(path: Path) -> dict[str, list[int]]:
 
 
 def step_estimates(config: ModelConfig, batches: tuple[int, ...], encoder_trainable: bool = True,
-                   mixed_precision: bool = False) -> list[MemoryEstimate]:
-    """Memory of one SSS step for each batch size (labeled = unlabeled): remembered, else measured and remembered."""
+                   mixed_precision: bool = False, clip_length: int = 0) -> list[MemoryEstimate]:
+    """Memory of one SSS step for each batch size (labeled = unlabeled; clips of `clip_length` slices when > 0):
+    remembered, else measured and remembered."""
     path = estimate_cache_file()
     cache = _read_cache(path)
-    keys = [_key(config, b, encoder_trainable, mixed_precision) for b in batches]
+    keys = [_key(config, b, encoder_trainable, mixed_precision, clip_length) for b in batches]
     missing = {b: key for b, key in zip(batches, keys) if key not in cache}
     if missing:
         from planners.memory import measure_step_estimates  # torch and SAM-2: only when something is new
 
-        measured = measure_step_estimates(config, tuple(missing), encoder_trainable, mixed_precision)
+        measured = measure_step_estimates(config, tuple(missing), encoder_trainable, mixed_precision, clip_length)
         for key, estimate in zip(missing.values(), measured):
             cache[key] = [estimate.persistent_bytes, estimate.activation_bytes, estimate.workspace_bytes]
         try:  # re-read before writing: keep what another planning process remembered meanwhile
@@ -114,13 +116,14 @@ def step_estimates(config: ModelConfig, batches: tuple[int, ...], encoder_traina
 
 
 def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int, encoder_trainable: bool = True,
-              mixed_precision: bool = False) -> tuple[int, MemoryEstimate]:
-    """Largest batch b (labeled = unlabeled = b, 1:1) whose step fits `budget_bytes`, and its estimate.
+              mixed_precision: bool = False, clip_length: int = 0) -> tuple[int, MemoryEstimate]:
+    """Largest batch b (labeled = unlabeled = b, 1:1; clips of `clip_length` slices when > 0) whose step fits
+    `budget_bytes`, and its estimate.
 
     Activations grow linearly with the batch, so batches 1 and 2 are estimated and extrapolated.
     Returns (0, estimate at batch 1) when even batch 1 does not fit.
     """
-    one, two = step_estimates(model_config, (1, 2), encoder_trainable, mixed_precision)
+    one, two = step_estimates(model_config, (1, 2), encoder_trainable, mixed_precision, clip_length)
     per_sample = max(two.activation_bytes - one.activation_bytes, 1)
     fixed = one.total_bytes - per_sample
     batch = int(min(max_batch, (budget_bytes - fixed) // per_sample)) if budget_bytes > one.total_bytes else 0

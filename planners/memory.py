@@ -26,8 +26,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from planners.batch_fit import MemoryEstimate
-from sss_auto.data.batch import TrainBatch
+from sss_auto.data.batch import ClipBatch, TrainBatch
 from sss_auto.data.strong import StrongView
+from sss_auto.method.clip_steps import clip_losses
 from sss_auto.method.steps import sss_losses
 from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.model import SSSNet
@@ -48,6 +49,7 @@ class StepShape:
     batch_unlabeled: int
     encoder_trainable: bool = True
     mixed_precision: bool = False  # the step runs under bf16 autocast (training on CUDA)
+    clip_length: int = 0  # > 0: batches of clips of this many slices (2d_memory's `clip_losses`)
 
 
 class _LargestOutputs(TorchDispatchMode):
@@ -100,7 +102,8 @@ def _storage_key(tensor: torch.Tensor) -> int:
 
 
 def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> torch.Tensor:
-    """The trainer's SSS step (`sss_losses`) on a synthetic batch with every class prompted; returns L.
+    """The trainer's SSS step (`sss_losses`, or `clip_losses` for clips) on a synthetic batch with every class
+    prompted; returns L.
 
     `model` serves as student and teacher: the teacher pass runs without gradients, so its weights
     do not matter for memory. Two strong views with CutMix, as the trainer's default. Also used on
@@ -109,6 +112,8 @@ def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> t
     cfg = shape.model
     size = (cfg.image_size, cfg.image_size)
     n_l, n_u, n_fg = shape.batch_labeled, shape.batch_unlabeled, cfg.num_classes - 1
+    if shape.clip_length:
+        return clip_losses(_clip_batch(shape, device), model, model).loss
     batch = TrainBatch(torch.randn(n_l, cfg.in_channels, *size, device=device),
                        torch.zeros(n_l, *size, dtype=torch.int64, device=device), _all_prompted(n_l, n_fg, device),
                        torch.randn(n_u, cfg.in_channels, *size, device=device), _all_prompted(n_u, n_fg, device))
@@ -116,6 +121,22 @@ def one_step_forward(model: SSSNet, shape: StepShape, device: str = "meta") -> t
     views = [StrongView(torch.randn(n_u, cfg.in_channels, *size, device=device),
                         torch.zeros(n_u, *size, dtype=torch.bool, device=device), partner) for _ in range(2)]
     return sss_losses(batch, model, model, views).loss
+
+
+def _clip_batch(shape: StepShape, device: str) -> ClipBatch:
+    """Labeled and unlabeled clips (weak and strong) of random slices, every class prompted on the first slice."""
+    cfg, length = shape.model, shape.clip_length
+    n_l, n_u, n_fg = shape.batch_labeled, shape.batch_unlabeled, cfg.num_classes - 1
+
+    def clips(n: int) -> torch.Tensor:
+        return torch.randn(n, length, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
+
+    def index(n: int) -> torch.Tensor:  # on the CPU: the memory bank reads slice distances as numbers
+        return torch.arange(length).expand(n, length)
+
+    return ClipBatch(clips(n_l), torch.zeros(n_l, length, cfg.image_size, cfg.image_size, dtype=torch.int64, device=device),
+                     _all_prompted(n_l, n_fg, device), index(n_l), clips(n_u), clips(n_u), _all_prompted(n_u, n_fg, device),
+                     index(n_u))
 
 
 def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:
@@ -126,7 +147,8 @@ def _all_prompted(batch: int, num_foreground: int, device: str) -> Prompts:
 
 
 def measure_step_estimates(config: ModelConfig, batches: tuple[int, ...], encoder_trainable: bool = True,
-                           mixed_precision: bool = False) -> list[MemoryEstimate]:
+                           mixed_precision: bool = False, clip_length: int = 0) -> list[MemoryEstimate]:
     """`estimate_step_memory` for each batch size (labeled = unlabeled), with one model built for all."""
     model = SSSNet(config, device="meta")
-    return [estimate_step_memory(StepShape(config, b, b, encoder_trainable, mixed_precision), model) for b in batches]
+    return [estimate_step_memory(StepShape(config, b, b, encoder_trainable, mixed_precision, clip_length), model)
+            for b in batches]

@@ -13,7 +13,7 @@ import numpy as np
 from planners.fingerprint import Fingerprint
 from planners.batch_fit import GIB, fit_batch
 from planners.target import PlanTarget
-from planners.plans import FORMAT_VERSION, MAX_PATCH, PATCH_MULTIPLE, ConfigurationPlan, Plans, ResamplingPlan, TrainingPlan
+from planners.plans import FORMAT_VERSION, MAX_MEMORY_FRAMES, MAX_PATCH, PATCH_MULTIPLE, ConfigurationPlan, Plans, ResamplingPlan, TrainingPlan
 from preprocessing.normalization import ChannelNormalization, scheme_for_channel
 from sss_auto.errors import PlansError
 from sss_auto.networks.config import ModelConfig
@@ -39,7 +39,9 @@ CPU_ITERATIONS_PER_EPOCH = 50
 CPU_TIME_BUDGET_MIN = 60.0
 # any of these exists where a CUDA (or ROCm) device can: NVIDIA driver, ROCm kernel driver, WSL2's GPU
 GPU_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
-METHODS = ("auto", "full", "weak_to_strong")  # which SSS parts a plan switches on (see method_parts)
+METHODS = ("auto", "full", "weak_to_strong")
+# 2d_memory's clip lengths, longest first: SAM-2 trains on 8-frame clips; a CPU step costs about its slices
+CLIP_LENGTHS = {"cuda": (8, 4, 2), "cpu": (4, 2)}  # which SSS parts a plan switches on (see method_parts)
 
 
 def detect_gpu_memory_gib() -> float | None:
@@ -78,7 +80,7 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> np.ndarray:
 
 def plan(fingerprint: Fingerprint, target: PlanTarget, sam2_variant: str | None = None, *, encoder: str = "hiera",
          training: TrainingPlan | None = None, method: str = "auto") -> Plans:
-    """Plan the 2d configuration for a device, a memory budget and the SAM-2 weights that exist (no I/O).
+    """Plan the 2d configuration (and `2d_memory` beside it, `plan_memory`) for a device, a memory budget and the SAM-2 weights that exist (no I/O).
 
     Args:
         fingerprint: the dataset fingerprint.
@@ -129,9 +131,35 @@ def plan(fingerprint: Fingerprint, target: PlanTarget, sam2_variant: str | None 
         training=training or training_plan(target.device, checkpoint is not None), device=target.device,
         pretrained=checkpoint is not None, sam2_checkpoint=None if checkpoint is None else str(checkpoint),
         weights_note=weights_note(variant, checkpoint, bool(sam2_variant)) + parts_note(method, refine))
+    configurations = {"2d": config}
+    memory = plan_memory(config, len(fingerprint.channel_names), num_classes, target)
+    if memory is not None:
+        configurations["2d_memory"] = memory
     normalization = tuple(_normalization(name, stats) for name, stats in zip(fingerprint.channel_names, fingerprint.intensity_per_channel))
     return Plans(FORMAT_VERSION, fingerprint.dataset_name, fingerprint.channel_names, dict(fingerprint.labels), transpose,
-                 tuple(transpose.index(i) for i in range(3)), normalization, ResamplingPlan(), {"2d": config})
+                 tuple(transpose.index(i) for i in range(3)), normalization, ResamplingPlan(), configurations)
+
+
+def plan_memory(base: ConfigurationPlan, in_channels: int, num_classes: int, target: PlanTarget) -> ConfigurationPlan | None:
+    """The volumetric configuration `2d_memory` beside a 2d plan: the same spacing, patch, variant and SSS parts
+    (no DFE: not on clips), SAM-2's memory modules, and the longest clip (of CLIP_LENGTHS) of which a batch of at
+    least one clip fits the budget, with as many clips as fit (a CPU: as many slices per step as its 2d batch).
+    None, with a warning, when not even a clip of the shortest length fits.
+    """
+    budget = int(target.memory_gib * GIB)
+    for length in CLIP_LENGTHS[target.device]:
+        frames = min(MAX_MEMORY_FRAMES, length - 1)
+        model = ModelConfig(in_channels, num_classes, base.patch_size[0], base.sam2_variant, base.encoder, base.refine, (),
+                            memory_frames=frames)
+        max_clips = max(1, base.batch_size_labeled // length) if target.device == "cpu" else MAX_BATCH
+        batch, estimate = fit_batch(model, budget, max_clips, mixed_precision=target.device == "cuda", clip_length=length)
+        if batch >= 1:
+            return replace(base, batch_size_labeled=batch, batch_size_unlabeled=batch, dfe_levels=(),
+                           estimated_step_memory_gib=round(estimate.total_gib, 3), clip_length=length,
+                           memory_frames=frames, data_identifier="2d")
+    logger.warning("2d_memory not planned: not even one clip of %d slices fits %.1f GiB", CLIP_LENGTHS[target.device][-1],
+                   target.memory_gib)
+    return None
 
 
 def method_parts(method: str, pretrained: bool) -> tuple[bool, tuple[int, ...]]:

@@ -11,6 +11,7 @@ from sss_auto.io.atomic import read_json, write_json_atomic
 from sss_auto.io.serialization import SchemaError, from_dict, to_dict
 from sss_auto.networks.checkpoints import DOWNLOADABLE
 from sss_auto.networks.dfe_modes import DFE_INPUTS
+from sss_auto.networks.memory_policies import POLICIES
 from sss_auto.networks.variants import VARIANTS
 
 FORMAT_VERSION = 1
@@ -22,6 +23,7 @@ STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
 LABELED_AUGMENTATIONS = ("standard", "strong")  # see sss_auto/training/loop.py
 PATCH_MULTIPLE = 32
+MAX_MEMORY_FRAMES = 6  # SAM-2's num_maskmem is 7: six memories besides the prompt slice
 DEVICES = ("cuda", "cpu")
 
 
@@ -128,6 +130,13 @@ class ConfigurationPlan:
         pretrained: planned for official SAM-2 weights (sss_train refuses to run without them).
         sam2_checkpoint: the checkpoint found when planning (None: from scratch).
         weights_note: why the plan is or is not pretrained.
+        clip_length: consecutive slices per training sample of the volumetric configuration `2d_memory`
+            (its batch sizes count clips); 0: single slices (`2d`).
+        memory_frames: slice memories each slice of a clip attends to (SAM-2's memory attention); 0 with
+            clip_length 0.
+        memory_policy: the clip memory bank's rule, "self_sorting" (MedSAM-2's idea) or "fifo" (SAM-2's).
+        data_identifier: the preprocessed folder the configuration reads ("": its own name); `2d_memory`
+            reads `2d`'s (same spacing, so the same arrays; nnU-Net's field of the same name).
     """
 
     spacing_mm: tuple[float, float, float]
@@ -148,6 +157,10 @@ class ConfigurationPlan:
     pretrained: bool = False
     sam2_checkpoint: str | None = None
     weights_note: str = ""
+    clip_length: int = 0
+    memory_frames: int = 0
+    memory_policy: str = "self_sorting"
+    data_identifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,10 @@ class Plans:
             raise PlansError(f"configuration {name!r} is not planned; planned: {', '.join(self.configurations)}")
         return self.configurations[name]
 
+    def data_folder(self, name: str) -> str:
+        """The preprocessed folder (under the dataset's) that configuration `name` reads."""
+        return self.configuration(name).data_identifier or name
+
 
 def validate_plans(plans: Plans) -> list[str]:
     """Problems of a plans object, as 'key: problem' strings (empty when valid)."""
@@ -187,6 +204,11 @@ def validate_plans(plans: Plans) -> list[str]:
     problems += resampling_problems(plans.resampling)
     for name, config in plans.configurations.items():
         problems += configuration_problems(f"configurations.{name}", config)
+        shared = plans.configurations.get(config.data_identifier)
+        if config.data_identifier and config.data_identifier != name and (
+                shared is None or (shared.spacing_mm, shared.resample_z) != (config.spacing_mm, config.resample_z)):
+            problems.append(f"configurations.{name}.data_identifier: {config.data_identifier!r} must name a planned "
+                            "configuration with the same spacing_mm and resample_z (whose preprocessed arrays it reads)")
     return problems
 
 
@@ -263,6 +285,24 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
                         "sam2_checkpoint")
     if min(config.spacing_mm) <= 0:
         problems.append(f"{where}.spacing_mm: must be positive")
+    return problems + memory_problems(where, config)
+
+
+def memory_problems(where: str, config: ConfigurationPlan) -> list[str]:
+    """Problems of the clip and memory fields: both 0 (2d), or a clip of >= 2 slices with >= 1 memory frame."""
+    problems = []
+    if config.clip_length == 0 and config.memory_frames == 0:
+        return problems
+    if config.clip_length < 2:
+        problems.append(f"{where}.clip_length: {config.clip_length} must be >= 2 with memory frames (0 and 0: the 2d network)")
+    if not 1 <= config.memory_frames <= MAX_MEMORY_FRAMES:
+        problems.append(f"{where}.memory_frames: {config.memory_frames} must be in 1..{MAX_MEMORY_FRAMES} with a clip "
+                        "(SAM-2's temporal positions)")
+    if config.memory_policy not in POLICIES:
+        problems.append(f"{where}.memory_policy: {config.memory_policy!r} is not one of {', '.join(POLICIES)}")
+    if config.dfe_levels:
+        problems.append(f"{where}.dfe_levels: {list(config.dfe_levels)} must be [] with a clip (DFE on clips is not "
+                        "implemented)")
     return problems
 
 

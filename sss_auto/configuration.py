@@ -25,6 +25,8 @@ class Ablation:
         pcsw_tau: continuity threshold override (None: the plan's).
         strong_views: strong views per unlabeled image (SSS_METHOD: 2; 1 halves the unlabeled cost).
         dfe_inputs: DFE input mode override ("strong_pair" | "weak_strong"; None: the plan's).
+        memory_policy: the clip memory bank's rule override ("self_sorting" | "fifo"; None: the plan's;
+            `2d_memory` only).
     """
 
     supervised_only: bool = False
@@ -34,6 +36,7 @@ class Ablation:
     pcsw_tau: float | None = None
     strong_views: int = 2
     dfe_inputs: str | None = None
+    memory_policy: str | None = None
 
     def run_name(self) -> str:
         """Folder name of the run: "SSS", with a suffix per switch that differs from full SSS."""
@@ -46,6 +49,8 @@ class Ablation:
         parts += [f"views{self.strong_views}"] if self.strong_views != 2 and not self.supervised_only else []
         if self.dfe_inputs is not None and self.use_dfe and not self.supervised_only:
             parts.append("dfe" + "".join(word.capitalize() for word in self.dfe_inputs.split("_")))
+        if self.memory_policy is not None:
+            parts.append("memory" + "".join(word.capitalize() for word in self.memory_policy.split("_")))
         return "-".join(parts)
 
 
@@ -105,6 +110,11 @@ class TrainConfig:
         return self.ablation.pcsw_tau if self.ablation.pcsw_tau is not None else self.training.pcsw_tau
 
     @property
+    def clip_length(self) -> int:
+        """Slices per training sample: 0 for single slices (`2d`), else clips through the slice memory."""
+        return self.plan.clip_length
+
+    @property
     def class_names(self) -> dict[int, str]:
         """Label value -> name, background included (dataset.json's labels)."""
         return {v: k for k, v in self.plans.labels.items()}
@@ -116,7 +126,8 @@ class TrainConfig:
         use_dfe = ablation.use_dfe and not ablation.supervised_only
         return ModelConfig(in_channels=len(self.plans.channel_names), num_classes=max(self.plans.labels.values()) + 1,
                            image_size=plan.patch_size[0], sam2_variant=plan.sam2_variant, encoder=plan.encoder,
-                           refine=plan.refine and ablation.refine, dfe_levels=tuple(plan.dfe_levels) if use_dfe else ())
+                           refine=plan.refine and ablation.refine, dfe_levels=tuple(plan.dfe_levels) if use_dfe else (),
+                           memory_frames=plan.memory_frames, memory_policy=ablation.memory_policy or plan.memory_policy)
 
     @property
     def inference(self) -> InferenceSettings:

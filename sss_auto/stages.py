@@ -52,10 +52,11 @@ def plan_stage(dataset: RawDataset, fingerprint: Fingerprint, gpu_memory_gib: fl
     path = preprocessed_folder(dataset) / "plans.json"
     save_plans(plans, path)
     for name, config in plans.configurations.items():
-        logger.info("%s: planned for %s, spacing %s mm, patch %s, batch %d+%d, SAM-2 %s, %s, estimated step %.2f GiB "
+        logger.info("%s: planned for %s, spacing %s mm, patch %s, batch %d+%d%s, SAM-2 %s, %s, estimated step %.2f GiB "
                     "of %.1f GiB, lr %g, %s", name, config.device, tuple(round(s, 3) for s in config.spacing_mm),
-                    config.patch_size, config.batch_size_labeled, config.batch_size_unlabeled, config.sam2_variant,
-                    "full SSS" if config.refine else "weak-to-strong, coarse head",
+                    config.patch_size, config.batch_size_labeled, config.batch_size_unlabeled,
+                    f" clips of {config.clip_length} slices, {config.memory_frames} memory frames ({config.memory_policy})"
+                    if config.clip_length else "", config.sam2_variant, _parts(config),
                     config.estimated_step_memory_gib, config.gpu_memory_target_gib, config.training.learning_rate,
                     f"time budget {config.training.time_budget_min:g} min" if config.training.time_budget_min
                     else f"{config.training.num_epochs} epochs x {config.training.iterations_per_epoch} iterations")
@@ -86,8 +87,14 @@ def preprocess_stage(dataset: RawDataset, configurations: list[str], num_process
     plans = load_plans(folder / "plans.json")
     subsets = check_dataset_structure(dataset)
     cases = subsets["labeled"] + subsets["unlabeled"]
-    for configuration in configurations:
-        plans.configuration(configuration)
-        done, skipped = preprocess_dataset(cases, plans, configuration, folder / configuration, num_processes, progress)
-        logger.info("%s: %d case(s) preprocessed, %d already done, in %s", configuration, done, skipped, folder / configuration)
+    for data in dict.fromkeys(plans.data_folder(c) for c in configurations):  # 2d_memory reads 2d's arrays
+        done, skipped = preprocess_dataset(cases, plans, data, folder / data, num_processes, progress)
+        logger.info("%s: %d case(s) preprocessed, %d already done, in %s", data, done, skipped, folder / data)
     return folder
+
+
+def _parts(config) -> str:
+    """The SSS parts a configuration's plan switches on, in words."""
+    if not config.refine:
+        return "weak-to-strong, coarse head"
+    return "PCSW + SAM-2 refinement, no DFE" if not config.dfe_levels else "full SSS"

@@ -10,6 +10,7 @@ from planners.plans import TRAINING_CHOICES, TrainingPlan, flag_of, overridable_
 from sss_auto.cli.common import add_common_options, run_command
 from sss_auto.configuration import Ablation, TrainConfig, ablation_fields, default_loader_workers
 from sss_auto.networks.dfe_modes import DFE_INPUTS
+from sss_auto.networks.memory_policies import POLICIES
 
 FOLDS = ["0", "1", "2", "3", "4", "all"]
 
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--strong-views", dest="strong_views", type=int, choices=[1, 2], default=Ablation.strong_views,
                    help=f"strong views per unlabeled image (default {Ablation.strong_views}, as SSS_METHOD; 1 makes the "
                         "SSS step cheaper)")
+    a.add_argument("--memory-policy", dest="memory_policy", choices=POLICIES, default=Ablation.memory_policy,
+                   help="2d_memory: how a clip's memory bank keeps entries (default: the plan's memory_policy; fifo is "
+                        "SAM-2's rule, self_sorting MedSAM-2's idea)")
     r = p.add_argument_group("run")
     r.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     r.add_argument("--c", action="store_true", help="continue from the last checkpoint")

@@ -23,3 +23,24 @@ class TrainBatch:
         move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
         return TrainBatch(move(self.x_l), move(self.y_l), self.prompts_l.to(device), move(self.x_w),
                           self.prompts_u.to(device) if self.prompts_u is not None else None)
+
+
+@dataclass
+class ClipBatch:
+    """Clips (B, L, C, H, W) with their slices' volume indices (B, L); labeled ones with labels (B, L, H, W)
+    and first-slice prompts; unlabeled ones as a weak view (and, in the step, a strong view) of the same slices."""
+
+    x_l: torch.Tensor
+    y_l: torch.Tensor
+    prompts_l: Prompts
+    index_l: torch.Tensor
+    x_w: torch.Tensor | None = None
+    x_s: torch.Tensor | None = None
+    prompts_u: Prompts | None = None
+    index_u: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> ClipBatch:
+        move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
+        return ClipBatch(move(self.x_l), move(self.y_l), self.prompts_l.to(device), move(self.index_l), move(self.x_w),
+                         move(self.x_s), self.prompts_u.to(device) if self.prompts_u is not None else None,
+                         move(self.index_u))

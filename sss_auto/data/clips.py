@@ -1,4 +1,4 @@
-"""Clips of consecutive slices for the volumetric configuration `2d_memory` (issue 14; not wired into training yet).
+"""Clips of consecutive slices for the volumetric configuration `2d_memory`.
 
 A clip is `length` consecutive slices of one volume, cut with one in-plane window and moved by one
 spatial transform, so the slices stay registered to each other as they are in the volume (what the
@@ -14,30 +14,33 @@ from sss_auto.data.sampling import cut_window, window_start
 
 
 def clip_slices(num_slices: int, length: int, anchor: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of `length` consecutive slices that contain `anchor` (at a random position of the clip).
+    """Indices of `length` consecutive slices starting at `anchor`, the clip's prompt slice, going up or down.
 
-    A volume with fewer slices than `length` gives all of them, its last slice repeated to the length.
+    As at inference, where the volume is propagated from the prompt slice in both directions
+    (networks/clip.py `propagation_passes`), the direction is drawn among those that fit in the
+    volume (either, when both do). A volume shorter than `length` repeats its end slice.
     """
     if not 0 <= anchor < num_slices:
         raise ValueError(f"anchor slice {anchor} is outside a volume of {num_slices} slices")
-    if num_slices <= length:
-        return np.minimum(np.arange(length), num_slices - 1)
-    first = int(rng.integers(max(0, anchor - length + 1), min(anchor, num_slices - length) + 1))
-    return np.arange(first, first + length)
+    steps = np.arange(length)
+    fitting = [d for d in (1, -1) if 0 <= anchor + d * (length - 1) < num_slices]
+    direction = int(rng.choice(fitting)) if fitting else (1 if anchor < num_slices - 1 - anchor else -1)
+    return np.clip(anchor + direction * steps, 0, num_slices - 1)
 
 
-def crop_clip(data: np.ndarray, seg: np.ndarray, slices: np.ndarray, center_yx: tuple[int, int], size: int,
+def crop_clip(data: np.ndarray, slices: np.ndarray, labels: np.ndarray, center_yx: tuple[int, int], size: int,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The same size×size window of every slice of the clip.
 
     Args:
-        data: float32 (C, Z, H, W) volume; seg: integer (Z, H, W) labels (or PCSW objects).
+        data: float32 (C, Z, H, W) volume; slices: the clip's slice indices (L,);
+        labels: integer (L, H, W) labels (or PCSW objects) of those slices.
 
     Returns:
         float32 (L, C, size, size) and int16 (L, size, size).
     """
-    start = window_start(center_yx, seg.shape[1:], size, rng)
-    images, labels = cut_window(np.asarray(data[:, slices]), np.asarray(seg[slices]), start, size)
+    start = window_start(center_yx, labels.shape[1:], size, rng)
+    images, labels = cut_window(np.asarray(data[:, slices]), np.asarray(labels), start, size)
     return images.transpose(1, 0, 2, 3), labels
 
 

@@ -1,4 +1,5 @@
-"""Training batches assembled in background workers: labeled slices with GT prompts, weak unlabeled views with bank prompts.
+"""Training batches assembled in background workers: labeled slices with GT prompts, weak unlabeled views with bank prompts
+(or, for `2d_memory`, clips of consecutive slices prompted on their first slice).
 
 Each epoch gets a fresh, seeded stream: worker w of rank r in epoch e draws from
 default_rng([seed, e, r, w]) (and seeds numpy's and Python's global generators, which
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from sss_auto.data import augment
-from sss_auto.data.batch import TrainBatch
+from sss_auto.data.batch import ClipBatch, TrainBatch
 from sss_auto.data.cache import CaseCache
+from sss_auto.data.clips import augment_clips, clip_slices, crop_clip
 from sss_auto.data.sampling import choose_slice_and_center, crop_slice
 from sss_auto.errors import SSSError
 from sss_auto.prompting.bank import PromptBank
@@ -40,6 +42,7 @@ class LoaderSpec:
     batch_unlabeled: int
     num_foreground: int
     foreground_oversampling: float = 0.33
+    clip_length: int = 0  # > 0: clips of this many consecutive slices (2d_memory; make_clip_batch)
 
 
 def unlabeled_shard(case_ids: tuple[str, ...], seed: int, epoch: int, rank: int, world_size: int) -> tuple[str, ...]:
@@ -86,6 +89,47 @@ def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.ran
     return TrainBatch(torch.from_numpy(x_l), torch.from_numpy(y_l), prompts_l, x_w, prompts_u)
 
 
+def make_clip_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.random.Generator,
+                    transform) -> ClipBatch:
+    """Sample, augment and prompt one batch of clips (runs in a loader worker).
+
+    A clip starts at its prompt slice (data/clips.py `clip_slices`): for labeled clips a slice drawn as the
+    2d loader draws one (foreground oversampled), prompted with its jittered ground truth; for unlabeled
+    clips a uniform slice, prompted with the PCSW bank's objects on it. The later slices carry no prompt.
+    """
+    size = augment.sampling_size(spec.patch)
+
+    def clips(case_ids: tuple[str, ...], count: int, forced_from: int, labels_of) -> tuple[np.ndarray, ...]:
+        images, labels, indices = [], [], []
+        for index in range(count):
+            case_id = case_ids[rng.integers(len(case_ids))]
+            volume = cache.load(case_id)
+            z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= forced_from)
+            slices = clip_slices(volume.data.shape[1], spec.clip_length, z, rng)
+            image, label = crop_clip(volume.data, slices, labels_of(case_id, volume, slices), (y, x), size, rng)
+            images.append(image)
+            labels.append(label)
+            indices.append(slices)
+        x_np, y_np = augment_clips(transform, np.stack(images), np.stack(labels))
+        return x_np, y_np, np.stack(indices)
+
+    def ground_truth(_case_id, volume, slices):
+        return np.asarray(volume.seg[slices])
+
+    def bank_objects(case_id, volume, slices):
+        return np.stack([bank.slice_labels(case_id, int(z), volume.data.shape[2:]) for z in slices])
+
+    first_forced = int(round(spec.batch_labeled * (1 - spec.foreground_oversampling)))
+    x_l, y_l, index_l = clips(spec.labeled_ids, spec.batch_labeled, first_forced, ground_truth)
+    prompts_l = prompts_from_label_maps(y_l[:, 0], spec.num_foreground, rng, PROMPT_DROP_PROBABILITY)
+    batch = ClipBatch(torch.from_numpy(x_l), torch.from_numpy(y_l), prompts_l, torch.from_numpy(index_l))
+    if spec.batch_unlabeled and spec.unlabeled_ids:
+        x_w, objects, index_u = clips(spec.unlabeled_ids, spec.batch_unlabeled, spec.batch_unlabeled, bank_objects)
+        batch = replace(batch, x_w=torch.from_numpy(x_w), index_u=torch.from_numpy(index_u),
+                        prompts_u=prompts_from_label_maps(objects[:, 0], spec.num_foreground))
+    return batch
+
+
 class EpochBatches(IterableDataset):
     """`iterations` batches of one epoch, shared out over the loader's workers."""
 
@@ -94,7 +138,7 @@ class EpochBatches(IterableDataset):
         self.spec, self.bank, self.iterations = spec, bank, iterations
         self.seed, self.epoch, self.rank = seed, epoch, rank
 
-    def __iter__(self) -> Iterator[TrainBatch]:
+    def __iter__(self) -> Iterator[TrainBatch | ClipBatch]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         seed_sequence = [self.seed, self.epoch, self.rank, worker]
@@ -104,8 +148,9 @@ class EpochBatches(IterableDataset):
         random.seed(global_seed)  # ... and, for noise and blur strengths, from Python's
         cache = CaseCache(self.spec.cache_folder)
         transform = augment.spatial_and_intensity(self.spec.patch)
+        make = make_clip_batch if self.spec.clip_length else make_batch
         for _ in range(worker, self.iterations, workers):
-            yield make_batch(self.spec, cache, self.bank, rng, transform)
+            yield make(self.spec, cache, self.bank, rng, transform)
 
 
 def iterate_safely(loader: DataLoader) -> Iterator[TrainBatch]:

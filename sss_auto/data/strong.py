@@ -105,13 +105,20 @@ def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "
     return StrongView(torch.where(mix[:, None], x[partner], x), mix, partner)
 
 
+def strong_clip(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
+    """The strong view of weak clips (B, L, C, H, W): the photometric jitter drawn per slice, no CutMix
+    (mixing two clips would cut through the slice memory's object, method/clip_steps.py)."""
+    return photometric(x_w.flatten(0, 1), generator, strength).view_as(x_w)
+
+
 def augment_labeled(x_l: torch.Tensor, mode: str, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
     """Labeled images as the loader made them ("standard"), or with the strong views' photometric jitter on top ("strong").
 
-    The labels and prompts are untouched (photometric changes keep the geometry).
+    The labels and prompts are untouched (photometric changes keep the geometry). Clips (B, L, C, H, W)
+    are jittered per slice.
     """
     if mode == "standard":
         return x_l
     if mode != "strong":
         raise ValueError(f"labeled augmentation {mode!r} is not one of standard, strong")
-    return photometric(x_l, generator, strength)
+    return photometric(x_l.flatten(0, x_l.dim() - 4), generator, strength).view_as(x_l)

@@ -70,7 +70,31 @@ def choose_run(runs: list[TrainedRun], dataset: str | None, configuration: str |
     existing = "; ".join(r.describe() for r in runs) or "none"
     if not matching:
         raise CheckpointError(f"no trained model in {results_root} matches; trained models: {existing}")
-    raise CheckpointError(f"several trained models match, choose with -d/-c/--run: {existing}")
+    best = _named_best(matching, results_root)
+    if best is not None:
+        return best
+    raise CheckpointError(f"several trained models match, choose with -d/-c/--run (or rank them with "
+                          f"sss_find_best_configuration): {existing}")
+
+
+def _named_best(matching: list[TrainedRun], results_root: Path) -> TrainedRun | None:
+    """Among runs of one dataset, the one sss_find_best_configuration ranked best (inference_information.json)."""
+    if len({r.dataset for r in matching}) != 1:
+        return None
+    path = Path(results_root) / matching[0].dataset / "inference_information.json"
+    try:
+        best = read_json(path)["best"] if path.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("%s: unreadable (%s); not used to choose the model", path, err)
+        return None
+    chosen = next((r for r in matching if r.folder.name == best), None)
+    if chosen is not None:
+        logger.info("several trained models match; using %s, which sss_find_best_configuration ranked best (%s)",
+                    chosen.describe(), path)
+    elif best is not None:
+        logger.info("%s names %s best, which is not one of the matching models (an ensemble is predicted as "
+                    "inference_instructions.txt says)", path, best)
+    return chosen
 
 
 def load_run(run: TrainedRun, folds: list[str] | None, checkpoint: str, device: str, weights: str = "student") -> LoadedRun:

@@ -74,7 +74,7 @@ def predict_slices(predict_tiles: TileFunction, images: np.ndarray, patch: int, 
         chunk = positions[first:first + batch_size]
         x = torch.stack([volume[:, z, y:y + patch, x0:x0 + patch] for z, y, x0 in chunk]).to(device)
         tile_maps = np.stack([maps[z, y:y + patch, x0:x0 + patch] for z, y, x0 in chunk]) if maps is not None else None
-        p = _predict_with_mirroring(predict_tiles, x, tile_maps, num_classes, tta, device)
+        p = mirrored_probabilities(predict_tiles, x, tile_maps, num_classes, tta, device)
         for (z, y, x0), tile in zip(chunk, p):
             probs[:, z, y:y + patch, x0:x0 + patch] += tile * weights
             total[z, y:y + patch, x0:x0 + patch] += weights
@@ -83,8 +83,13 @@ def predict_slices(predict_tiles: TileFunction, images: np.ndarray, patch: int, 
 
 
 @torch.no_grad()
-def _predict_with_mirroring(predict_tiles: TileFunction, x: torch.Tensor, tile_maps: np.ndarray | None,
-                            num_classes: int, tta: bool, device) -> torch.Tensor:
+def mirrored_probabilities(predict_tiles: TileFunction, x: torch.Tensor, tile_maps: np.ndarray | None,
+                           num_classes: int, tta: bool, device) -> torch.Tensor:
+    """Softmax over dim 1 of `predict_tiles`, averaged over the (y, x) mirrorings with `tta`.
+
+    x: tiles (B, C, P, P), or clips of tiles (B, L, C, P, P) whose function returns (B, K+1, L, P, P);
+    tile_maps: uint8 (B, P, P) objects to prompt each tile (a clip's first slice) with, mirrored alike.
+    """
     out = 0
     axes_list = MIRROR_AXES if tta else ((),)
     for axes in axes_list:

@@ -1,7 +1,8 @@
 """The fully automatic SSS prediction of one preprocessed volume.
 
 Pass 1: coarse probabilities of every slice → PCSW per class on the whole volume → pass 2: fused
-probabilities with those prompts. Several models (folds) are averaged in both passes. Training
+probabilities with those prompts (`2d_memory`: propagated through the slice memory from PCSW's
+prompt slices, inference/propagation.py). Several models (folds) are averaged in both passes. Training
 validation, the PCSW bank refresh and `sss_predict` all use these functions.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sss_auto.inference.propagation import propagated_probabilities, start_slices
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.inference.sliding_window import predict_slices
 from sss_auto.networks.model import SSSNet
@@ -62,6 +64,8 @@ def predict_volume(models: list[SSSNet], data: np.ndarray, spacing_mm: tuple[flo
         constraints: per class value, from the fingerprint.
     """
     coarse = mean_probabilities(models, data, settings)
+    if any(m.memory is not None for m in models):
+        return _propagated(models, data, spacing_mm, settings, constraints, coarse)
     refine = settings.use_prompts and all(m.refiner is not None for m in models)
     if not refine:
         return VolumePrediction(coarse, None, [], coarse)
@@ -72,3 +76,23 @@ def predict_volume(models: list[SSSNet], data: np.ndarray, spacing_mm: tuple[flo
         return VolumePrediction(coarse, prompt_map, results, coarse)
     logger.debug("pass 2 runs (PCSW %s)", statuses)
     return VolumePrediction(mean_probabilities(models, data, settings, prompt_map), prompt_map, results, coarse)
+
+
+def _propagated(models: list[SSSNet], data: np.ndarray, spacing_mm: tuple[float, float, float],
+                settings: InferenceSettings, constraints: dict[int, ClassConstraint] | None,
+                coarse: np.ndarray) -> VolumePrediction:
+    """Pass 2 of `2d_memory` (inference/propagation.py): from PCSW's prompt slices through the slice memory.
+
+    PCSW runs with or without a refiner: it chooses where propagation starts; its objects on the start
+    slice are the prompts (none when prompts are off). No start slice (no coarse foreground): pass 1.
+    """
+    if not all(m.memory is not None for m in models):
+        raise ValueError("a 2d_memory model cannot be ensembled with 2d models")
+    prompt_map, results = pcsw_label_volume(coarse, spacing_mm, settings.pcsw_tau, constraints)
+    starts = start_slices(results, coarse)
+    if not starts:
+        logger.debug("no foreground in pass 1: nothing to propagate")
+        return VolumePrediction(coarse, prompt_map, results, coarse)
+    logger.debug("propagation through the slice memory from slice(s) %s", starts)
+    fused = propagated_probabilities(models, data, settings, starts, prompt_map if settings.use_prompts else None)
+    return VolumePrediction(fused.astype(np.float32), prompt_map, results, coarse)

@@ -1,75 +1,66 @@
-"""Training losses on clips of consecutive slices (`2d_memory`, issue 14; not wired into training yet).
+"""Training steps on clips of consecutive slices (the volumetric configuration `2d_memory`).
 
 The 2d step's losses (method/steps.py) applied slice by slice to clips segmented through the slice
 memory (networks/clip.py): labeled clips carry ground-truth prompts on their first slice only (the
 later slices must come from memory); unlabeled clips get the teacher's pseudo labels from the weak
-clip, segmented with its own memory, and the student learns them on the strong clip. Not yet in
-this first version: CutMix and DFE on clips (the 2d step's), and PCSW's prompts for unlabeled clips.
+clip, segmented with its own memory (its first slice prompted from the PCSW bank), and the student
+learns them on the strong clip (one strong view, photometric per slice, data/strong.py `strong_clip`).
+The pseudo labels go through the 2d step's alignment, class gate and confidence mask
+(`pseudo_labels_of`). Not on clips: CutMix and DFE (a `2d_memory` plan has no DFE levels).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from sss_auto.data.batch import ClipBatch
 from sss_auto.method.losses import dice_ce_loss
-from sss_auto.method.steps import SSLSettings, labeled_loss, passes
+from sss_auto.method.steps import SSLSettings, SSSLosses, StepOutput, labeled_loss, passes, pseudo_labels_of, step_output
 from sss_auto.networks.clip import segment_clip
 from sss_auto.networks.model import SSSNet
-from sss_auto.networks.prompts import Prompts
 
 
-@dataclass
-class ClipBatch:
-    """Clips (B, L, C, H, W) with their slices' volume indices (B, L); labeled ones with labels (B, L, H, W)
-    and first-slice prompts; unlabeled ones as a weak view and a strong view of the same slices."""
-
-    x_l: torch.Tensor
-    y_l: torch.Tensor
-    prompts_l: Prompts
-    index_l: torch.Tensor
-    x_w: torch.Tensor | None = None
-    x_s: torch.Tensor | None = None
-    prompts_u: Prompts | None = None
-    index_u: torch.Tensor | None = None
+def _slices(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Per-slice tensors (B, ...) of a clip, in clip order -> (B·L, ...) clip-major (as y.flatten(0, 1))."""
+    return torch.stack(tensors, dim=1).flatten(0, 1)
 
 
-@dataclass
-class ClipLosses:
-    """L, its parts, and the pseudo labels (B, L, H, W) with their confidence mask (None without unlabeled clips)."""
-
-    loss: torch.Tensor
-    loss_l: torch.Tensor
-    loss_u: torch.Tensor | None = None
-    y_hat: torch.Tensor | None = None
-    confident: torch.Tensor | None = None
-
-
-def clip_labeled_loss(b: ClipBatch, student: SSSNet, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The 2d labeled loss averaged over the slices of the labeled clips."""
+def clip_labeled_loss(b: ClipBatch, student: SSSNet, generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 2d labeled loss averaged over the slices of the labeled clips, and the fused logits (B·L, K+1, H, W)."""
     outputs = segment_clip(student, b.x_l, b.prompts_l, b.index_l, sample=student.training, generator=generator)
-    return torch.stack([labeled_loss(out.coarse, out.fused, b.y_l[:, t]) for t, out in enumerate(outputs)]).mean()
+    loss = torch.stack([labeled_loss(out.coarse, out.fused, b.y_l[:, t]) for t, out in enumerate(outputs)]).mean()
+    return loss, _slices([out.fused for out in outputs])
 
 
-def clip_losses(b: ClipBatch, student: SSSNet, teacher: SSSNet | None = None, ssl: SSLSettings = SSLSettings(),
-                generator: torch.Generator | None = None) -> ClipLosses:
-    """Labeled loss, and with unlabeled clips and a teacher the weak-to-strong loss, per slice.
+def clip_losses(b: ClipBatch, student: SSSNet, teacher: SSSNet, ssl: SSLSettings = SSLSettings(),
+                generator: torch.Generator | None = None) -> SSSLosses:
+    """Labeled loss + weak-to-strong loss on unlabeled clips, per slice (pseudo labels etc. flattened to B·L).
 
     The teacher segments the weak clip (no gradient; memories read deterministically), its confident
     per-slice argmax is the pseudo label of the same slice of the strong clip, which the student
-    segments with its own memory.
+    segments with its own memory. Returns tensors only (the planner runs it on the meta device).
     """
-    loss_l = clip_labeled_loss(b, student, generator)
-    if teacher is None or b.x_w is None:
-        return ClipLosses(loss_l, loss_l)
+    loss_l, labeled_logits = clip_labeled_loss(b, student, generator)
     with torch.no_grad():
         weak = segment_clip(teacher, b.x_w, b.prompts_u, b.index_u)
-        probs = torch.stack([out.fused.float().softmax(1) for out in weak], dim=1)  # (B, L, K+1, H, W)
-        conf, y_hat = probs.max(2)
-    strong = segment_clip(student, b.x_s, b.prompts_u, b.index_u, sample=student.training, generator=generator)
-    confident = passes(conf, y_hat, ssl.confidence)
-    loss_u = torch.stack([dice_ce_loss(out.fused, y_hat[:, t], confident[:, t], ssl.class_balanced_ce)
-                          for t, out in enumerate(strong)]).mean()
+        probs_w = _slices([out.fused.float().softmax(1) for out in weak])
+        conf, y_hat, conf_loss = pseudo_labels_of(probs_w, ssl)
+    strong = _slices([out.fused for out in segment_clip(student, b.x_s, b.prompts_u, b.index_u,
+                                                         sample=student.training, generator=generator)])
+    confident = passes(conf_loss, y_hat, ssl.confidence)
+    loss_u = dice_ce_loss(strong, y_hat, confident, ssl.class_balanced_ce)
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
-    return ClipLosses(loss, loss_l, loss_u, y_hat, confident)
+    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, confident, probs_w.mean((0, 2, 3)), labeled_logits)
+
+
+def clip_supervised_step(b: ClipBatch, student: SSSNet) -> StepOutput:
+    """Labeled clips only (warm-up epochs and the supervised-only ablation)."""
+    loss_l, logits = clip_labeled_loss(b, student)
+    return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()}, labeled_logits=logits)
+
+
+def clip_sss_step(b: ClipBatch, student: SSSNet, teacher: SSSNet, ssl: SSLSettings = SSLSettings(),
+                  generator: torch.Generator | None = None) -> StepOutput:
+    """`clip_losses` with the 2d SSS step's metrics."""
+    return step_output(clip_losses(b, student, teacher, ssl, generator), student.config.num_classes)

@@ -104,6 +104,20 @@ def passes(conf: torch.Tensor, y_hat: torch.Tensor, thresholds: float | torch.Te
     return conf >= (thresholds[y_hat] if thresholds.ndim else thresholds)
 
 
+def pseudo_labels_of(probs_w: torch.Tensor, ssl: SSLSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(conf, y_hat, conf_loss), each (B, H, W), from the teacher's probabilities (B, K+1, H, W) on weak views.
+
+    The probabilities are aligned to the prior first (`ssl.alignment`); conf_loss is what the confidence
+    mask sees: conf, set to 0 where a class not yet learned keeps the pixel out (`ssl.unready`).
+    """
+    aligned = align(probs_w, ssl.alignment)
+    conf, y_hat = aligned.max(1)
+    conf_loss = conf
+    if ssl.unready is not None and bool(ssl.unready.any()):
+        conf_loss = conf.masked_fill(unready_mask(aligned, y_hat, ssl.unready, ssl.unready_shares), 0.0)
+    return conf, y_hat, conf_loss
+
+
 def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
                ssl: SSLSettings = SSLSettings(), generator: torch.Generator | None = None,
                weak_order: torch.Tensor | None = None) -> SSSLosses:
@@ -125,11 +139,7 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     with torch.no_grad():
         f_w = teacher.encode(b.x_w)
         probs_w = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1)
-        aligned = align(probs_w, ssl.alignment)
-        conf, y_hat = aligned.max(1)  # (B, H, W) each
-        conf_loss = conf  # what the confidence mask sees: 0 where an unready class keeps the pixel out
-        if ssl.unready is not None and bool(ssl.unready.any()):
-            conf_loss = conf.masked_fill(unready_mask(aligned, y_hat, ssl.unready, ssl.unready_shares), 0.0)
+        conf, y_hat, conf_loss = pseudo_labels_of(probs_w, ssl)
     f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
     f_views = [[f[n_l + k * n_u:n_l + (k + 1) * n_u] for f in f_student] for k in range(n_views)]
     f_dfe_weak = f_w if weak_order is None else [f[weak_order] for f in f_w]
@@ -150,10 +160,13 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
 def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
              ssl: SSLSettings = SSLSettings(), generator: torch.Generator | None = None) -> StepOutput:
     """`sss_losses` with its scalar metrics (loss, loss_l, loss_u, mask ratio, per-class pseudo-label shares)."""
-    t = sss_losses(b, student, teacher, views, ssl, generator)
+    return step_output(sss_losses(b, student, teacher, views, ssl, generator), student.config.num_classes)
+
+
+def step_output(t: SSSLosses, num_classes: int) -> StepOutput:
+    """The StepOutput of an SSS step's tensors: loss, loss_l, loss_u, mask ratio, per-class pseudo-label shares."""
     metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
-               "mask_ratio": float(t.confident.float().mean()),
-               **pseudo_label_metrics(t.y_hat, t.confident, student.config.num_classes)}
+               "mask_ratio": float(t.confident.float().mean()), **pseudo_label_metrics(t.y_hat, t.confident, num_classes)}
     return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean), t.labeled_logits)
 
 

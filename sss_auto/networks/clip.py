@@ -19,7 +19,7 @@ from sss_auto.networks.prompts import Prompts
 
 def segment_clip(net: SSSNet, clip: torch.Tensor, prompts: Prompts | None, slice_index: torch.Tensor,
                  bank: MemoryBank | None = None, sample: bool = False,
-                 generator: torch.Generator | None = None) -> list[SegOutput]:
+                 generator: torch.Generator | None = None, encode_together: bool = True) -> list[SegOutput]:
     """Logits of every slice of a batch of clips, in clip order.
 
     Args:
@@ -28,6 +28,9 @@ def segment_clip(net: SSSNet, clip: torch.Tensor, prompts: Prompts | None, slice
         slice_index: (B, L) the slices' indices in their volumes (memory distances).
         bank: the clips' memory bank (None: a new one, of the policy and capacity `net` was built with).
         sample: read memories by similarity-weighted resampling (training).
+        encode_together: encode every slice in one batched call, as SAM-2's training encodes a clip's
+            frames (the image encoder has no batch statistics, so the features are the same); False
+            encodes slice by slice (inference over a whole volume, to bound memory).
 
     Returns:
         one SegOutput per slice; without memory (`net.memory` None) each equals net(slice).
@@ -35,21 +38,22 @@ def segment_clip(net: SSSNet, clip: torch.Tensor, prompts: Prompts | None, slice
     batch, length = clip.shape[:2]
     size = tuple(clip.shape[-2:])
     if net.memory is not None and bank is None:
-        bank = MemoryBank(batch, net.config.memory_frames)
+        bank = MemoryBank(batch, net.config.memory_frames, net.config.memory_policy)
     outputs = []
+    together = [f.unflatten(0, (batch, length)) for f in net.encode(clip.flatten(0, 1))] if encode_together else None
     for t in range(length):
-        features = net.encode(clip[:, t])
+        features = [f[:, t] for f in together] if together is not None else net.encode(clip[:, t])
         raw = features[-1]
-        keys = raw.mean((2, 3))
+        keys = raw.detach().mean((2, 3))  # bank bookkeeping stays out of autograd (no dead branches in the graph)
         if net.memory is not None:
             read = bank.read(keys, slice_index[:, t], net.config.memory_frames, generator, sample)
             features = [*features[:-1], net.memory.condition(raw, read)]
         out = net.decode(features, prompts if t == 0 else None, size)
         outputs.append(out)
-        if net.memory is not None:
+        if net.memory is not None and t < length - 1:  # the last slice's memory would never be read
             probabilities = out.fused.softmax(1)
             memory, pos = net.memory.remember(raw, 1 - probabilities[:, :1])
-            quality = probabilities.max(1).values.mean((1, 2)).detach()
+            quality = probabilities.detach().max(1).values.mean((1, 2))
             bank.add(memory, pos, keys, quality, slice_index[:, t], conditioning=t == 0)
     return outputs
 

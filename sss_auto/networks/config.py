@@ -19,6 +19,7 @@ class ModelConfig:
         dfe_levels: feature levels enhanced by DFE (1 = stride 8, 2 = stride 16); () disables DFE.
         memory_frames: slice memories each slice of a clip attends to (SAM-2's memory attention,
             networks/memory.py; the volumetric configuration); 0: none, the 2d network.
+        memory_policy: how a clip's memory bank keeps its entries ("self_sorting" | "fifo", networks/memory.py).
     """
 
     in_channels: int
@@ -29,3 +30,4 @@ class ModelConfig:
     refine: bool = True
     dfe_levels: tuple[int, ...] = (1, 2)
     memory_frames: int = 0
+    memory_policy: str = "self_sorting"

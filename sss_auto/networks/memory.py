@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-POLICIES = ("fifo", "self_sorting")
+from sss_auto.networks.memory_policies import POLICIES
 
 
 @dataclass(eq=False)  # slots are compared by identity (they hold tensors)
@@ -88,8 +88,8 @@ class MemoryBank:
         """Offer one slice of every clip: features/pos (B, mem_dim, h, w), keys (B, C), quality (B,)."""
         keys = nn.functional.normalize(keys.detach().float(), dim=1)
         for b, clip in enumerate(self.clips):
-            slot = MemorySlot(features[b], pos[b], keys[b], float(quality[b]), int(slice_index[b]), self._counter,
-                              conditioning)
+            slot = MemorySlot(features[b], pos[b], keys[b], 0.0 if quality.is_meta else float(quality[b]),
+                              int(slice_index[b]), self._counter, conditioning)
             self._offer(clip, slot)
         self._counter += 1
 
@@ -102,7 +102,7 @@ class MemoryBank:
             clip.remove(min(stored, key=lambda s: s.order))
             clip.append(slot)
             return
-        victim = self._victim(stored, slot)
+        victim = stored[0] if slot.key.is_meta else self._victim(stored, slot)  # meta (memory estimate): shapes only
         if victim is not None:
             clip[clip.index(victim)] = slot
 
@@ -151,6 +151,8 @@ class MemoryBank:
             return conditioning
         if self.policy == "fifo":
             return conditioning + sorted(stored, key=lambda s: s.order)[-num:]
+        if query.is_meta:  # the planner's memory estimate: as many entries as resampling reads, values unknown
+            return conditioning + [stored[i % len(stored)] for i in range(num if sample else min(num, len(stored)))]
         weights = torch.softmax(torch.stack([s.key for s in stored]) @ query / self.temperature, dim=0)
         if sample:
             picks = torch.multinomial(weights, num, replacement=True, generator=generator)

@@ -19,12 +19,13 @@ from planners.plans import TrainingPlan
 from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
-from sss_auto.data.strong import augment_labeled, strong_view
+from sss_auto.data.strong import augment_labeled, strong_clip, strong_view
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_checkpoint
 from sss_auto.io.serialization import to_dict
 from sss_auto.method.alignment import PriorAlignment
+from sss_auto.method.clip_steps import clip_sss_step, clip_supervised_step
 from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
 from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice
 from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
@@ -200,13 +201,13 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                       unlabeled_ids=unlabeled, patch=config.plan.patch_size[0],
                       batch_labeled=config.plan.batch_size_labeled,
                       batch_unlabeled=config.plan.batch_size_unlabeled if ssl else 0, num_foreground=num_classes - 1,
-                      foreground_oversampling=t.foreground_oversampling)
+                      foreground_oversampling=t.foreground_oversampling, clip_length=config.clip_length)
     loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
                           config.num_workers, pin_memory=config.device.startswith("cuda"))
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
     labeled_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank + 50_000)
     sums: dict[str, float] = {}
-    diagnose, diagnostics = ssl and bool(m.student.dfe.levels), {}
+    diagnose, diagnostics = ssl and bool(m.student.dfe.levels) and not config.clip_length, {}
     m.student.train()
     bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs()}", unit="it",
                disable=None if run.show_progress and run.dist.is_main else True)
@@ -222,7 +223,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                                                        t.strong_photometric))
         with mixed_precision(run.dist.device):
             if ssl:
-                views = [strong_view(batch.x_w, generator, t.strong_photometric) for _ in range(ablation.strong_views)]
+                views = [] if config.clip_length else [strong_view(batch.x_w, generator, t.strong_photometric)
+                                                      for _ in range(ablation.strong_views)]
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
                                            alignment.factors() if alignment is not None else None,
                                            unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
@@ -232,13 +234,17 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                 if diagnose:  # once per SSL epoch, before the step changes the weights
                     diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
                     diagnose = False
-                out = sss_step(batch, m.student, m.teacher, views, ssl_settings, generator)
+                if config.clip_length:  # one strong clip, jittered per slice (method/clip_steps.py)
+                    batch = replace(batch, x_s=strong_clip(batch.x_w, generator, t.strong_photometric))
+                    out = clip_sss_step(batch, m.student, m.teacher, ssl_settings, generator)
+                else:
+                    out = sss_step(batch, m.student, m.teacher, views, ssl_settings, generator)
                 thresholds.update(out.pseudo_labels.conf, out.pseudo_labels.y_hat)
                 if alignment is not None:
                     alignment.update(out.pseudo_labels.mean_probabilities)
             else:
-                out = supervised_step(batch, m.student)
-        readiness.update(labeled_class_dice(out.labeled_logits, batch.y_l))
+                out = clip_supervised_step(batch, m.student) if config.clip_length else supervised_step(batch, m.student)
+        readiness.update(labeled_class_dice(out.labeled_logits, batch.y_l.flatten(0, batch.y_l.dim() - 3)))
         m.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         trainable = [p for p in m.student.parameters() if p.requires_grad]
@@ -520,7 +526,8 @@ def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dic
     summary = export_and_score([m.student], run.cache, run.val_ids, run.reference_folder, config.plans,
                                config.inference, run.constraints, run.folder / "validation", False,
                                config.save_validation_probabilities)
-    for name, scores in (("fused (pass 2)", summary), ("coarse (pass 1)", summary["coarse"])):
+    fused = "propagated through the slice memory (pass 2)" if config.clip_length else "fused (pass 2)"
+    for name, scores in ((fused, summary), ("coarse (pass 1)", summary["coarse"])):
         logger.info("final validation (original geometry, TTA %s), %s: mean Dice %s per class %s",
                     "on" if config.validation_tta else "off", name, _fmt(scores["mean"]["dice"]),
                     {k: _fmt(v["dice"]) for k, v in scores["mean_per_class"].items()})

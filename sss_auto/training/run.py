@@ -44,7 +44,7 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
                 rehash_cache: bool = False) -> RunContext:
     """Read cache, fingerprint and splits; copy plans.json and dataset.json next to the folds."""
     pre = preprocessed_folder(dataset)
-    cache = CaseCache(pre / config.configuration)
+    cache = CaseCache(pre / config.plans.data_folder(config.configuration))
     labeled, unlabeled = cache.ids("labeled"), cache.ids("unlabeled")
     if not labeled:
         raise PlansError(f"{cache.folder}: no labeled case is preprocessed; training needs at least two")
@@ -88,6 +88,8 @@ def describe_run(config: TrainConfig, dist: DistInfo) -> str:
     return (f"training on {device}, {dist.world_size} process(es): SAM-2 {plan.sam2_variant}, patch "
             f"{plan.patch_size[0]}x{plan.patch_size[1]}, batch {plan.batch_size_labeled} labeled + "
             f"{0 if config.ablation.supervised_only else plan.batch_size_unlabeled} unlabeled per process, "
+            + (f"clips of {plan.clip_length} slices through {plan.memory_frames} memory frames "
+               f"({config.model.memory_policy}), " if plan.clip_length else "")
             + (f"epochs for a {t.time_budget_min:g}-minute budget x {t.iterations_per_epoch} iterations, "
                if t.time_budget_min is not None else f"{t.num_epochs} epochs x {t.iterations_per_epoch} iterations, ")
             + ("supervised only" if config.ablation.supervised_only else

@@ -97,6 +97,38 @@ def test_the_default_start_waits_until_every_labeled_class_is_learned_and_says_s
     assert state["warmup_hold"] == 2 and state["ssl_start_epoch"] is None and state["teacher"]
 
 
+def test_2d_memory_trains_supervised_and_semi_supervised_continues_and_predicts_in_the_original_geometry(
+        prepared, dataset_dir, tmp_path):
+    env, results = prepared
+    plans = json.loads((results.parents[1] / "preprocessed" / "Dataset900_DemoBHSD" / "plans.json").read_text())
+    memory = plans["configurations"]["2d_memory"]
+    assert memory["clip_length"] >= 2 and memory["memory_frames"] >= 1 and memory["data_identifier"] == "2d"
+    first = run_command(["sss_train", "DemoBHSD", "2d_memory", "0", "--epochs", "1", *FAST], env)
+    assert first.returncode == 0, first.stderr
+    assert (f"clips of {memory['clip_length']} slices through {memory['memory_frames']} memory frames (self_sorting)"
+            in first.stderr)
+    assert "propagated through the slice memory (pass 2): mean Dice" in first.stderr
+    fold = results / "SSS__2d_memory" / "fold_0"
+    state = load_checkpoint(fold / "checkpoint_final.pth")
+    assert any(k.startswith("memory.memory_attention.") for k in state["student"]), "SAM-2's memory modules trained"
+    assert "loss_u" in state["history"] and state["iteration"] == 2
+    more = run_command(["sss_train", "DemoBHSD", "2d_memory", "0", "--epochs", "2", "--c", *FAST], env)
+    assert more.returncode == 0, more.stderr
+    state = load_checkpoint(fold / "checkpoint_final.pth")
+    assert state["epoch"] == 2 and state["iteration"] == 4 and "continuing from" in more.stderr
+    supervised = run_command(["sss_train", "DemoBHSD", "2d_memory", "1", "--epochs", "1", "--supervised-only",
+                              "--memory-policy", "fifo", "--disable-val-tta", *FAST], env)
+    assert supervised.returncode == 0, supervised.stderr
+    assert (results / "SSS-supervised-memoryFifo__2d_memory" / "fold_1" / "checkpoint_final.pth").is_file()
+
+    out = tmp_path / "pred"
+    predicted = run_command(["sss_predict", "-i", str(dataset_dir / "imagesTs"), "-o", str(out), "-c", "2d_memory",
+                             "--run", "SSS", "--disable-tta", "--no-progress", "-np", "0"], env)
+    assert predicted.returncode == 0, predicted.stderr
+    for image in sorted((dataset_dir / "imagesTs").glob("*_0000.nii.gz")):
+        assert read_header(out / image.name.replace("_0000", "")) == read_header(image)
+
+
 def test_bad_arguments_and_missing_preprocessing_exit_2(roots, dataset_dir):
     env = dict(os.environ)
     missing = run_command(["sss_train", "DemoBHSD", "2d", "0"], env)

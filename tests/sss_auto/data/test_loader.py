@@ -1,5 +1,7 @@
 import os
 
+import torch
+
 import pytest
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -86,3 +88,33 @@ def test_unlabeled_shards_partition_the_pool_per_epoch_and_one_process_keeps_it_
     assert sorted(c for shard in shards for c in shard) == sorted(pool) and {len(s) for s in shards} == {2, 3}
     assert shards == [unlabeled_shard(pool, 0, 3, rank, 4) for rank in range(4)], "every rank computes the same split"
     assert unlabeled_shard(pool, 0, 4, 0, 4) != shards[0], "reshuffled every epoch"
+
+
+def test_clip_batches_are_consecutive_slices_prompted_on_their_first_slice_only(cache_folder):
+    import numpy as np
+
+    from sss_auto.data.batch import ClipBatch
+    from sss_auto.data.cache import CaseCache
+    from sss_auto.prompting.bank import StoredObjects
+
+    cache = CaseCache(cache_folder)
+    unlabeled = tuple(cache.ids("unlabeled"))
+    bank = PromptBank()
+    for case_id in unlabeled:  # an object on every slice: each unlabeled clip's first slice gets a prompt
+        objects = np.zeros(cache.load(case_id).data.shape[1:], np.uint8)
+        objects[:, 10:30, 10:30] = 1
+        bank.objects[case_id] = StoredObjects.from_volume(objects)
+    spec = LoaderSpec(cache_folder=cache_folder, labeled_ids=tuple(cache.ids("labeled")), unlabeled_ids=unlabeled,
+                      patch=64, batch_labeled=3, batch_unlabeled=2, num_foreground=3, clip_length=3)
+    first = list(epoch_loader(spec, bank, 2, seed=5, epoch=1))
+    again = list(epoch_loader(spec, bank, 2, seed=5, epoch=1))
+    assert all(torch.equal(a.x_l, b.x_l) and torch.equal(a.x_w, b.x_w) for a, b in zip(first, again))
+    b = first[0]
+    assert isinstance(b, ClipBatch)
+    assert b.x_l.shape == (3, 3, 1, 64, 64) and b.y_l.shape == (3, 3, 64, 64) and b.x_w.shape == (2, 3, 1, 64, 64)
+    assert b.index_l.shape == (3, 3) and b.index_u.shape == (2, 3)
+    steps = torch.diff(torch.cat([b.index_l, b.index_u]), dim=1)
+    assert bool((steps.abs() <= 1).all()), "consecutive slices (an end slice repeats only in a short volume)"
+    assert bool((b.y_l[-1, 0] > 0).any()), "the forced labeled clip starts at a foreground slice"
+    assert bool(b.prompts_l.valid[-1].any()) and b.prompts_u.valid[:, 0].all(), "first slices are prompted"
+    assert b.x_s is None, "the strong clip is made in the training step"

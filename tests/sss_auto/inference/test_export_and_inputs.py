@@ -96,3 +96,8 @@ def test_model_choice_lists_what_exists_when_ambiguous_or_missing(tmp_path):
     with pytest.raises(CheckpointError, match="no trained model .* matches; trained models: .*SSS__2d"):
         choose_run(runs, "BHSD", None, None, tmp_path)
     assert find_trained_runs(tmp_path, "best") == []
+    (tmp_path / "Dataset900_DemoBHSD" / "inference_information.json").write_text('{"best": "SSS-supervised__2d"}')
+    assert choose_run(runs, None, None, None, tmp_path).run == "SSS-supervised", "sss_find_best_configuration's best"
+    (tmp_path / "Dataset900_DemoBHSD" / "inference_information.json").write_text('{"best": "ensemble___a___b"}')
+    with pytest.raises(CheckpointError, match="several trained models match"):
+        choose_run(runs, None, None, None, tmp_path)

@@ -2,7 +2,8 @@
 
 import torch
 
-from sss_auto.method.clip_steps import ClipBatch, clip_losses
+from sss_auto.data.batch import ClipBatch
+from sss_auto.method.clip_steps import clip_labeled_loss, clip_losses, clip_sss_step, clip_supervised_step
 from sss_auto.method.steps import SSLSettings, labeled_loss
 from sss_auto.networks.clip import segment_clip
 from sss_auto.networks.config import ModelConfig
@@ -33,14 +34,14 @@ def test_clip_losses_average_the_2d_losses_over_slices_and_train_the_memory():
     b = _batch()
     student.eval()
     with torch.no_grad():
-        labeled_only = clip_losses(b, student)
+        labeled_only, logits = clip_labeled_loss(b, student)
         outputs = segment_clip(student, b.x_l, b.prompts_l, b.index_l)
         expected = torch.stack([labeled_loss(o.coarse, o.fused, b.y_l[:, t]) for t, o in enumerate(outputs)]).mean()
-        torch.testing.assert_close(labeled_only.loss, expected)
-        assert labeled_only.loss_u is None
+        torch.testing.assert_close(labeled_only, expected)
+        torch.testing.assert_close(logits[1], outputs[1].fused[0]), "logits clip-major: clip 0, slice 1"
         full = clip_losses(b, student, teacher, SSLSettings(0.0, unlabeled_weight=0.5))
         weak = segment_clip(teacher, b.x_w, None, b.index_u)
-    y_hat = torch.stack([o.fused.argmax(1) for o in weak], dim=1)
+    y_hat = torch.stack([o.fused.argmax(1) for o in weak], dim=1).flatten(0, 1)
     assert torch.equal(full.y_hat, y_hat) and bool(full.confident.all()), "pseudo labels: the teacher's clip, per slice"
     torch.testing.assert_close(full.loss, 0.5 * full.loss_l + 0.5 * full.loss_u)
     student.train()
@@ -49,3 +50,21 @@ def test_clip_losses_average_the_2d_losses_over_slices_and_train_the_memory():
     grads = [p.grad for n, p in student.named_parameters() if n.startswith("memory.memory_attention")]
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "later slices' losses reach the memory attention"
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_clip_steps_report_what_the_training_loop_reads_per_slice():
+    torch.manual_seed(0)
+    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2))
+    teacher = make_teacher(student)
+    b = _batch()
+    supervised = clip_supervised_step(b, student)
+    assert supervised.labeled_logits.shape == (6, 3, 64, 64) and supervised.pseudo_labels is None
+    assert set(supervised.metrics) == {"loss", "loss_l"}
+    out = clip_sss_step(b, student, teacher, SSLSettings(0.5), torch.Generator().manual_seed(0))
+    assert out.pseudo_labels.y_hat.shape == out.pseudo_labels.conf.shape == (6, 64, 64)
+    assert out.pseudo_labels.mean_probabilities.shape == (3,)
+    assert {"loss", "loss_l", "loss_u", "mask_ratio"} <= set(out.metrics)
+    torch.testing.assert_close(out.pseudo_labels.mean_probabilities.sum(), torch.tensor(1.0))
+    gated = clip_losses(b, student, teacher, SSLSettings(0.01, unready=torch.tensor([False, True, True]),
+                                                          unready_shares=torch.tensor([0.0, 1.0, 1.0])))
+    assert not bool(gated.confident[gated.y_hat > 0].any()), "an unready class is kept out of the unlabeled loss"
