@@ -135,6 +135,8 @@ class ConfigurationPlan:
         memory_frames: slice memories each slice of a clip attends to (SAM-2's memory attention); 0 with
             clip_length 0.
         memory_policy: the clip memory bank's rule, "self_sorting" (MedSAM-2's idea) or "fifo" (SAM-2's).
+        memory_gate: the memory attention enters as a gated residual, γ = 0 at a random start and 1 with SAM-2
+            weights (networks/memory.py); false: SAM-2's plain replacement of the features.
         data_identifier: the preprocessed folder the configuration reads ("": its own name); `2d_memory`
             reads `2d`'s (same spacing, so the same arrays; nnU-Net's field of the same name).
     """
@@ -160,6 +162,7 @@ class ConfigurationPlan:
     clip_length: int = 0
     memory_frames: int = 0
     memory_policy: str = "self_sorting"
+    memory_gate: bool = True
     data_identifier: str = ""
 
 

@@ -27,6 +27,8 @@ class Ablation:
         dfe_inputs: DFE input mode override ("strong_pair" | "weak_strong"; None: the plan's).
         memory_policy: the clip memory bank's rule override ("self_sorting" | "fifo"; None: the plan's;
             `2d_memory` only).
+        memory_gate: the memory attention as a gated residual (the plan's `memory_gate`; off: SAM-2's
+            plain replacement of the features; `2d_memory` only).
     """
 
     supervised_only: bool = False
@@ -37,6 +39,7 @@ class Ablation:
     strong_views: int = 2
     dfe_inputs: str | None = None
     memory_policy: str | None = None
+    memory_gate: bool = True
 
     def run_name(self) -> str:
         """Folder name of the run: "SSS", with a suffix per switch that differs from full SSS."""
@@ -51,6 +54,7 @@ class Ablation:
             parts.append("dfe" + "".join(word.capitalize() for word in self.dfe_inputs.split("_")))
         if self.memory_policy is not None:
             parts.append("memory" + "".join(word.capitalize() for word in self.memory_policy.split("_")))
+        parts += ["noMemoryGate"] if not self.memory_gate else []
         return "-".join(parts)
 
 
@@ -127,7 +131,8 @@ class TrainConfig:
         return ModelConfig(in_channels=len(self.plans.channel_names), num_classes=max(self.plans.labels.values()) + 1,
                            image_size=plan.patch_size[0], sam2_variant=plan.sam2_variant, encoder=plan.encoder,
                            refine=plan.refine and ablation.refine, dfe_levels=tuple(plan.dfe_levels) if use_dfe else (),
-                           memory_frames=plan.memory_frames, memory_policy=ablation.memory_policy or plan.memory_policy)
+                           memory_frames=plan.memory_frames, memory_policy=ablation.memory_policy or plan.memory_policy,
+                           memory_gate=plan.memory_gate and ablation.memory_gate)
 
     @property
     def inference(self) -> InferenceSettings:

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--memory-policy", dest="memory_policy", choices=POLICIES, default=Ablation.memory_policy,
                    help="2d_memory: how a clip's memory bank keeps entries (default: the plan's memory_policy; fifo is "
                         "SAM-2's rule, self_sorting MedSAM-2's idea)")
+    a.add_argument("--no-memory-gate", dest="memory_gate", action="store_false", default=Ablation.memory_gate,
+                   help="2d_memory: the memory attention's output replaces the slice's features (SAM-2's) instead of "
+                        "entering as a gated residual that starts at 0 from random weights")
     r = p.add_argument_group("run")
     r.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     r.add_argument("--c", action="store_true", help="continue from the last checkpoint")

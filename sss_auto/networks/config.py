@@ -20,6 +20,8 @@ class ModelConfig:
         memory_frames: slice memories each slice of a clip attends to (SAM-2's memory attention,
             networks/memory.py; the volumetric configuration); 0: none, the 2d network.
         memory_policy: how a clip's memory bank keeps its entries ("self_sorting" | "fifo", networks/memory.py).
+        memory_gate: the memory attention's output enters as a gated residual F + γ(MA(F) − F) with a learnable γ,
+            0 at a random start (training starts as the 2d network) and 1 with SAM-2 weights; False: MA(F), as SAM-2.
     """
 
     in_channels: int
@@ -31,3 +33,4 @@ class ModelConfig:
     dfe_levels: tuple[int, ...] = (1, 2)
     memory_frames: int = 0
     memory_policy: str = "self_sorting"
+    memory_gate: bool = True

@@ -164,9 +164,11 @@ class MemoryBank:
 class MemoryConditioner(nn.Module):
     """SAM-2's memory encoder and memory attention, applied to the stride-16 features of one slice per clip."""
 
-    def __init__(self, parts) -> None:
-        """parts: `Sam2Parts` built with its memory modules (networks/sam2_parts.py)."""
+    def __init__(self, parts, gate: float | None = None) -> None:
+        """parts: `Sam2Parts` built with its memory modules (networks/sam2_parts.py); gate: the initial γ of the
+        gated residual F + γ(MA(F) − F) (0: the slice starts as its 2d features), None: no gate (MA(F), SAM-2's)."""
         super().__init__()
+        self.gate = nn.Parameter(torch.tensor(float(gate))) if gate is not None else None
         from sam2.modeling.position_encoding import PositionEmbeddingSine
 
         if parts.memory_attention is None or parts.memory_encoder is None:
@@ -206,4 +208,9 @@ class MemoryConditioner(nn.Module):
         current = features.flatten(2).permute(2, 0, 1)  # (h*w, B, C)
         current_pos = self.position(features).to(features.dtype).flatten(2).permute(2, 0, 1)
         out = self.memory_attention(curr=current, curr_pos=current_pos, memory=tokens, memory_pos=tokens_pos)
-        return out.permute(1, 2, 0).reshape(batch, channels, height, width)
+        attended = out.permute(1, 2, 0).reshape(batch, channels, height, width)
+        return attended if self.gate is None else features + self.gate * (attended - features)
+
+    def gate_values(self) -> dict[str, float]:
+        """{"memory_gate": γ} for the training log (empty without a gate)."""
+        return {} if self.gate is None else {"memory_gate": float(self.gate.detach())}

@@ -38,7 +38,7 @@ class SSSNet(nn.Module):
         if config.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {config.encoder!r}; expected one of {ENCODERS}")
         self.config = config
-        parts = build_sam2_parts(config.sam2_variant, config.image_size, checkpoint, device)
+        parts = build_sam2_parts(config.sam2_variant, config.image_size, checkpoint, device, bool(config.memory_frames))
         self.pretrained_encoder = parts.pretrained and config.encoder == "hiera"
         with torch.device(device if str(device) == "meta" else "cpu"):
             self.adapter = InputAdapter(config.in_channels)
@@ -47,7 +47,8 @@ class SSSNet(nn.Module):
             self.refiner = SamRefiner(parts) if config.refine else None
             self.fusion_weight = nn.Parameter(torch.ones(config.num_classes - 1))
             self.dfe = DFE(FEATURE_CHANNELS, config.dfe_levels)
-            self.memory = MemoryConditioner(parts) if config.memory_frames else None  # SAM-2's own, already built
+            self.memory = (MemoryConditioner(parts, (1.0 if parts.pretrained else 0.0) if config.memory_gate else None)
+                           if config.memory_frames else None)  # SAM-2's own modules, already built
         self.to(device)
 
     def load_trained_state(self, state: dict[str, torch.Tensor], resuming: bool = False) -> None:

@@ -30,6 +30,14 @@ TEST_OVERRIDES = [
     "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
     "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
 ]
+# The test variant's memory modules, reduced as its Hiera is: SAM-2's MemoryAttention and MemoryEncoder with one
+# layer each and a 256-wide feed-forward (the full ones, 4 layers of 2,048, are 16x the reduced encoder's weights
+# and made a 2d_memory step on the CPU about 4x a 2d step of the same slices; benchmarks.md).
+TEST_MEMORY_OVERRIDES = [
+    "++model.memory_attention.num_layers=1",
+    "++model.memory_attention.layer.dim_feedforward=256",
+    "++model.memory_encoder.fuser.num_layers=1",
+]
 # SAM 2.0 (first release) configs; the parts sss-auto uses are the same modules as in 2.1
 CONFIGS_2_0 = {"tiny": "configs/sam2/sam2_hiera_t.yaml", "small": "configs/sam2/sam2_hiera_s.yaml",
                "base_plus": "configs/sam2/sam2_hiera_b+.yaml", "large": "configs/sam2/sam2_hiera_l.yaml"}
@@ -60,7 +68,7 @@ class Sam2Parts:
 
 
 def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = None,
-                     device: str | torch.device = "cpu") -> Sam2Parts:
+                     device: str | torch.device = "cpu", memory: bool = False) -> Sam2Parts:
     """Build the SAM-2 parts of `variant` for square inputs of `image_size` pixels.
 
     Args:
@@ -68,6 +76,9 @@ def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = No
         image_size: input side in pixels (multiple of 32); the prompt encoder's grid is image_size/16.
         checkpoint: official SAM-2 checkpoint file, or None for random initialisation.
         device: "cpu", "cuda", or "meta" (no memory is allocated; used for memory planning).
+        memory: the memory modules will be used (2d_memory): the test variant gets its reduced ones
+            (TEST_MEMORY_OVERRIDES), built after the rest from a forked random state, so every other
+            module is initialised exactly as for the 2d network.
 
     Raises:
         CheckpointError: unknown variant, unreadable checkpoint, or keys of another variant.
@@ -93,6 +104,11 @@ def build_sam2_parts(variant: str, image_size: int, checkpoint: Path | None = No
         model = instantiate(config.model, _recursive_=True)
     if state is not None:
         _load_state(model, state, Path(checkpoint), variant)
+    if memory and variant == "test":
+        reduced = compose(config_name=config_name, overrides=overrides + TEST_MEMORY_OVERRIDES)
+        with torch.random.fork_rng(), _parameters_on_meta() if str(device) == "meta" else contextlib.nullcontext():
+            model.memory_attention = instantiate(reduced.model.memory_attention, _recursive_=True)
+            model.memory_encoder = instantiate(reduced.model.memory_encoder, _recursive_=True)
     model = model.to(device)
     return Sam2Parts(model.image_encoder, model.sam_prompt_encoder, model.sam_mask_decoder, model.no_mem_embed,
                      pretrained=checkpoint is not None, memory_attention=model.memory_attention,

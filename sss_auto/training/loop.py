@@ -261,7 +261,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         on_step("ssl" if ssl else "supervised", now - last)
         last = now
     values = {key: value / t.iterations_per_epoch for key, value in sums.items()}
-    values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics, **readiness.metrics())
+    values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics, **readiness.metrics(),
+                  **(m.student.memory.gate_values() if m.student.memory is not None else {}))
     if ssl:
         values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
                       unlabeled_weight=unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),

@@ -78,6 +78,7 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert one_view.returncode == 0, one_view.stderr
     state = load_checkpoint(results / "SSS-views1__2d" / "fold_2" / "checkpoint_final.pth")
     assert "loss_u" in state["history"] and state["iteration"] == 2
+    assert "memory_gate" in state["history"] and "memory.gate" in state["student"], "the memory's gate is logged"
     assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged
 
 
@@ -112,6 +113,7 @@ def test_2d_memory_trains_supervised_and_semi_supervised_continues_and_predicts_
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert any(k.startswith("memory.memory_attention.") for k in state["student"]), "SAM-2's memory modules trained"
     assert "loss_u" in state["history"] and state["iteration"] == 2
+    assert "memory_gate" in state["history"] and "memory.gate" in state["student"], "the memory's gate is logged"
     more = run_command(["sss_train", "DemoBHSD", "2d_memory", "0", "--epochs", "2", "--c", *FAST], env)
     assert more.returncode == 0, more.stderr
     state = load_checkpoint(fold / "checkpoint_final.pth")
@@ -256,11 +258,12 @@ def test_time_budget_derives_the_epochs_and_continue_keeps_the_derived_schedule(
 
 
 @pytest.mark.ddp
-def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
+@pytest.mark.parametrize("configuration", ["2d", "2d_memory"])
+def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared, configuration):
     env, results = prepared
     env = dict(env, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               installed_script("sss_train"), "DemoBHSD", "2d", "3", "--epochs", "1", "--iters-per-epoch", "2",
+               installed_script("sss_train"), "DemoBHSD", configuration, "3", "--epochs", "1", "--iters-per-epoch", "2",
                "--warmup-epochs", "0", "--ssl-start", "warmup", "--batch-size", "1", "--num-workers", "0", "--no-progress",
                "--disable-val-tta"]
     result = run_command(command, env)
@@ -270,7 +273,7 @@ def test_two_cpu_processes_train_under_torchrun_with_gloo(prepared):
     shards = sorted(re.findall(r"rank (\d) of 2: epoch 1 samples unlabeled slices from its shard of 1 of the 2 "
                                r"unlabeled case\(s\) \(reshuffled every epoch\): (\S+)", result.stderr))
     assert [rank for rank, _ in shards] == ["0", "1"] and shards[0][1] != shards[1][1], "the ranks' shards differ"
-    state = load_checkpoint(results / "SSS__2d" / "fold_3" / "checkpoint_final.pth")
+    state = load_checkpoint(results / f"SSS__{configuration}" / "fold_3" / "checkpoint_final.pth")
     assert state["iteration"] == 2
 
 

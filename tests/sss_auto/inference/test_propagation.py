@@ -16,7 +16,7 @@ SPACING = (3.0, 1.0, 1.0)
 
 def _model(memory_frames: int, seed: int = 0) -> SSSNet:
     torch.manual_seed(seed)
-    return SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=memory_frames)).eval()
+    return SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=memory_frames, memory_gate=False)).eval()
 
 
 def _result(mask: np.ndarray | None) -> PCSWResult:

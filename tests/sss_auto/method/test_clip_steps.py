@@ -29,7 +29,7 @@ def _batch() -> ClipBatch:
 
 def test_clip_losses_average_the_2d_losses_over_slices_and_train_the_memory():
     torch.manual_seed(0)
-    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2))
+    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2, memory_gate=False))
     teacher = make_teacher(student)
     b = _batch()
     student.eval()
@@ -54,7 +54,7 @@ def test_clip_losses_average_the_2d_losses_over_slices_and_train_the_memory():
 
 def test_clip_steps_report_what_the_training_loop_reads_per_slice():
     torch.manual_seed(0)
-    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2))
+    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2, memory_gate=False))
     teacher = make_teacher(student)
     b = _batch()
     supervised = clip_supervised_step(b, student)

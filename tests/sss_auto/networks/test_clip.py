@@ -24,6 +24,8 @@ def nets():
     plain = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=())).eval()
     torch.manual_seed(0)
     memory = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2)).eval()
+    with torch.no_grad():
+        memory.memory.gate.fill_(1.0)  # as with SAM-2 weights: the memory attention's output in full
     return plain, memory
 
 
@@ -41,7 +43,10 @@ def test_without_memory_every_slice_is_the_2d_network(nets):
 def test_with_memory_the_prompt_slice_is_the_2d_network_and_later_slices_read_the_bank(nets):
     plain, memory = nets
     assert memory.memory is not None and plain.memory is None
+    assert len(memory.memory.memory_attention.layers) == 1, "the test variant's memory is reduced as its Hiera is"
     for name, weight in plain.state_dict().items():  # the memory modules add weights; the rest is the same network
+        if name == "memory.gate":
+            continue
         torch.testing.assert_close(memory.state_dict()[name], weight)
     clip = torch.randn(2, 4, 1, 64, 64)
     bank = MemoryBank(2, capacity=2, policy="fifo")
@@ -77,3 +82,23 @@ def test_inference_propagates_from_the_prompt_slice_in_both_directions():
     assert propagation_passes(5, 4) == [[4], [4, 3, 2, 1, 0]]
     with pytest.raises(ValueError, match="prompt slice 5 is outside a volume of 5 slices"):
         propagation_passes(5, 5)
+
+
+def test_from_random_weights_the_gate_starts_at_0_so_the_clip_is_the_2d_network_and_the_gate_learns_first(nets):
+    plain, _ = nets
+    torch.manual_seed(0)
+    fresh = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2))
+    assert float(fresh.memory.gate.detach()) == 0.0 and fresh.memory.gate_values() == {"memory_gate": 0.0}
+    clip = torch.randn(1, 3, 1, 64, 64)
+    fresh.eval()
+    with torch.no_grad():
+        outputs = segment_clip(fresh, clip, None, torch.tensor([[0, 1, 2]]))
+        for t, out in enumerate(outputs):
+            torch.testing.assert_close(out.fused, plain(clip[:, t]).fused)
+    fresh.train()
+    outputs = segment_clip(fresh, clip, None, torch.tensor([[0, 1, 2]]), sample=True,
+                           generator=torch.Generator().manual_seed(0))
+    outputs[2].fused.square().mean().backward()
+    assert float(fresh.memory.gate.grad.abs()) > 0, "the gate gets a gradient at 0 and opens if memory helps"
+    ungated = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2, memory_gate=False))
+    assert ungated.memory.gate is None and ungated.memory.gate_values() == {}
