@@ -282,7 +282,8 @@ def test_clip_step_estimate_matches_memory_measured_on_the_cpu():
     """2d_memory: the clip step's estimate vs the measured peak RSS growth of one real clip step
     (test variant, 256², one clip of 4 slices, 3 memory frames), with the band of the 2d step's test.
 
-    Measured +21 % standalone (benchmarks.md); at 128² the allocator reuses the warm-up model's freed
+    Measured +20 % standalone with the reduced test memory (+21 % with SAM-2's full modules; benchmarks.md); at
+    128² the allocator reuses the warm-up model's freed
     memory for the weights and the growth undercounts them (+235 %), so the larger step is checked.
     """
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "measure_step_memory.py"), "--patch", "256",
