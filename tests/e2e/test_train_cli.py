@@ -78,7 +78,6 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert one_view.returncode == 0, one_view.stderr
     state = load_checkpoint(results / "SSS-views1__2d" / "fold_2" / "checkpoint_final.pth")
     assert "loss_u" in state["history"] and state["iteration"] == 2
-    assert "memory_gate" in state["history"] and "memory.gate" in state["student"], "the memory's gate is logged"
     assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged
 
 
