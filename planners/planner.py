@@ -39,9 +39,9 @@ CPU_ITERATIONS_PER_EPOCH = 50
 CPU_TIME_BUDGET_MIN = 60.0
 # any of these exists where a CUDA (or ROCm) device can: NVIDIA driver, ROCm kernel driver, WSL2's GPU
 GPU_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
-METHODS = ("auto", "full", "weak_to_strong")
+METHODS = ("auto", "full", "weak_to_strong")  # which SSS parts a plan switches on (see method_parts)
 # 2d_memory's clip lengths, longest first: SAM-2 trains on 8-frame clips; a CPU step costs about its slices
-CLIP_LENGTHS = {"cuda": (8, 4, 2), "cpu": (4, 2)}  # which SSS parts a plan switches on (see method_parts)
+CLIP_LENGTHS = {"cuda": (8, 4, 2), "cpu": (4, 2)}
 
 
 def detect_gpu_memory_gib() -> float | None:
@@ -80,7 +80,8 @@ def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> np.ndarray:
 
 def plan(fingerprint: Fingerprint, target: PlanTarget, sam2_variant: str | None = None, *, encoder: str = "hiera",
          training: TrainingPlan | None = None, method: str = "auto") -> Plans:
-    """Plan the 2d configuration (and `2d_memory` beside it, `plan_memory`) for a device, a memory budget and the SAM-2 weights that exist (no I/O).
+    """Plan the 2d configuration (and `2d_memory` beside it, `plan_memory`) for a device, a memory budget and
+    the SAM-2 weights that exist (no I/O).
 
     Args:
         fingerprint: the dataset fingerprint.
