@@ -1,12 +1,14 @@
 """Prediction time per case: sss_predict (two-pass SSS) vs nnUNetv2_predict, TTA on and off, same cases and CPU.
 
-Usage (an SSS run of the demo dataset trained first, SSS_* set):
+Usage (SSS runs of the demo dataset trained first, SSS_* set):
     python benchmarks/predict_vs_nnunet.py --nnunet-bin /path/to/nnunet-venv/bin [--test 10] [-d DemoBHSD] [--fold 0]
+        [--sss 2d:SSS --sss 2d_memory:SSS-supervised ...]
 
 nnU-Net gets its own model: the demo dataset (same generator) is planned with `-c 2d` and trained
 for 1 epoch of 2 iterations by a benchmark-only trainer subclass (weights do not change the
 prediction time). Both predict the same N generated test images with one worker process each.
-The SSS run is used as trained; whether its second pass ran (PCSW found prompts) is reported,
+Each SSS run (`--sss CONFIGURATION:RUN`, default 2d:SSS) is used as trained; how often its second
+pass ran (PCSW found prompts; for 2d_memory, the propagations and their start slices) is reported,
 because pass 2 is skipped when no class gets a prompt. Prints a markdown table.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -48,14 +51,27 @@ def _timed(command: list[str], env: dict) -> tuple[float, str]:
     return time.perf_counter() - start, result.stdout + result.stderr
 
 
+def _second_pass(log: str, cases: int) -> str:
+    """How often pass 2 ran: fused two-pass (2d) or propagated through the slice memory (2d_memory)."""
+    propagated = re.findall(r"propagation through the slice memory from slice\(s\) \[([^\]]*)\]", log)
+    if propagated:
+        starts = sum(len(found.split(",")) for found in propagated)
+        return f"propagated in {len(propagated)} of {cases} cases, {starts / cases:.1f} start slices per case"
+    return f"pass 2 ran for {log.count('pass 2 runs')} of {cases} cases"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nnunet-bin", required=True, type=Path)
     parser.add_argument("--test", type=int, default=10)
     parser.add_argument("-d", default="DemoBHSD")
     parser.add_argument("--fold", default="0")
-    parser.add_argument("--run", default="SSS", help="SSS run name (default SSS, the full method)")
+    parser.add_argument("--sss", action="append", metavar="CONFIGURATION:RUN",
+                        help="an SSS configuration and run to time (repeatable; default 2d:SSS, the full method)")
     args = parser.parse_args()
+    runs = [tuple(item.split(":", 1)) for item in (args.sss or ["2d:SSS"])]
+    if any(len(run) != 2 for run in runs):
+        parser.error("--sss takes CONFIGURATION:RUN, e.g. 2d_memory:SSS-supervised")
     work = Path(tempfile.mkdtemp(prefix="bench_predict_"))
     raw = work / "nn_raw"
     dataset = make_demo_dataset(raw / "Dataset900_DemoBHSD", DemoSpec(6, 0, args.test, seed=11))
@@ -77,10 +93,12 @@ def main() -> int:
                                  "-c", "2d", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1"]
                                 + ([] if tta else ["--disable_tta"]), nn_env)
             rows.append(("nnUNetv2_predict", tta, seconds, ""))
-            out = work / f"sss_out_{tta}"
-            seconds, log = _timed(["sss_predict", "-i", str(images), "-o", str(out), "-d", args.d, "-c", "2d", "-f", args.fold, "--run", args.run,
-                                   "-np", "1", "--no-progress", "--verbose"] + ([] if tta else ["--disable-tta"]), dict(os.environ))
-            rows.append(("sss_predict", tta, seconds, f"pass 2 ran for {log.count('pass 2 runs')} of {args.test} cases"))
+            for configuration, run in runs:
+                out = work / f"sss_out_{configuration}_{tta}"
+                seconds, log = _timed(["sss_predict", "-i", str(images), "-o", str(out), "-d", args.d, "-c", configuration,
+                                       "-f", args.fold, "--run", run, "-np", "1", "--no-progress", "--verbose"]
+                                      + ([] if tta else ["--disable-tta"]), dict(os.environ))
+                rows.append((f"sss_predict -c {configuration} ({run})", tta, seconds, _second_pass(log, args.test)))
         plans = json.loads((work / "nn_pre" / "Dataset900_DemoBHSD" / "nnUNetPlans.json").read_text())["configurations"]["2d"]
     finally:
         trainer_file.unlink(missing_ok=True)

@@ -19,16 +19,15 @@ from planners.plans import TrainingPlan
 from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
-from sss_auto.data.strong import augment_labeled, strong_clip, strong_view
+from sss_auto.data.strong import augment_labeled
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_checkpoint
 from sss_auto.io.serialization import to_dict
 from sss_auto.method.alignment import PriorAlignment
-from sss_auto.method.clip_steps import clip_sss_step, clip_supervised_step
 from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
 from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice
-from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
+from sss_auto.method.steps import SSLSettings
 from sss_auto.method.thresholds import ConfidenceThresholds
 from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.pcsw import ClassConstraint
@@ -39,6 +38,7 @@ from sss_auto.training.build import SSSModules, poly_lr
 from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync, gather_from_ranks
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
+from sss_auto.training.step_kinds import step_kind
 from sss_auto.training.validation import export_and_score, validate_cached
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
     labeled_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank + 50_000)
     sums: dict[str, float] = {}
-    diagnose, diagnostics = ssl and bool(m.student.dfe.levels) and not config.clip_length, {}
+    steps = step_kind(config.clip_length, ablation.strong_views, t.strong_photometric)
+    diagnose, diagnostics = ssl and bool(m.student.dfe.levels), {}
     m.student.train()
     bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs()}", unit="it",
                disable=None if run.show_progress and run.dist.is_main else True)
@@ -223,27 +224,21 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                                                        t.strong_photometric))
         with mixed_precision(run.dist.device):
             if ssl:
-                views = [] if config.clip_length else [strong_view(batch.x_w, generator, t.strong_photometric)
-                                                      for _ in range(ablation.strong_views)]
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
                                            alignment.factors() if alignment is not None else None,
                                            unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
                                                             t.unlabeled_rampup_epochs * t.iterations_per_epoch),
                                            unready=readiness.unready() if t.unready_class_gate else None,
                                            unready_shares=readiness.shares if t.unready_class_gate else None)
-                if diagnose:  # once per SSL epoch, before the step changes the weights
-                    diagnostics = swap_diagnostic(batch, m.student, m.teacher, views, ssl_settings)
-                    diagnose = False
-                if config.clip_length:  # one strong clip, jittered per slice (method/clip_steps.py)
-                    batch = replace(batch, x_s=strong_clip(batch.x_w, generator, t.strong_photometric))
-                    out = clip_sss_step(batch, m.student, m.teacher, ssl_settings, generator)
-                else:
-                    out = sss_step(batch, m.student, m.teacher, views, ssl_settings, generator)
+                # the swap diagnostic once per SSL epoch, before the step changes the weights
+                out, found = steps.semi_supervised(batch, m.student, m.teacher, ssl_settings, generator, diagnose)
+                if found:
+                    diagnostics, diagnose = found, False
                 thresholds.update(out.pseudo_labels.conf, out.pseudo_labels.y_hat)
                 if alignment is not None:
                     alignment.update(out.pseudo_labels.mean_probabilities)
             else:
-                out = clip_supervised_step(batch, m.student) if config.clip_length else supervised_step(batch, m.student)
+                out = steps.supervised(batch, m.student)
         readiness.update(labeled_class_dice(out.labeled_logits, batch.y_l.flatten(0, batch.y_l.dim() - 3)))
         m.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()

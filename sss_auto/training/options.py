@@ -96,6 +96,9 @@ def resolve(plans: Plans, dataset_name: str, configuration: str, fold: str, *,
         raise SSSError(f"--dfe-inputs must be one of {', '.join(DFE_INPUTS)}, got {ablation.dfe_inputs!r}")
     if ablation.strong_views not in (1, 2):
         raise SSSError(f"--strong-views must be 1 or 2, got {ablation.strong_views}")
+    if plan.clip_length and ablation.strong_views != Ablation.strong_views:
+        raise SSSError(f"--strong-views applies to slices only: {configuration} trains one strong clip per unlabeled "
+                       "clip (each slice jittered on its own); leave the flag out")
     if sam2_checkpoint is None and plan.sam2_checkpoint and Path(plan.sam2_checkpoint).is_file():
         sam2_checkpoint = Path(plan.sam2_checkpoint)
         logger.info("using the SAM-2 checkpoint the plan was made for: %s", sam2_checkpoint)

@@ -204,6 +204,9 @@ def test_train_config_overrides_are_checked_with_the_whole_plan_and_epochs_repla
         make_train_config(dataset, "2d", "0", overrides={"confidence_mode": "bogus"})
     with pytest.raises(SSSError, match="--dfe-inputs must be one of strong_pair, weak_strong"):
         make_train_config(dataset, "2d", "0", ablation=Ablation(dfe_inputs="bogus"))
+    assert make_train_config(dataset, "2d_memory", "0").ablation.strong_views == Ablation.strong_views
+    with pytest.raises(SSSError, match="--strong-views applies to slices only: 2d_memory trains one strong clip"):
+        make_train_config(dataset, "2d_memory", "0", ablation=Ablation(strong_views=1))
 
 
 def test_resolve_is_the_one_route_and_the_saved_config_reloads_as_resolved(prepared):
