@@ -92,6 +92,11 @@ VARIANTS = {v.name: v for v in (
     Variant("w2s_dfe_weak", ("--no-pcsw", "--no-refine", "--dfe-inputs", "weak_strong", *AFTER_WARMUP),
             "SSS-noPCSW-noRefine-dfeWeakStrong", "weak-to-strong + DFE (weak/strong)"),
     Variant("w2s_pcsw", ("--no-dfe", *AFTER_WARMUP), "SSS-noDFE", "weak-to-strong + PCSW + refinement"),
+    Variant("w2s_pcsw_rolling", ("--no-dfe", "--pcsw-refresh-fraction", "0.1", *AFTER_WARMUP), "SSS-noDFE",
+            "weak-to-strong + PCSW + refinement, rolling bank refresh (a tenth of the pool every 10 epochs)"),
+    Variant("w2s_pcsw_rolling_each", ("--no-dfe", "--pcsw-refresh-fraction", "0.1", "--pcsw-refresh-epochs", "1",
+                                      *AFTER_WARMUP), "SSS-noDFE",
+            "weak-to-strong + PCSW + refinement, rolling bank refresh (a tenth of the pool every epoch)"),
     Variant("sss_v0", ("--dfe-inputs", "weak_strong", *SSS_METHOD_PSEUDO_LABELS, *AFTER_WARMUP), "SSS-dfeWeakStrong",
             "full SSS as first specified (weak/strong DFE, global tau 0.95, no alignment, w_u 1/2, 8 warm-up epochs)"),
     Variant("sss_full", AFTER_WARMUP, "SSS", "full SSS (strong-pair DFE, PCSW, refinement, class-aware pseudo labels; "
@@ -250,6 +255,7 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
         extra["teacher_scores"] = score(pool, teacher)
     return {**extra, "variant": variant.name, "seed": seed, "schedule": tag, "train_wall_s": round(wall_s, 1),
             "predict_wall_s": round(predict_s, 1), "epochs": summary["epochs"], "iterations": summary["iterations"],
+            "bank_refreshes": summary.get("pcsw_bank_refreshes"),
             "plan": {"configuration": cfg, "clip_length": trained.get("clip_length", 0),
                      "patch": plans["patch_size"], "batch_labeled": trained["batch_size_labeled"],
                      "batch_unlabeled": 0 if variant.supervised_only else trained["batch_size_unlabeled"],

@@ -135,7 +135,8 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             if run.val_ids and run.dist.is_main:
                 refresh_values = prompt_quality(m.teacher, run.cache, run.val_ids, settings, run.constraints)
                 _log_prompt_quality(refresh_values, run, config.class_names)
-            timer.record(refresh_s=time.monotonic() - epoch_start)
+            refresh_values["bank_refresh_s"] = time.monotonic() - epoch_start
+            timer.record(refresh_s=refresh_values["bank_refresh_s"])
 
         def on_step(phase: str, seconds: float) -> None:
             if not timer.record_step(phase, seconds):  # the same iteration on every rank
@@ -490,6 +491,7 @@ def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainSta
         "epochs": state.epoch, "iterations": state.iteration, "duration_s": round(duration_s, 1),
         "time_budget": time_budget,
         "semi_supervised": _ssl_summary(config, state),
+        "pcsw_bank_refreshes": _refresh_summary(state.history),
         "device": config.device, "world_size": run.dist.world_size,
         "best_epoch": state.best_epoch, "best_proxy_dice": None if math.isinf(state.best_dice) else state.best_dice,
         "final_validation": validation,
@@ -498,6 +500,12 @@ def _finish(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainSta
     write_json_atomic(summary, run.folder / "training_summary.json")
     logger.info("training finished; summary in %s", run.folder / "training_summary.json")
     return summary
+
+
+def _refresh_summary(history: dict[str, list[float]]) -> dict[str, float]:
+    """How many PCSW bank refreshes the run made and the seconds they took (prompt quality included)."""
+    seconds = [s for s in history.get("bank_refresh_s", []) if not math.isnan(s)]
+    return {"count": len(seconds), "seconds": round(sum(seconds), 2)}
 
 
 def _ssl_summary(config: TrainConfig, state: TrainState) -> dict | None:

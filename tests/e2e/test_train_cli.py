@@ -32,6 +32,7 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     assert (fold.parent / "plans.json").is_file() and (fold.parent / "dataset.json").is_file()
     summary = json.loads((fold / "training_summary.json").read_text())
     assert summary["sam2_pretrained"] is False and "RANDOMLY INITIALISED" in summary["sam2_note"]
+    assert summary["pcsw_bank_refreshes"]["count"] == 1 and summary["pcsw_bank_refreshes"]["seconds"] > 0
     assert "RANDOMLY INITIALISED" in (fold / "training_log.txt").read_text()
     log = (fold / "training_log.txt").read_text()
     assert ("training on cpu in float32, 1 process(es): SAM-2 test, patch 64x64, batch 2 labeled + 2 unlabeled per "
