@@ -120,9 +120,13 @@ def fit_batch(model_config: ModelConfig, budget_bytes: int, max_batch: int, enco
     """Largest batch b (labeled = unlabeled = b, 1:1; clips of `clip_length` slices when > 0) whose step fits
     `budget_bytes`, and its estimate.
 
-    Activations grow linearly with the batch, so batches 1 and 2 are estimated and extrapolated.
+    Activations grow linearly with the batch, so batches 1 and 2 are estimated and extrapolated; when at
+    most one fits anyway (`max_batch` 1, a CPU's one clip per step), batch 1 alone is estimated.
     Returns (0, estimate at batch 1) when even batch 1 does not fit.
     """
+    if max_batch == 1:
+        one, = step_estimates(model_config, (1,), encoder_trainable, mixed_precision, clip_length)
+        return (1, one) if budget_bytes > one.total_bytes else (0, one)
     one, two = step_estimates(model_config, (1, 2), encoder_trainable, mixed_precision, clip_length)
     per_sample = max(two.activation_bytes - one.activation_bytes, 1)
     fixed = one.total_bytes - per_sample

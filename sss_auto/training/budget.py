@@ -22,8 +22,9 @@ logger = logging.getLogger(__name__)
 PROBE_SKIP = 2  # the first iterations of a phase include warm-up costs (threads, workers, allocator)
 PROBE_ITERATIONS = 8  # iterations timed per phase
 SSL_STEP_GUESS = {"cpu": 3.0, "cuda": 1.3}  # SSL step / supervised step before the SSL step is measured
-FINAL_VALIDATION_MARGIN = 1.25
-HELD = 10**6  # a held warm-up's end, for planning: not in sight  # the final validation also exports and scores; with TTA it runs 4 mirrored passes
+FINAL_VALIDATION_MARGIN = 1.25  # the final validation also exports and scores; with TTA it runs 4 mirrored passes
+HELD = 10**6  # a held warm-up's end, for planning: not in sight
+RECENT_EPOCHS = 3  # a phase's step time: the mean over its last epochs
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,11 @@ class BudgetTracker:
         self.measured.update(seconds)
 
     def record_epoch(self, phase: str, iterations_s: float, iterations: int) -> None:
-        """The iterations of a whole epoch of `phase`: from then on its step time is the mean over its epochs."""
+        """The iterations of a whole epoch of `phase`: from then on its step time is the mean over its last
+        RECENT_EPOCHS epochs (a machine that got slower or faster is followed within a few epochs)."""
         times = self._epochs.setdefault(phase, [])
         times.append(iterations_s / iterations)
-        self.measured[f"{phase}_step_s"] = statistics.fmean(times)
+        self.measured[f"{phase}_step_s"] = statistics.fmean(times[-RECENT_EPOCHS:])
 
     def costs(self, tta: bool) -> Costs:
         """The costs known so far; the SSL step is guessed from the supervised one until it is measured."""
@@ -181,17 +183,17 @@ class BudgetTracker:
         return self.num_epochs
 
     def check(self, spent_s: float, done_epochs: int, schedule: Schedule, tta: bool) -> int:
-        """After an epoch: re-plan from the epochs' measured cost when the plan would miss the budget by an epoch."""
-        if done_epochs >= self.num_epochs:
-            return self.num_epochs
+        """After an epoch: re-plan from the recent epochs' cost when the plan misses the budget by more than an
+        epoch: late (fewer epochs), or early (more epochs, also after what was planned as the last one, e.g.
+        when the first epochs were slowed by another process)."""
         schedule = self.schedule(schedule)
         costs = self.costs(tta)
-        projected = self.elapsed_s + spent_s + remaining_s(self.num_epochs, done_epochs, schedule, costs)
+        projected = self.elapsed_s + spent_s + remaining_s(max(self.num_epochs, done_epochs), done_epochs, schedule, costs)
         one_epoch = schedule.epoch_cost(done_epochs, costs)
-        if abs(projected - self.budget_s) > one_epoch and not math.isclose(one_epoch, 0.0):
-            return self.plan(spent_s, done_epochs, schedule, tta, f"after epoch {done_epochs}, projected "
-                             f"{projected / 60:.1f} min")
-        return self.num_epochs
+        late, early = projected - self.budget_s > one_epoch, self.budget_s - projected > one_epoch
+        if math.isclose(one_epoch, 0.0) or not (early or (late and done_epochs < self.num_epochs)):
+            return self.num_epochs
+        return self.plan(spent_s, done_epochs, schedule, tta, f"after epoch {done_epochs}, projected {projected / 60:.1f} min")
 
     def state_dict(self, spent_s: float) -> dict:
         return {"budget_s": self.budget_s, "num_epochs": self.num_epochs, "elapsed_s": self.elapsed_s + spent_s,

@@ -66,3 +66,21 @@ def test_plans_are_the_same_with_remembered_and_fresh_estimates(dataset_dir, tmp
     remembered = plan(fingerprint, target, "test")
     monkeypatch.setenv("SSS_CACHE_DIR", str(tmp_path / "other"))
     assert plan(fingerprint, target, "test") == fresh == remembered
+
+
+def test_a_batch_capped_at_one_is_fitted_from_one_estimate_with_the_two_estimate_answer(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSS_CACHE_DIR", str(tmp_path))
+    one, two = measure_step_estimates(CONFIG, (1, 2))
+    asked = []
+
+    def counting(config, batches, *rest):
+        asked.append(batches)
+        return [{1: one, 2: two}[b] for b in batches]
+
+    monkeypatch.setattr("planners.memory.measure_step_estimates", counting)  # batch_fit imports it when needed
+    for budget in (one.total_bytes + 1, one.total_bytes):
+        assert fit_batch(CONFIG, budget, 1) == ((1, one) if budget > one.total_bytes else (0, one))
+    assert asked == [(1,)], "batch 1 alone, measured once, then remembered"
+    (tmp_path / "memory_estimates.json").unlink()
+    two_estimate_answers = [fit_batch(CONFIG, budget, 2)[0] for budget in (one.total_bytes + 1, one.total_bytes)]
+    assert [min(b, 1) for b in two_estimate_answers] == [1, 0]

@@ -47,6 +47,21 @@ def test_check_replans_only_when_the_plan_misses_the_budget_by_more_than_an_epoc
     assert tracker.history and "projected" in tracker.history[-1]
 
 
+def test_a_run_slowed_at_its_start_is_extended_after_its_planned_last_epoch_and_never_past_its_budget():
+    schedule = Schedule(10, 0, False, None)
+    tracker = BudgetTracker(budget_s=100, device="cpu", num_epochs=2)
+    for seconds in (40.0, 4.0):  # another process slowed the first epoch; the second ran at the machine's speed
+        tracker.record_epoch("supervised", seconds, 10)
+    assert tracker.measured["supervised_step_s"] == pytest.approx(2.2)
+    assert tracker.check(spent_s=44, done_epochs=2, schedule=schedule, tta=False) == 4  # 44 + 2 x 22 <= 100
+    for seconds in (4.0, 4.0, 4.0):
+        tracker.record_epoch("supervised", seconds, 10)
+    assert tracker.measured["supervised_step_s"] == pytest.approx(0.4), "the last three epochs, not the slow first"
+    assert tracker.check(spent_s=57, done_epochs=4, schedule=schedule, tta=False) == 14  # 57 + 10 x 4 = 97
+    assert tracker.check(spent_s=99, done_epochs=14, schedule=schedule, tta=False) == 14, "no epoch past the budget"
+    assert tracker.check(spent_s=130, done_epochs=14, schedule=schedule, tta=False) == 14, "over: ends, no extra epoch"
+
+
 def test_a_warmup_fraction_plans_the_warmup_as_a_share_of_the_budget_and_freezes_it_once_ssl_starts():
     schedule = Schedule(10, 10**6, True, None)  # the loop's placeholder until the warm-up is planned
     tracker = BudgetTracker(budget_s=100, device="cpu", num_epochs=300, warmup_fraction=0.5, warmup_epochs=10**6)
