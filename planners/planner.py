@@ -143,19 +143,19 @@ def plan(fingerprint: Fingerprint, target: PlanTarget, sam2_variant: str | None 
 
 def plan_memory(base: ConfigurationPlan, in_channels: int, num_classes: int, target: PlanTarget) -> ConfigurationPlan | None:
     """The volumetric configuration `2d_memory` beside a 2d plan: the same spacing, patch, variant and SSS parts
-    (no DFE: not on clips), SAM-2's memory modules, and the longest clip (of CLIP_LENGTHS) of which a batch of at
+    (DFE too, as strong_pair on the strong clip), SAM-2's memory modules, and the longest clip (of CLIP_LENGTHS) of which a batch of at
     least one clip fits the budget, with as many clips as fit (a CPU: as many slices per step as its 2d batch).
     None, with a warning, when not even a clip of the shortest length fits.
     """
     budget = int(target.memory_gib * GIB)
     for length in CLIP_LENGTHS[target.device]:
         frames = min(MAX_MEMORY_FRAMES, length - 1)
-        model = ModelConfig(in_channels, num_classes, base.patch_size[0], base.sam2_variant, base.encoder, base.refine, (),
-                            memory_frames=frames)
+        model = ModelConfig(in_channels, num_classes, base.patch_size[0], base.sam2_variant, base.encoder, base.refine,
+                            base.dfe_levels, memory_frames=frames)
         max_clips = max(1, base.batch_size_labeled // length) if target.device == "cpu" else MAX_BATCH
         batch, estimate = fit_batch(model, budget, max_clips, mixed_precision=target.device == "cuda", clip_length=length)
         if batch >= 1:
-            return replace(base, batch_size_labeled=batch, batch_size_unlabeled=batch, dfe_levels=(),
+            return replace(base, batch_size_labeled=batch, batch_size_unlabeled=batch,
                            estimated_step_memory_gib=round(estimate.total_gib, 3), clip_length=length,
                            memory_frames=frames, data_identifier="2d")
     logger.warning("2d_memory not planned: not even one clip of %d slices fits %.1f GiB", CLIP_LENGTHS[target.device][-1],

@@ -303,9 +303,9 @@ def memory_problems(where: str, config: ConfigurationPlan) -> list[str]:
                         "(SAM-2's temporal positions)")
     if config.memory_policy not in POLICIES:
         problems.append(f"{where}.memory_policy: {config.memory_policy!r} is not one of {', '.join(POLICIES)}")
-    if config.dfe_levels:
-        problems.append(f"{where}.dfe_levels: {list(config.dfe_levels)} must be [] with a clip (DFE on clips is not "
-                        "implemented)")
+    if config.dfe_levels and config.dfe_inputs != "strong_pair":
+        problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} must be 'strong_pair' with a clip and DFE levels "
+                        "(a strong clip is paired with itself; no clip step passes the teacher's weak features)")
     return problems
 
 

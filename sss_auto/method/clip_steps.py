@@ -6,7 +6,10 @@ later slices must come from memory); unlabeled clips get the teacher's pseudo la
 clip, segmented with its own memory (its first slice prompted from the PCSW bank), and the student
 learns them on the strong clip (one strong view, photometric per slice, data/strong.py `strong_clip`).
 The pseudo labels go through the 2d step's alignment, class gate and confidence mask
-(`pseudo_labels_of`). Not on clips: CutMix and DFE (a `2d_memory` plan has no DFE levels).
+(`pseudo_labels_of`). DFE, when the plan has levels, enhances each strong slice's features as the 2d
+step does a single strong view: paired with a channel-dropout copy of its own features
+(`strong_pair`; no feature of the weak clip reaches the student's prediction). Not on clips: CutMix
+(mixing two clips would cut through the object the memory follows) and `weak_strong` DFE.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ def clip_labeled_loss(b: ClipBatch, student: SSSNet, generator: torch.Generator 
     return loss, _slices([out.fused for out in outputs])
 
 
+def _strong_pair_dfe(student: SSSNet, ssl: SSLSettings, generator: torch.Generator | None):
+    """DFE of one strong slice with a channel-dropout copy of itself (None: the plan has no DFE levels)."""
+    if not student.dfe.levels:
+        return None
+    if ssl.dfe_inputs != "strong_pair":
+        raise ValueError(f"DFE on clips pairs the strong clip with itself (strong_pair); {ssl.dfe_inputs!r} would need "
+                         "the teacher's weak features, which no clip step passes")
+    return lambda features: student.dfe.enhance([features], None, "strong_pair", generator)[0]
+
+
 def clip_losses(b: ClipBatch, student: SSSNet, teacher: SSSNet, ssl: SSLSettings = SSLSettings(),
                 generator: torch.Generator | None = None) -> SSSLosses:
     """Labeled loss + weak-to-strong loss on unlabeled clips, per slice (pseudo labels etc. flattened to B·L).
@@ -47,7 +60,8 @@ def clip_losses(b: ClipBatch, student: SSSNet, teacher: SSSNet, ssl: SSLSettings
         probs_w = _slices([out.fused.float().softmax(1) for out in weak])
         conf, y_hat, conf_loss = pseudo_labels_of(probs_w, ssl)
     strong = _slices([out.fused for out in segment_clip(student, b.x_s, b.prompts_u, b.index_u,
-                                                         sample=student.training, generator=generator)])
+                                                         sample=student.training, generator=generator,
+                                                         enhance=_strong_pair_dfe(student, ssl, generator))])
     confident = passes(conf_loss, y_hat, ssl.confidence)
     loss_u = dice_ce_loss(strong, y_hat, confident, ssl.class_balanced_ce)
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u

@@ -1,4 +1,4 @@
-"""Segment a clip of consecutive slices through the slice memory (`2d_memory`, issue 14; not wired into training yet).
+"""Segment a clip of consecutive slices through the slice memory (the volumetric configuration `2d_memory`).
 
 SAM-2's `track_step` order: the first slice of a clip is the prompt slice, segmented as the 2d
 network does (its prompts go to the refiner); each later slice's stride-16 features attend to the
@@ -10,6 +10,8 @@ its prompt slice in both directions (`propagation_passes`), each pass with a ban
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from sss_auto.networks.memory import MemoryBank
@@ -19,7 +21,8 @@ from sss_auto.networks.prompts import Prompts
 
 def segment_clip(net: SSSNet, clip: torch.Tensor, prompts: Prompts | None, slice_index: torch.Tensor,
                  bank: MemoryBank | None = None, sample: bool = False,
-                 generator: torch.Generator | None = None, encode_together: bool = True) -> list[SegOutput]:
+                 generator: torch.Generator | None = None, encode_together: bool = True,
+                 enhance: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None) -> list[SegOutput]:
     """Logits of every slice of a batch of clips, in clip order.
 
     Args:
@@ -31,6 +34,8 @@ def segment_clip(net: SSSNet, clip: torch.Tensor, prompts: Prompts | None, slice
         encode_together: encode every slice in one batched call, as SAM-2's training encodes a clip's
             frames (the image encoder has no batch statistics, so the features are the same); False
             encodes slice by slice (inference over a whole volume, to bound memory).
+        enhance: applied to every slice's feature pyramid right after encoding (training: DFE on the
+            strong clip), so the slice's memory is written from the features it was decoded from.
 
     Returns:
         one SegOutput per slice; without memory (`net.memory` None) each equals net(slice).
@@ -43,6 +48,8 @@ def segment_clip(net: SSSNet, clip: torch.Tensor, prompts: Prompts | None, slice
     together = [f.unflatten(0, (batch, length)) for f in net.encode(clip.flatten(0, 1))] if encode_together else None
     for t in range(length):
         features = [f[:, t] for f in together] if together is not None else net.encode(clip[:, t])
+        if enhance is not None:
+            features = enhance(features)
         raw = features[-1]
         keys = raw.detach().mean((2, 3))  # bank bookkeeping stays out of autograd (no dead branches in the graph)
         if net.memory is not None:

@@ -99,6 +99,9 @@ def resolve(plans: Plans, dataset_name: str, configuration: str, fold: str, *,
     if plan.clip_length and ablation.strong_views != Ablation.strong_views:
         raise SSSError(f"--strong-views applies to slices only: {configuration} trains one strong clip per unlabeled "
                        "clip (each slice jittered on its own); leave the flag out")
+    if plan.clip_length and ablation.dfe_inputs == "weak_strong":
+        raise SSSError(f"--dfe-inputs weak_strong applies to slices only: {configuration} pairs each strong clip's "
+                       "features with a channel-dropout copy of themselves (strong_pair)")
     if sam2_checkpoint is None and plan.sam2_checkpoint and Path(plan.sam2_checkpoint).is_file():
         sam2_checkpoint = Path(plan.sam2_checkpoint)
         logger.info("using the SAM-2 checkpoint the plan was made for: %s", sam2_checkpoint)

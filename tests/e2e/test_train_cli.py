@@ -104,6 +104,7 @@ def test_2d_memory_trains_supervised_and_semi_supervised_continues_and_predicts_
     plans = json.loads((results.parents[1] / "preprocessed" / "Dataset900_DemoBHSD" / "plans.json").read_text())
     memory = plans["configurations"]["2d_memory"]
     assert memory["clip_length"] >= 2 and memory["memory_frames"] >= 1 and memory["data_identifier"] == "2d"
+    assert memory["dfe_levels"] == plans["configurations"]["2d"]["dfe_levels"] == [1, 2], "the full method: DFE on clips"
     first = run_command(["sss_train", "DemoBHSD", "2d_memory", "0", "--epochs", "1", *FAST], env)
     assert first.returncode == 0, first.stderr
     assert (f"clips of {memory['clip_length']} slices through {memory['memory_frames']} memory frames (self_sorting)"
@@ -112,7 +113,7 @@ def test_2d_memory_trains_supervised_and_semi_supervised_continues_and_predicts_
     fold = results / "SSS__2d_memory" / "fold_0"
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert any(k.startswith("memory.memory_attention.") for k in state["student"]), "SAM-2's memory modules trained"
-    assert "loss_u" in state["history"] and state["iteration"] == 2
+    assert "loss_u" in state["history"] and state["iteration"] == 2 and "dfe_gate_1" in state["history"]
     assert "memory_gate" in state["history"] and "memory.gate" in state["student"], "the memory's gate is logged"
     more = run_command(["sss_train", "DemoBHSD", "2d_memory", "0", "--epochs", "2", "--c", *FAST], env)
     assert more.returncode == 0, more.stderr

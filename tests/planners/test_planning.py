@@ -177,7 +177,7 @@ def test_2d_memory_is_planned_beside_2d_on_its_arrays_with_clips_that_fit(finger
         flat.patch_size, flat.spacing_mm, flat.sam2_variant, flat.refine)
     assert (memory.clip_length, memory.memory_frames, memory.memory_policy) == (4, 3, "self_sorting")
     assert memory.batch_size_labeled * memory.clip_length == flat.batch_size_labeled, "a CPU step: 2d's slices"
-    assert memory.dfe_levels == () and flat.dfe_levels == (1, 2), "no DFE on clips"
+    assert memory.dfe_levels == flat.dfe_levels == (1, 2) and memory.dfe_inputs == "strong_pair", "DFE on clips too"
     assert plans.data_folder("2d_memory") == "2d" and plans.data_folder("2d") == "2d"
     gpu = plan(fingerprint, PlanTarget("cuda", 40.0)).configuration("2d_memory")
     assert (gpu.clip_length, gpu.memory_frames) == (8, 6) and gpu.batch_size_labeled >= 1
@@ -188,7 +188,8 @@ def test_2d_memory_is_planned_beside_2d_on_its_arrays_with_clips_that_fit(finger
     ({"clip_length": 1}, r"configurations.2d_memory.clip_length: 1 must be >= 2"),
     ({"memory_frames": 9}, r"configurations.2d_memory.memory_frames: 9 must be in 1..6"),
     ({"memory_policy": "lru"}, r"configurations.2d_memory.memory_policy: 'lru' is not one of fifo, self_sorting"),
-    ({"dfe_levels": [1]}, r"configurations.2d_memory.dfe_levels: \[1\] must be \[\] with a clip"),
+    ({"dfe_levels": [1], "dfe_inputs": "weak_strong"},
+     r"configurations.2d_memory.dfe_inputs: 'weak_strong' must be 'strong_pair' with a clip and DFE levels"),
     ({"data_identifier": "3d"}, r"configurations.2d_memory.data_identifier: '3d' must name a planned configuration"),
 ])
 def test_invalid_edited_2d_memory_plans_are_refused_naming_the_key(fingerprint, tmp_path, edit, message):

@@ -1,5 +1,6 @@
 """Losses on clips through the slice memory: labeled slices learn from memory, pseudo labels per slice."""
 
+import pytest
 import torch
 
 from sss_auto.data.batch import ClipBatch
@@ -68,3 +69,26 @@ def test_clip_steps_report_what_the_training_loop_reads_per_slice():
     gated = clip_losses(b, student, teacher, SSLSettings(0.01, unready=torch.tensor([False, True, True]),
                                                           unready_shares=torch.tensor([0.0, 1.0, 1.0])))
     assert not bool(gated.confident[gated.y_hat > 0].any()), "an unready class is kept out of the unlabeled loss"
+
+
+def test_dfe_on_clips_pairs_each_strong_slice_with_itself_and_starts_as_plain_weak_to_strong():
+    torch.manual_seed(0)
+    plain = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(), memory_frames=2, memory_gate=False))
+    student = SSSNet(ModelConfig(1, 3, 64, "test", dfe_levels=(1, 2), memory_frames=2, memory_gate=False))
+    assert student.load_state_dict(plain.state_dict(), strict=False).unexpected_keys == []  # + DFE at gamma 0
+    teacher, b = make_teacher(plain), _batch()
+    plain.eval()
+    student.eval()
+    with torch.no_grad():
+        reference = clip_losses(b, plain, teacher, SSLSettings(0.0), torch.Generator().manual_seed(1))
+        at_zero = clip_losses(b, student, teacher, SSLSettings(0.0), torch.Generator().manual_seed(1))
+        for gate in student.dfe.gates.values():
+            gate.fill_(0.5)
+        opened = clip_losses(b, student, teacher, SSLSettings(0.0), torch.Generator().manual_seed(1))
+    torch.testing.assert_close(at_zero.loss_u, reference.loss_u)
+    assert not torch.allclose(opened.loss_u, reference.loss_u), "an open gate changes the strong clip's prediction"
+    student.train()
+    clip_losses(b, student, teacher, SSLSettings(0.0), torch.Generator().manual_seed(1)).loss.backward()
+    assert all(gate.grad is not None and gate.grad.abs() > 0 for gate in student.dfe.gates.values())
+    with pytest.raises(ValueError, match="strong_pair"):
+        clip_losses(b, student, teacher, SSLSettings(0.0, dfe_inputs="weak_strong"))

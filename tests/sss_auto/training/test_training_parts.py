@@ -207,6 +207,8 @@ def test_train_config_overrides_are_checked_with_the_whole_plan_and_epochs_repla
     assert make_train_config(dataset, "2d_memory", "0").ablation.strong_views == Ablation.strong_views
     with pytest.raises(SSSError, match="--strong-views applies to slices only: 2d_memory trains one strong clip"):
         make_train_config(dataset, "2d_memory", "0", ablation=Ablation(strong_views=1))
+    with pytest.raises(SSSError, match="--dfe-inputs weak_strong applies to slices only"):
+        make_train_config(dataset, "2d_memory", "0", ablation=Ablation(dfe_inputs="weak_strong"))
 
 
 def test_resolve_is_the_one_route_and_the_saved_config_reloads_as_resolved(prepared):
