@@ -209,7 +209,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     labeled_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank + 50_000)
     sums: dict[str, float] = {}
     steps = step_kind(config.clip_length, ablation.strong_views, t.strong_photometric)
-    diagnose, diagnostics = ssl and bool(m.student.dfe.levels), {}
+    diagnose, diagnostics = ssl and steps.swap_diagnostic and bool(m.student.dfe.levels), {}
     m.student.train()
     bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs()}", unit="it",
                disable=None if run.show_progress and run.dist.is_main else True)

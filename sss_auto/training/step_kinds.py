@@ -24,6 +24,7 @@ class SliceSteps:
 
     strong_views: int
     photometric: str = "full"
+    swap_diagnostic = True  # DFE's weak/strong leak check has views to swap here
 
     def supervised(self, batch: TrainBatch, student: SSSNet) -> StepOutput:
         return supervised_step(batch, student)
@@ -38,16 +39,18 @@ class SliceSteps:
 
 @dataclass(frozen=True)
 class ClipSteps:
-    """`2d_memory`: clips of consecutive slices through the slice memory; one strong clip, no DFE, no diagnostic."""
+    """`2d_memory`: clips of consecutive slices through the slice memory; one strong clip (DFE, when planned, as
+    strong_pair inside `clip_sss_step`), no swap diagnostic (strong_pair passes no weak feature to swap)."""
 
     photometric: str = "full"
+    swap_diagnostic = False
 
     def supervised(self, batch: ClipBatch, student: SSSNet) -> StepOutput:
         return clip_supervised_step(batch, student)
 
     def semi_supervised(self, batch: ClipBatch, student: SSSNet, teacher: SSSNet, settings: SSLSettings,
                         generator: torch.Generator, diagnose: bool = False) -> tuple[StepOutput, dict[str, float]]:
-        """One SSS step on clips (the strong clip jittered per slice); `diagnose` is ignored (no DFE on clips)."""
+        """One SSS step on clips (the strong clip jittered per slice); `diagnose` is ignored (swap_diagnostic False)."""
         batch = replace(batch, x_s=strong_clip(batch.x_w, generator, self.photometric))
         return clip_sss_step(batch, student, teacher, settings, generator), {}
 
