@@ -54,6 +54,9 @@ class TrainingPlan:
     ssl_start: str = option("ready", help="when pseudo labels start after the warm-up: 'ready' once every class of the "
                                           "fold's labeled cases is learned on its labeled slices (running Dice >= 0.5; "
                                           "never otherwise), 'warmup' right after it (method/readiness.py)")
+    ssl_min_remaining: float = option(0.25, help="the 'ready' start opens only while at least this share of the run "
+                                                 "(of the time budget, else of the epochs) remains; a class learned "
+                                                 "later leaves the run supervised to its end (method.md)")
     learning_rate: float = option(1e-4, "--lr", "learning rate (heads, DFE, decoder)")
     encoder_lr_factor: float = 0.1
     weight_decay: float = 0.01
@@ -223,7 +226,7 @@ TRAINING_RANGES = (
     ("poly_exponent", 0, None, True), ("grad_clip_norm", 0, None, False), ("ema_decay", 0, 1, True),
     ("confidence_threshold", 0, 1, False), ("unlabeled_weight", 0, 1, True), ("unlabeled_rampup_epochs", 0, None, True),
     ("pcsw_tau", 0, 1, False), ("pcsw_refresh_epochs", 1, None, True), ("pcsw_refresh_fraction", 0, 1, False),
-    ("foreground_oversampling", 0, 1, True),
+    ("foreground_oversampling", 0, 1, True), ("ssl_min_remaining", 0, 1, True),
 )
 # (field, allowed values): every TrainingPlan field that is a choice
 TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),

@@ -79,6 +79,7 @@ class TrainState:
     readiness: dict | None = None  # ClassReadiness.state_dict(): running labeled Dice per class
     warmup_hold: int = 0  # the warm-up was held (ssl_start "ready") until at least this many epochs
     ssl_start_epoch: int | None = None  # the first semi-supervised epoch (0-based)
+    ssl_too_late: bool = False  # ssl_start "ready": too little of the run remained, it stays supervised to its end
     bank_file: dict | None = None  # the current bank's file reference, once written (bank_store.save_bank)
     best_bank_file: dict | None = None  # the bank file the best checkpoint names
 
@@ -116,7 +117,9 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         epoch, epoch_start = state.epoch, time.monotonic()
         if schedule.ssl and state.ssl_start_iteration is None and t.ssl_start == "ready":
             planned = budget.warmup_epochs if budget and budget.warmup_epochs is not None else _fixed_warmup(t)
-            if _ssl_gate_open(state, planned, budget, readiness, gate_classes, config.class_names) and budget:
+            remaining = _remaining_share(epoch, t.num_epochs, budget, epoch_start - started)
+            if _ssl_gate_open(state, planned, budget, readiness, gate_classes, config.class_names, remaining,
+                              t.ssl_min_remaining) and budget:
                 budget.release_warmup()  # the rest is SSL: fewer, dearer epochs
                 budget.plan(epoch_start - started, epoch, schedule, config.validation_tta, "semi-supervision starts")
                 _agree(budget)
@@ -305,15 +308,27 @@ def labeled_classes(cache: CaseCache, case_ids: list[str]) -> set[int]:
 
 
 def _ssl_gate_open(state: TrainState, planned: int, budget: BudgetTracker | None, readiness: ClassReadiness,
-                   classes: set[int], names: dict[int, str]) -> bool:
-    """ssl_start "ready": True once the planned warm-up is over and every labeled class is learned.
+                   classes: set[int], names: dict[int, str], remaining_share: float, min_remaining: float) -> bool:
+    """ssl_start "ready": True once the planned warm-up is over and every labeled class is learned, while at least
+    `min_remaining` of the run remains (`remaining_share`, see _remaining_share).
 
     Until then the run is a supervised run: with a time budget every remaining epoch is planned as a
     supervised one (`BudgetTracker.holding`), so a run that never gets there trains exactly as
     supervised-only training would. Every epoch held after the planned warm-up moves the warm-up's
-    end one epoch on (`state.warmup_hold`). Rank 0's readiness decides for every rank.
+    end one epoch on (`state.warmup_hold`). Once less than `min_remaining` is left the gate stays shut
+    (`state.ssl_too_late`): pseudo labels for the last few epochs only perturb the final model (the
+    demo's run that opened for its last epoch lost 0.04 test Dice). Rank 0 decides for every rank.
     """
     if state.epoch < max(planned, state.warmup_hold):
+        return False
+    if state.ssl_too_late:
+        _hold_warmup(state, budget)
+        return False
+    if gather_from_ranks(remaining_share)[0] < min_remaining:
+        logger.info("semi-supervision will not start: less than %.0f%% of the run remains (ssl_min_remaining); the run "
+                    "stays supervised to its end", 100 * min_remaining)
+        state.ssl_too_late = True
+        _hold_warmup(state, budget)
         return False
     waiting = gather_from_ranks(readiness.waiting_classes(classes))[0]
     if not waiting:
@@ -324,10 +339,22 @@ def _ssl_gate_open(state: TrainState, planned: int, budget: BudgetTracker | None
         logger.info("semi-supervision waits (ssl_start ready): %s not yet learned on the labeled slices (running Dice "
                     "below %.2f); training stays supervised", ", ".join(
                         f"{names.get(k, k)} {'not seen' if math.isnan(d) else f'{d:.2f}'}" for k, d in waiting), READY_DICE)
+    _hold_warmup(state, budget)
+    return False
+
+
+def _hold_warmup(state: TrainState, budget: BudgetTracker | None) -> None:
+    """The gate stays shut this epoch: the warm-up lasts at least one epoch more."""
     state.warmup_hold = state.epoch + 1
     if budget:
         budget.hold_warmup(state.warmup_hold)
-    return False
+
+
+def _remaining_share(epoch: int, num_epochs: int, budget: BudgetTracker | None, spent_s: float) -> float:
+    """The share of the run still ahead at the start of `epoch`: of the time budget, else of the epochs."""
+    if budget:
+        return max(0.0, 1.0 - (budget.elapsed_s + spent_s) / budget.budget_s)
+    return max(0.0, (num_epochs - epoch) / max(num_epochs, 1))
 
 
 def _fixed_warmup(t: TrainingPlan) -> int:
@@ -428,6 +455,7 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
             "bank": state.bank_file or state.bank.state_dict(),
             "budget": state.budget, "thresholds": state.thresholds, "ssl_start_iteration": state.ssl_start_iteration,
             "alignment": state.alignment, "readiness": state.readiness, "warmup_hold": state.warmup_hold,
+            "ssl_too_late": state.ssl_too_late,
             "ssl_start_epoch": state.ssl_start_epoch, "rng": {"torch": torch.get_rng_state()}}
 
 
@@ -462,6 +490,7 @@ def _resume(path: Path, m: SSSModules) -> TrainState:
                        budget=ckpt.get("budget"), thresholds=ckpt.get("thresholds"),
                        ssl_start_iteration=ckpt.get("ssl_start_iteration"), alignment=ckpt.get("alignment"),
                        readiness=ckpt.get("readiness"), warmup_hold=int(ckpt.get("warmup_hold", 0)),
+                       ssl_too_late=bool(ckpt.get("ssl_too_late", False)),
                        ssl_start_epoch=ckpt.get("ssl_start_epoch"), bank_file=bank_file,
                        best_bank_file=ckpt["best"].get("bank"))
     logger.info("continuing from %s: epoch %d done, iteration %d", path, state.epoch, state.iteration)
@@ -516,10 +545,14 @@ def _ssl_summary(config: TrainConfig, state: TrainState) -> dict | None:
         reason = ("a labeled class was still not learned on its labeled slices when the run ended (ssl_start ready: "
                   "the run spent every iteration on the labeled data, as supervised-only training would)"
                   if config.training.ssl_start == "ready" and state.warmup_hold else "the run ended within the warm-up")
+        if state.ssl_too_late:
+            reason = (f"less than {config.training.ssl_min_remaining:.0%} of the run remained before every labeled class "
+                      "was learned (ssl_min_remaining: the run stayed supervised to its end)")
         logger.warning("the semi-supervised phase never started: %s; a longer run (or pretrained weights) lets the "
                        "unlabeled scans be used", reason)
     return {"ssl_start": config.training.ssl_start, "warmup_held_to_epoch": state.warmup_hold,
-            "started_at_epoch": None if state.ssl_start_epoch is None else state.ssl_start_epoch + 1}
+            "started_at_epoch": None if state.ssl_start_epoch is None else state.ssl_start_epoch + 1,
+            "too_late": state.ssl_too_late}
 
 
 def final_validation(config: TrainConfig, run: RunContext, m: SSSModules) -> dict | None:

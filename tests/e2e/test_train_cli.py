@@ -92,7 +92,8 @@ def test_the_default_start_waits_until_every_labeled_class_is_learned_and_says_s
     assert "semi-supervision waits (ssl_start ready): IPH" in result.stderr
     assert "the semi-supervised phase never started: a labeled class was still not learned" in result.stderr
     summary = json.loads((fold / "training_summary.json").read_text())
-    assert summary["semi_supervised"] == {"ssl_start": "ready", "warmup_held_to_epoch": 2, "started_at_epoch": None}
+    assert summary["semi_supervised"] == {"ssl_start": "ready", "warmup_held_to_epoch": 2, "started_at_epoch": None,
+                                             "too_late": False}
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert "loss_u" not in state["history"] and "ready_dice_1" in state["history"], "supervised, labeled Dice logged"
     assert state["warmup_hold"] == 2 and state["ssl_start_epoch"] is None and state["teacher"]
