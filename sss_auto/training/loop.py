@@ -542,12 +542,14 @@ def _ssl_summary(config: TrainConfig, state: TrainState) -> dict | None:
     if config.ablation.supervised_only:
         return None
     if state.ssl_start_epoch is None and state.ssl_start_iteration is None:
-        reason = ("a labeled class was still not learned on its labeled slices when the run ended (ssl_start ready: "
-                  "the run spent every iteration on the labeled data, as supervised-only training would)"
-                  if config.training.ssl_start == "ready" and state.warmup_hold else "the run ended within the warm-up")
         if state.ssl_too_late:
             reason = (f"less than {config.training.ssl_min_remaining:.0%} of the run remained before every labeled class "
                       "was learned (ssl_min_remaining: the run stayed supervised to its end)")
+        elif config.training.ssl_start == "ready" and state.warmup_hold:
+            reason = ("a labeled class was still not learned on its labeled slices when the run ended (ssl_start ready: "
+                      "the run spent every iteration on the labeled data, as supervised-only training would)")
+        else:
+            reason = "the run ended within the warm-up"
         logger.warning("the semi-supervised phase never started: %s; a longer run (or pretrained weights) lets the "
                        "unlabeled scans be used", reason)
     return {"ssl_start": config.training.ssl_start, "warmup_held_to_epoch": state.warmup_hold,
