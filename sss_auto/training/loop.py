@@ -317,7 +317,8 @@ def _ssl_gate_open(state: TrainState, planned: int, budget: BudgetTracker | None
     supervised-only training would. Every epoch held after the planned warm-up moves the warm-up's
     end one epoch on (`state.warmup_hold`). Once less than `min_remaining` is left the gate stays shut
     (`state.ssl_too_late`): pseudo labels for the last few epochs only perturb the final model (one
-    demo run that opened for its last epoch scored 0.493 against 0.549; not measured over seeds). Rank 0 decides for every rank.
+    demo run that opened for its last epoch scored 0.493 against 0.549; not measured over seeds).
+    Rank 0 decides for every rank.
     """
     if state.epoch < max(planned, state.warmup_hold):
         return False
