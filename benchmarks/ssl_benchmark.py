@@ -87,6 +87,13 @@ VARIANTS = {v.name: v for v in (
             "weak-to-strong, coarse head, SSL from the end of the warm-up"),
     Variant("w2s_ready", ("--no-dfe", "--no-pcsw", "--no-refine", "--ssl-start", "ready"), "SSS-noDFE-noPCSW-noRefine",
             "weak-to-strong, coarse head, SSL once every labeled class is learned (the from-scratch default)"),
+    Variant("st", ("--no-dfe", "--no-pcsw", "--no-refine", "--unlabeled-training", "self_training", "--unlabeled-weight",
+                   "0.5", "--unready-gate", *AFTER_WARMUP), "SSS-noDFE-noPCSW-noRefine",
+            "offline self-training, coarse head: the pool pseudo-labelled once (TTA) at the end of the warm-up, "
+            "w_u 1/2, unready classes ignored"),
+    Variant("st_ready", ("--no-dfe", "--no-pcsw", "--no-refine", "--unlabeled-training", "self_training",
+                         "--unlabeled-weight", "0.5", "--ssl-start", "ready"), "SSS-noDFE-noPCSW-noRefine",
+            "offline self-training, coarse head, once every labeled class is learned, w_u 1/2"),
     Variant("w2s_dfe_pair", ("--no-pcsw", "--no-refine", "--dfe-inputs", "strong_pair", *AFTER_WARMUP),
             "SSS-noPCSW-noRefine-dfeStrongPair", "weak-to-strong + DFE (strong pair)"),
     Variant("w2s_dfe_weak", ("--no-pcsw", "--no-refine", "--dfe-inputs", "weak_strong", *AFTER_WARMUP),

@@ -22,6 +22,7 @@ ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
 LABELED_AUGMENTATIONS = ("standard", "strong")  # see sss_auto/training/loop.py
+UNLABELED_TRAININGS = ("weak_to_strong", "self_training")  # see sss_auto/method/self_training.py
 PATCH_MULTIPLE = 32
 MAX_MEMORY_FRAMES = 6  # SAM-2's num_maskmem is 7: six memories besides the prompt slice
 DEVICES = ("cuda", "cpu")
@@ -77,6 +78,11 @@ class TrainingPlan:
                                                         "or strong: also the strong views' intensity jitter, blur and "
                                                         "noise (data/strong.py), for intensities that differ between "
                                                         "scanners")
+    unlabeled_training: str = option("weak_to_strong", help="how the unlabeled scans are used once semi-supervision "
+                                                            "starts: weak_to_strong (an EMA teacher labels each weak "
+                                                            "view online) or self_training (the student labels the "
+                                                            "whole pool once, with TTA, and trains on it like labels; "
+                                                            "2d only; method/self_training.py)")
     unlabeled_weight: float = option(0.2, help="w_u in L = (1 - w_u) L_l + w_u L_u (SSS_METHOD: 1/2; "
                                                "documentation/method.md)")
     unlabeled_rampup_epochs: int = option(0, "--rampup-epochs", "SSL epochs over which the unlabeled weight ramps "
@@ -231,7 +237,8 @@ TRAINING_RANGES = (
 # (field, allowed values): every TrainingPlan field that is a choice
 TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),
                     ("pseudo_label_alignment", ALIGNMENTS), ("strong_photometric", STRONG_STRENGTHS),
-                    ("ssl_start", SSL_STARTS), ("labeled_augmentation", LABELED_AUGMENTATIONS))
+                    ("ssl_start", SSL_STARTS), ("labeled_augmentation", LABELED_AUGMENTATIONS),
+                    ("unlabeled_training", UNLABELED_TRAININGS))
 ENCODERS = ("hiera", "conv")
 SPLINE_ORDERS = range(6)
 
@@ -283,6 +290,9 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
     budget = config.training.time_budget_min
     if budget is not None and not budget > 0:
         problems.append(f"{where}.training.time_budget_min: {budget} must be a positive number of minutes (or null)")
+    if config.training.unlabeled_training == "self_training" and config.clip_length:
+        problems.append(f"{where}.training.unlabeled_training: self_training trains on single slices (2d); this "
+                        f"configuration trains on clips of {config.clip_length} (use weak_to_strong)")
     if config.dfe_inputs not in DFE_INPUTS:
         problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} is not one of {', '.join(DFE_INPUTS)}")
     if config.device not in DEVICES:

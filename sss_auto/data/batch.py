@@ -11,18 +11,20 @@ from sss_auto.networks.prompts import Prompts
 
 @dataclass
 class TrainBatch:
-    """x_l float32 (B, C, P, P), y_l int64 (B, P, P), prompts_l; x_w weak unlabeled views and prompts_u (or None)."""
+    """x_l float32 (B, C, P, P), y_l int64 (B, P, P), prompts_l; x_w weak unlabeled views and prompts_u (or None);
+    y_u int64 (B, P, P) pseudo labels of the unlabeled slices in offline self-training (IGNORE = −1), else None."""
 
     x_l: torch.Tensor
     y_l: torch.Tensor
     prompts_l: Prompts
     x_w: torch.Tensor | None
     prompts_u: Prompts | None
+    y_u: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> TrainBatch:
         move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
         return TrainBatch(move(self.x_l), move(self.y_l), self.prompts_l.to(device), move(self.x_w),
-                          self.prompts_u.to(device) if self.prompts_u is not None else None)
+                          self.prompts_u.to(device) if self.prompts_u is not None else None, move(self.y_u))
 
 
 @dataclass

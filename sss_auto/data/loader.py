@@ -22,8 +22,10 @@ from sss_auto.data import augment
 from sss_auto.data.batch import ClipBatch, TrainBatch
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.clips import augment_clips, clip_slices, crop_clip
+from sss_auto.data.pseudo_label_pool import PseudoLabelPool
 from sss_auto.data.sampling import choose_slice_and_center, crop_slice
 from sss_auto.errors import SSSError
+from sss_auto.networks.prompts import Prompts
 from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.from_masks import prompts_from_label_maps
 
@@ -43,6 +45,7 @@ class LoaderSpec:
     num_foreground: int
     foreground_oversampling: float = 0.33
     clip_length: int = 0  # > 0: clips of this many consecutive slices (2d_memory; make_clip_batch)
+    pseudo_labels: PseudoLabelPool | None = None  # offline self-training: unlabeled slices come with these labels
 
 
 def unlabeled_shard(case_ids: tuple[str, ...], seed: int, epoch: int, rank: int, world_size: int) -> tuple[str, ...]:
@@ -73,6 +76,9 @@ def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.ran
     x_l, y_l = augment.apply(transform, np.stack(images), np.stack(labels))
     prompts_l = prompts_from_label_maps(y_l, spec.num_foreground, rng, PROMPT_DROP_PROBABILITY)
     x_w = prompts_u = None
+    if spec.batch_unlabeled and spec.unlabeled_ids and spec.pseudo_labels is not None:
+        x_u, y_u, prompts_u = pseudo_labelled_slices(spec, cache, rng, transform)
+        return TrainBatch(torch.from_numpy(x_l), torch.from_numpy(y_l), prompts_l, x_u, prompts_u, y_u)
     if spec.batch_unlabeled and spec.unlabeled_ids:
         images, objects = [], []
         for _ in range(spec.batch_unlabeled):
@@ -87,6 +93,25 @@ def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.ran
         x_w = torch.from_numpy(x_w_np)
         prompts_u = prompts_from_label_maps(objects_w, spec.num_foreground)
     return TrainBatch(torch.from_numpy(x_l), torch.from_numpy(y_l), prompts_l, x_w, prompts_u)
+
+
+def pseudo_labelled_slices(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generator,
+                           transform) -> tuple[torch.Tensor, torch.Tensor, Prompts]:
+    """Unlabeled slices with their pseudo labels (IGNORE kept), sampled and augmented as labeled slices are."""
+    pool = spec.pseudo_labels
+    size = augment.sampling_size(spec.patch)
+    images, labels = [], []
+    first_forced = int(round(spec.batch_unlabeled * (1 - spec.foreground_oversampling)))
+    for index in range(spec.batch_unlabeled):
+        case_id = spec.unlabeled_ids[rng.integers(len(spec.unlabeled_ids))]
+        volume = replace(cache.load(case_id), foreground=pool.foreground(case_id))
+        z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
+        image, label = crop_slice(np.asarray(volume.data[:, z]), pool.slice_labels(case_id, z), (y, x), size, rng)
+        images.append(image)
+        labels.append(label)
+    x_u, y_u = augment.apply(transform, np.stack(images), np.stack(labels))
+    prompts_u = prompts_from_label_maps(y_u, spec.num_foreground, rng, PROMPT_DROP_PROBABILITY)
+    return torch.from_numpy(x_u), torch.from_numpy(y_u), prompts_u
 
 
 def make_clip_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.random.Generator,

@@ -14,6 +14,7 @@ import torch
 
 from planners.plans import ConfigurationPlan, TrainingPlan
 from sss_auto.data.batch import TrainBatch
+from sss_auto.data.pseudo_label_pool import IGNORE
 from sss_auto.data.strong import StrongView
 from sss_auto.method.alignment import align
 from sss_auto.method.losses import dice_ce_loss
@@ -44,9 +45,10 @@ class StepOutput:
     labeled_logits: torch.Tensor | None = None  # (B_l, K+1, H, W) the student's fused logits on the labeled slices
 
 
-def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
-    """L_l = ½ DiceCE(coarse) + ½ DiceCE(fused with jittered GT prompts)."""
-    return COARSE_WEIGHT * dice_ce_loss(coarse, y_l) + (1 - COARSE_WEIGHT) * dice_ce_loss(fused, y_l)
+def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor,
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
+    """L_l = ½ DiceCE(coarse) + ½ DiceCE(fused with jittered GT prompts), over the `valid` pixels (None: all)."""
+    return COARSE_WEIGHT * dice_ce_loss(coarse, y_l, valid) + (1 - COARSE_WEIGHT) * dice_ce_loss(fused, y_l, valid)
 
 
 def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
@@ -54,6 +56,25 @@ def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
     out = student(b.x_l, b.prompts_l)
     loss_l = labeled_loss(out.coarse, out.fused, b.y_l)
     return StepOutput(loss_l, {"loss": loss_l.item(), "loss_l": loss_l.item()}, labeled_logits=out.fused)
+
+
+def self_training_step(b: TrainBatch, student: SSSNet, unlabeled_weight: float) -> StepOutput:
+    """Offline self-training (method/self_training.py): labeled loss + the same loss on pseudo-labelled slices.
+
+    `b.x_w` holds the pseudo-labelled slices (already strongly jittered), `b.y_u` their pseudo labels
+    (IGNORE where no loss looks); one batched forward; L = (1 − w)·L_l + w·L_u.
+    """
+    n_l, n_u = len(b.x_l), len(b.x_w)
+    prompts_u = b.prompts_u if b.prompts_u is not None else Prompts.empty(n_u, b.prompts_l.valid.shape[1], b.x_w.device)
+    out = student(torch.cat([b.x_l, b.x_w]), Prompts.cat([b.prompts_l, prompts_u]))
+    loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)
+    valid = b.y_u != IGNORE
+    loss_u = labeled_loss(out.coarse[n_l:], out.fused[n_l:], b.y_u.clamp_min(0), valid)
+    loss = (1 - unlabeled_weight) * loss_l + unlabeled_weight * loss_u
+    metrics = {"loss": loss.item(), "loss_l": loss_l.item(), "loss_u": loss_u.item(),
+               "mask_ratio": float(valid.float().mean()),
+               **pseudo_label_metrics(b.y_u.clamp_min(0), valid, student.config.num_classes)}
+    return StepOutput(loss, metrics, labeled_logits=out.fused[:n_l])
 
 
 @dataclass

@@ -19,7 +19,9 @@ from planners.plans import TrainingPlan
 from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
+from sss_auto.data.pseudo_label_pool import POOL_FOLDER, PseudoLabelPool, load_pool
 from sss_auto.data.strong import augment_labeled
+from sss_auto.errors import SSSError
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
 from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_checkpoint
@@ -27,7 +29,7 @@ from sss_auto.io.serialization import to_dict
 from sss_auto.method.alignment import PriorAlignment
 from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
 from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice
-from sss_auto.method.steps import SSLSettings
+from sss_auto.method.steps import SSLSettings, self_training_step
 from sss_auto.method.thresholds import ConfidenceThresholds
 from sss_auto.prompting.bank import PromptBank
 from sss_auto.prompting.pcsw import ClassConstraint
@@ -38,6 +40,7 @@ from sss_auto.training.build import SSSModules, poly_lr
 from sss_auto.training.distributed import DistInfo, average_gradients, barrier, check_in_sync, gather_from_ranks
 from sss_auto.training.ema import ema_decay, update_teacher
 from sss_auto.training.pcsw_bank import prompt_quality, refresh_bank
+from sss_auto.training.pseudo_labelling import label_pool
 from sss_auto.training.step_kinds import step_kind
 from sss_auto.training.validation import export_and_score, validate_cached
 
@@ -94,7 +97,8 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     t, ablation = config.training, config.ablation
     state = _resume(run.folder / LATEST, m) if resume else TrainState()
     settings = config.inference
-    uses_bank = not ablation.supervised_only and settings.use_prompts and m.student.refiner is not None
+    self_training = t.unlabeled_training == "self_training" and not ablation.supervised_only
+    uses_bank = not ablation.supervised_only and settings.use_prompts and m.student.refiner is not None and not self_training
     schedule = Schedule(t.iterations_per_epoch, _fixed_warmup(t), not ablation.supervised_only,
                         t.pcsw_refresh_epochs if uses_bank else None)
     budget = _budget_tracker(config, state)
@@ -112,6 +116,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
     if state.readiness is not None:
         readiness.load_state_dict(state.readiness)
     gate_classes = labeled_classes(run.cache, run.train_ids) if t.ssl_start == "ready" else set()
+    pool = load_pool(run.folder / POOL_FOLDER) if self_training and state.ssl_start_iteration is not None else None
     started = time.monotonic()
     while state.epoch < (budget.num_epochs if budget else t.num_epochs):
         epoch, epoch_start = state.epoch, time.monotonic()
@@ -127,9 +132,12 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             schedule, warmup_epochs=max(_fixed_warmup(t), state.warmup_hold))
         ssl = schedule.ssl and (state.ssl_start_iteration is not None or epoch >= schedule.warmup_epochs)
         if ssl and state.ssl_start_iteration is None:
-            _start_teacher(m, state, t.ema_restart_at_ssl)
+            _start_teacher(m, state, t.ema_restart_at_ssl and not self_training)
+            state.ssl_start_iteration = state.iteration if self_training else state.ssl_start_iteration
             state.ssl_start_epoch = epoch
         refresh_values = {}
+        if self_training and ssl and pool is None:
+            pool, refresh_values = _pseudo_label_pool(config, run, m, readiness, epoch)
         if uses_bank and ssl and (state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
             state.bank_file = None  # written with the next checkpoint
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
@@ -154,7 +162,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             return budget.num_epochs if budget else t.num_epochs
 
         values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment,
-                              readiness) | refresh_values
+                              readiness, pool if ssl else None) | refresh_values
         state.thresholds = thresholds.state_dict()
         state.readiness = readiness.state_dict()
         state.alignment = alignment.state_dict() if alignment is not None else None
@@ -188,8 +196,9 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
 def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, settings: InferenceSettings,
                  ssl: bool, num_epochs: Callable[[], int], on_step: Callable[[str, float], None],
                  thresholds: ConfidenceThresholds, alignment: PriorAlignment | None,
-                 readiness: ClassReadiness) -> dict[str, float]:
-    """One epoch of supervised or SSS steps; returns its mean metrics (state.epoch/iteration advanced).
+                 readiness: ClassReadiness, pool: PseudoLabelPool | None = None) -> dict[str, float]:
+    """One epoch of supervised, SSS or (with a pseudo-labelled `pool`) self-training steps; returns its mean
+    metrics (state.epoch/iteration advanced).
 
     `on_step(phase, seconds)` is called after every iteration with its wall time (data loading
     included); it may change `num_epochs()`, which the poly LR reads at every step.
@@ -205,14 +214,15 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                       unlabeled_ids=unlabeled, patch=config.plan.patch_size[0],
                       batch_labeled=config.plan.batch_size_labeled,
                       batch_unlabeled=config.plan.batch_size_unlabeled if ssl else 0, num_foreground=num_classes - 1,
-                      foreground_oversampling=t.foreground_oversampling, clip_length=config.clip_length)
+                      foreground_oversampling=t.foreground_oversampling, clip_length=config.clip_length,
+                      pseudo_labels=pool)
     loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
                           config.num_workers, pin_memory=config.device.startswith("cuda"))
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
     labeled_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank + 50_000)
     sums: dict[str, float] = {}
     steps = step_kind(config.clip_length, ablation.strong_views, t.strong_photometric)
-    diagnose, diagnostics = ssl and steps.swap_diagnostic and bool(m.student.dfe.levels), {}
+    diagnose, diagnostics = ssl and pool is None and steps.swap_diagnostic and bool(m.student.dfe.levels), {}
     m.student.train()
     bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs()}", unit="it",
                disable=None if run.show_progress and run.dist.is_main else True)
@@ -227,7 +237,12 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
             batch = replace(batch, x_l=augment_labeled(batch.x_l, t.labeled_augmentation, labeled_generator,
                                                        t.strong_photometric))
         with mixed_precision(run.dist.device):
-            if ssl:
+            if pool is not None:  # the pseudo-labelled slices get the strong views' photometric jitter
+                batch = replace(batch, x_w=augment_labeled(batch.x_w, "strong", generator, t.strong_photometric))
+                out = self_training_step(batch, m.student, unlabeled_weight(
+                    t.unlabeled_weight, state.iteration - state.ssl_start_iteration,
+                    t.unlabeled_rampup_epochs * t.iterations_per_epoch))
+            elif ssl:
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
                                            alignment.factors() if alignment is not None else None,
                                            unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
@@ -250,7 +265,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         average_gradients(trainable)
         torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip_norm)
         m.optimizer.step()
-        if m.teacher is not None and (ssl or not t.ema_restart_at_ssl):
+        if m.teacher is not None and pool is None and (ssl or not t.ema_restart_at_ssl):
             update_teacher(m.teacher, m.student, ema_decay(state.iteration - (state.ssl_start_iteration or 0), t.ema_decay))
         state.iteration += 1
         for key, value in out.metrics.items():
@@ -262,7 +277,10 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     values = {key: value / t.iterations_per_epoch for key, value in sums.items()}
     values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics, **readiness.metrics(),
                   **(m.student.memory.gate_values() if m.student.memory is not None else {}))
-    if ssl:
+    if pool is not None:
+        values.update(summarize_epoch(values, num_classes), unlabeled_weight=unlabeled_weight(
+            t.unlabeled_weight, state.iteration - state.ssl_start_iteration, t.unlabeled_rampup_epochs * t.iterations_per_epoch))
+    elif ssl:
         values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
                       unlabeled_weight=unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
                                                         t.unlabeled_rampup_epochs * t.iterations_per_epoch),
@@ -297,6 +315,29 @@ def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
         logger.info("semi-supervised phase starts at iteration %d: the EMA teacher restarts as a copy of the student",
                     state.iteration)
     state.ssl_start_iteration = state.iteration if restart else 0
+
+
+def _pseudo_label_pool(config: TrainConfig, run: RunContext, m: SSSModules, readiness: ClassReadiness,
+                       epoch: int) -> tuple[PseudoLabelPool, dict[str, float]]:
+    """Offline self-training: the student labels the unlabeled pool once (rank 0, full inference with TTA)."""
+    t, folder = config.training, run.folder / POOL_FOLDER
+    metrics: dict[str, float] = {}
+    if run.dist.is_main:
+        unready = readiness.unready().numpy() if t.unready_class_gate else None
+        _, metrics = label_pool(m.student, run.cache, run.unlabeled_ids, replace(config.inference, tta=True),
+                                run.constraints, folder, t.confidence_threshold, t.confidence_mode == "class_adaptive",
+                                epoch, unready, readiness.shares.numpy(), run.show_progress)
+        logger.info("self-training: the student pseudo-labelled %d unlabeled case(s) in %.0f s (TTA); confident "
+                    "pixels per class: %s; cases holding a class: %s", len(run.unlabeled_ids), metrics["pool_s"],
+                    ", ".join(f"{config.class_names.get(k, k)} {metrics[f'plc_{k}']:.2e}"
+                              for k in range(1, m.student.config.num_classes)),
+                    ", ".join(f"{config.class_names.get(k, k)} {metrics[f'pool_cases_{k}']:.0f}"
+                              for k in range(1, m.student.config.num_classes)))
+    barrier()
+    pool = load_pool(folder)
+    if pool is None:
+        raise SSSError(f"{folder}: the pseudo-labelled pool was not written (see the log of rank 0)")
+    return pool, {"pool_s": metrics["pool_s"]} if metrics else {}
 
 
 def labeled_classes(cache: CaseCache, case_ids: list[str]) -> set[int]:
@@ -553,7 +594,8 @@ def _ssl_summary(config: TrainConfig, state: TrainState) -> dict | None:
             reason = "the run ended within the warm-up"
         logger.warning("the semi-supervised phase never started: %s; a longer run (or pretrained weights) lets the "
                        "unlabeled scans be used", reason)
-    return {"ssl_start": config.training.ssl_start, "warmup_held_to_epoch": state.warmup_hold,
+    return {"unlabeled_training": config.training.unlabeled_training, "ssl_start": config.training.ssl_start,
+            "warmup_held_to_epoch": state.warmup_hold,
             "started_at_epoch": None if state.ssl_start_epoch is None else state.ssl_start_epoch + 1,
             "too_late": state.ssl_too_late}
 

@@ -92,11 +92,38 @@ def test_the_default_start_waits_until_every_labeled_class_is_learned_and_says_s
     assert "semi-supervision waits (ssl_start ready): IPH" in result.stderr
     assert "the semi-supervised phase never started: a labeled class was still not learned" in result.stderr
     summary = json.loads((fold / "training_summary.json").read_text())
-    assert summary["semi_supervised"] == {"ssl_start": "ready", "warmup_held_to_epoch": 2, "started_at_epoch": None,
-                                             "too_late": False}
+    assert summary["semi_supervised"] == {"unlabeled_training": "weak_to_strong", "ssl_start": "ready",
+                                          "warmup_held_to_epoch": 2, "started_at_epoch": None, "too_late": False}
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert "loss_u" not in state["history"] and "ready_dice_1" in state["history"], "supervised, labeled Dice logged"
     assert state["warmup_hold"] == 2 and state["ssl_start_epoch"] is None and state["teacher"]
+
+
+def test_self_training_labels_the_pool_once_at_the_ssl_start_and_continues_from_it(prepared):
+    env, results = prepared
+    args = ["sss_train", "DemoBHSD", "2d", "4", "--unlabeled-training", "self_training", "--warmup-epochs", "1",
+            "--iters-per-epoch", "2", "--ssl-start", "warmup", "--batch-size", "2", "--num-workers", "1", "--no-progress",
+            "--disable-val-tta", "--no-refine", "--no-pcsw"]
+    first = run_command([*args, "--epochs", "2"], env)
+    assert first.returncode == 0, first.stderr
+    assert "self-training: the student pseudo-labelled 2 unlabeled case(s)" in first.stderr
+    fold = results / "SSS-noPCSW-noRefine__2d" / "fold_4"
+    index = json.loads((fold / "pseudo_labels" / "pool.json").read_text())
+    assert index["epoch"] == 1 and index["cases"] == 2 and len(index["thresholds"]) == 4
+    assert len(list((fold / "pseudo_labels").glob("*_label.npy"))) == 2
+    summary = json.loads((fold / "training_summary.json").read_text())
+    assert summary["semi_supervised"]["unlabeled_training"] == "self_training"
+    assert summary["semi_supervised"]["started_at_epoch"] == 2
+    state = load_checkpoint(fold / "checkpoint_final.pth")
+    assert state["history"]["loss_u"][-1] >= 0 and "pool_s" in state["history"] and "swap_rise" not in state["history"]
+    more = run_command([*args, "--epochs", "3", "--c"], env)
+    assert more.returncode == 0, more.stderr
+    assert "pseudo-labelled" not in more.stderr, "--c trains on the pool made before"
+    assert load_checkpoint(fold / "checkpoint_final.pth")["iteration"] == 6
+
+    clips = run_command(["sss_train", "DemoBHSD", "2d_memory", "4", "--unlabeled-training", "self_training", "--epochs", "1",
+                         "--no-progress"], env)
+    assert clips.returncode != 0 and "self_training trains on single slices (2d)" in clips.stderr
 
 
 def test_2d_memory_trains_supervised_and_semi_supervised_continues_and_predicts_in_the_original_geometry(
