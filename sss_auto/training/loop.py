@@ -132,8 +132,10 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             schedule, warmup_epochs=max(_fixed_warmup(t), state.warmup_hold))
         ssl = schedule.ssl and (state.ssl_start_iteration is not None or epoch >= schedule.warmup_epochs)
         if ssl and state.ssl_start_iteration is None:
-            _start_teacher(m, state, t.ema_restart_at_ssl and not self_training)
-            state.ssl_start_iteration = state.iteration if self_training else state.ssl_start_iteration
+            if self_training:  # no teacher: the student labels the pool below
+                state.ssl_start_iteration = state.iteration
+            else:
+                _start_teacher(m, state, t.ema_restart_at_ssl)
             state.ssl_start_epoch = epoch
         refresh_values = {}
         if self_training and ssl and pool is None:
@@ -224,6 +226,11 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     steps = step_kind(config.clip_length, ablation.strong_views, t.strong_photometric)
     diagnose, diagnostics = ssl and pool is None and steps.swap_diagnostic and bool(m.student.dfe.levels), {}
     m.student.train()
+
+    def weight_u() -> float:
+        return unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
+                                t.unlabeled_rampup_epochs * t.iterations_per_epoch)
+
     bar = tqdm(iterate_safely(loader), total=t.iterations_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs()}", unit="it",
                disable=None if run.show_progress and run.dist.is_main else True)
     start = last = time.perf_counter()
@@ -239,14 +246,11 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         with mixed_precision(run.dist.device):
             if pool is not None:  # the pseudo-labelled slices get the strong views' photometric jitter
                 batch = replace(batch, x_w=augment_labeled(batch.x_w, "strong", generator, t.strong_photometric))
-                out = self_training_step(batch, m.student, unlabeled_weight(
-                    t.unlabeled_weight, state.iteration - state.ssl_start_iteration,
-                    t.unlabeled_rampup_epochs * t.iterations_per_epoch))
+                out = self_training_step(batch, m.student, weight_u())
             elif ssl:
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
                                            alignment.factors() if alignment is not None else None,
-                                           unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
-                                                            t.unlabeled_rampup_epochs * t.iterations_per_epoch),
+                                           weight_u(),
                                            unready=readiness.unready() if t.unready_class_gate else None,
                                            unready_shares=readiness.shares if t.unready_class_gate else None)
                 # the swap diagnostic once per SSL epoch, before the step changes the weights
@@ -278,12 +282,10 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     values.update(epoch=epoch + 1, lr=lr, iterations_s=time.perf_counter() - start, **diagnostics, **readiness.metrics(),
                   **(m.student.memory.gate_values() if m.student.memory is not None else {}))
     if pool is not None:
-        values.update(summarize_epoch(values, num_classes), unlabeled_weight=unlabeled_weight(
-            t.unlabeled_weight, state.iteration - state.ssl_start_iteration, t.unlabeled_rampup_epochs * t.iterations_per_epoch))
+        values.update(summarize_epoch(values, num_classes), unlabeled_weight=weight_u())
     elif ssl:
         values.update(summarize_epoch(values, num_classes), **m.student.dfe.gate_values(), **thresholds.metrics(),
-                      unlabeled_weight=unlabeled_weight(t.unlabeled_weight, state.iteration - (state.ssl_start_iteration or 0),
-                                                        t.unlabeled_rampup_epochs * t.iterations_per_epoch),
+                      unlabeled_weight=weight_u(),
                       **(alignment.metrics() if alignment is not None else {}))
         if t.unready_class_gate:
             values["unready_classes"] = float(readiness.unready()[1:].sum())

@@ -121,10 +121,6 @@ def test_self_training_labels_the_pool_once_at_the_ssl_start_and_continues_from_
     assert "pseudo-labelled" not in more.stderr, "--c trains on the pool made before"
     assert load_checkpoint(fold / "checkpoint_final.pth")["iteration"] == 6
 
-    clips = run_command(["sss_train", "DemoBHSD", "2d_memory", "4", "--unlabeled-training", "self_training", "--epochs", "1",
-                         "--no-progress"], env)
-    assert clips.returncode != 0 and "self_training trains on single slices (2d)" in clips.stderr
-
 
 def test_2d_memory_trains_supervised_and_semi_supervised_continues_and_predicts_in_the_original_geometry(
         prepared, dataset_dir, tmp_path):

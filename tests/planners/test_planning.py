@@ -201,6 +201,19 @@ def test_invalid_edited_2d_memory_plans_are_refused_naming_the_key(fingerprint, 
         load_plans(tmp_path / "plans.json")
 
 
+def test_self_training_on_clips_is_refused_naming_the_key(fingerprint, tmp_path):
+    save_plans(plan(fingerprint, PlanTarget("cuda", 2.0), "test"), tmp_path / "plans.json")
+    data = json.loads((tmp_path / "plans.json").read_text())
+    data["configurations"]["2d"]["training"]["unlabeled_training"] = "self_training"
+    (tmp_path / "plans.json").write_text(json.dumps(data))
+    assert load_plans(tmp_path / "plans.json").configuration("2d").training.unlabeled_training == "self_training"
+    data["configurations"]["2d_memory"]["training"]["unlabeled_training"] = "self_training"
+    (tmp_path / "plans.json").write_text(json.dumps(data))
+    with pytest.raises(PlansError, match=r"configurations.2d_memory.training.unlabeled_training: self_training trains on "
+                                         r"single slices \(2d\); this configuration trains on clips of \d+"):
+        load_plans(tmp_path / "plans.json")
+
+
 @pytest.mark.parametrize("edit, message", [
     ({"order_label": 7}, r"resampling.order_label: 7 must be a spline order 0..5"),
     ({"order_image": -1}, r"resampling.order_image: -1 must be a spline order"),
