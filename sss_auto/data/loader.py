@@ -61,19 +61,31 @@ def unlabeled_shard(case_ids: tuple[str, ...], seed: int, epoch: int, rank: int,
     return tuple(case_ids[i] for i in order[rank::world_size])
 
 
+def labelled_windows(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generator, case_ids: tuple[str, ...],
+                     count: int, pool: PseudoLabelPool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`count` windows (images, labels) of slices of random cases, the last share (foreground_oversampling) centred
+    on foreground: the ground truth, or with a `pool` its pseudo labels and their foreground."""
+    size = augment.sampling_size(spec.patch)
+    images, labels = [], []
+    first_forced = int(round(count * (1 - spec.foreground_oversampling)))
+    for index in range(count):
+        case_id = case_ids[rng.integers(len(case_ids))]
+        volume = cache.load(case_id)
+        if pool is not None:
+            volume = replace(volume, foreground=pool.foreground(case_id))
+        z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
+        label = np.asarray(volume.seg[z]) if pool is None else pool.slice_labels(case_id, z)
+        image, label = crop_slice(np.asarray(volume.data[:, z]), label, (y, x), size, rng)
+        images.append(image)
+        labels.append(label)
+    return np.stack(images), np.stack(labels)
+
+
 def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.random.Generator,
                transform) -> TrainBatch:
     """Sample, augment and prompt one batch (runs in a loader worker)."""
     size = augment.sampling_size(spec.patch)
-    images, labels = [], []
-    first_forced = int(round(spec.batch_labeled * (1 - spec.foreground_oversampling)))
-    for index in range(spec.batch_labeled):
-        volume = cache.load(spec.labeled_ids[rng.integers(len(spec.labeled_ids))])
-        z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
-        image, label = crop_slice(np.asarray(volume.data[:, z]), np.asarray(volume.seg[z]), (y, x), size, rng)
-        images.append(image)
-        labels.append(label)
-    x_l, y_l = augment.apply(transform, np.stack(images), np.stack(labels))
+    x_l, y_l = augment.apply(transform, *labelled_windows(spec, cache, rng, spec.labeled_ids, spec.batch_labeled))
     prompts_l = prompts_from_label_maps(y_l, spec.num_foreground, rng, PROMPT_DROP_PROBABILITY)
     x_w = prompts_u = None
     if spec.batch_unlabeled and spec.unlabeled_ids and spec.pseudo_labels is not None:
@@ -98,18 +110,8 @@ def make_batch(spec: LoaderSpec, cache: CaseCache, bank: PromptBank, rng: np.ran
 def pseudo_labelled_slices(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generator,
                            transform) -> tuple[torch.Tensor, torch.Tensor, Prompts]:
     """Unlabeled slices with their pseudo labels (IGNORE kept), sampled and augmented as labeled slices are."""
-    pool = spec.pseudo_labels
-    size = augment.sampling_size(spec.patch)
-    images, labels = [], []
-    first_forced = int(round(spec.batch_unlabeled * (1 - spec.foreground_oversampling)))
-    for index in range(spec.batch_unlabeled):
-        case_id = spec.unlabeled_ids[rng.integers(len(spec.unlabeled_ids))]
-        volume = replace(cache.load(case_id), foreground=pool.foreground(case_id))
-        z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
-        image, label = crop_slice(np.asarray(volume.data[:, z]), pool.slice_labels(case_id, z), (y, x), size, rng)
-        images.append(image)
-        labels.append(label)
-    x_u, y_u = augment.apply(transform, np.stack(images), np.stack(labels))
+    x_u, y_u = augment.apply(transform, *labelled_windows(spec, cache, rng, spec.unlabeled_ids, spec.batch_unlabeled,
+                                                          spec.pseudo_labels))
     prompts_u = prompts_from_label_maps(y_u, spec.num_foreground, rng, PROMPT_DROP_PROBABILITY)
     return torch.from_numpy(x_u), torch.from_numpy(y_u), prompts_u
 
