@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from sss_auto.method.readiness import unready_mask
+from sss_auto.method.thresholds import ConfidenceThresholds
 
 
 def label_volume(probabilities: np.ndarray, unready: np.ndarray | None = None,
@@ -48,11 +49,10 @@ def confidence_sums(label: np.ndarray, confidence: np.ndarray, num_classes: int)
             np.bincount(labels, weights=confidence[kept].astype(np.float64), minlength=num_classes))
 
 
-def thresholds_from_means(counts: np.ndarray, sums: np.ndarray, tau: float, adaptive: bool) -> np.ndarray:
-    """float (K+1,): τ · μ_c / max_k μ_k per class (τ where a class was never predicted, and for every class unless adaptive)."""
-    thresholds = np.full(len(counts), tau, dtype=np.float64)
+def thresholds_from_means(counts: np.ndarray, sums: np.ndarray, tau: float, mode: str) -> np.ndarray:
+    """float (K+1,): the `mode` thresholds (method/thresholds.py) of the pool's mean confidence per class (sums / counts)."""
     seen = counts > 0
-    if adaptive and seen.any():
-        means = sums[seen] / counts[seen]
-        thresholds[seen] = tau * means / means.max()
-    return thresholds
+    means = np.where(seen, sums / np.where(seen, counts, 1), np.nan)
+    thresholds = ConfidenceThresholds(mode, tau, len(counts))
+    thresholds.load_state_dict({"mean_confidence": torch.from_numpy(means)})
+    return thresholds.values().numpy()

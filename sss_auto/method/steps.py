@@ -51,6 +51,11 @@ def labeled_loss(coarse: torch.Tensor, fused: torch.Tensor, y_l: torch.Tensor,
     return COARSE_WEIGHT * dice_ce_loss(coarse, y_l, valid) + (1 - COARSE_WEIGHT) * dice_ce_loss(fused, y_l, valid)
 
 
+def unlabeled_prompts(b: TrainBatch) -> Prompts:
+    """The unlabeled slices' prompts, or none (prompts off) in the shape of the labeled ones."""
+    return b.prompts_u if b.prompts_u is not None else Prompts.empty(len(b.x_w), b.prompts_l.valid.shape[1], b.x_w.device)
+
+
 def supervised_step(b: TrainBatch, student: SSSNet) -> StepOutput:
     """Labeled loss only (warm-up epochs and the supervised-only ablation)."""
     out = student(b.x_l, b.prompts_l)
@@ -64,9 +69,8 @@ def self_training_step(b: TrainBatch, student: SSSNet, unlabeled_weight: float) 
     `b.x_w` holds the pseudo-labelled slices (already strongly jittered), `b.y_u` their pseudo labels
     (IGNORE where no loss looks); one batched forward; L = (1 − w)·L_l + w·L_u.
     """
-    n_l, n_u = len(b.x_l), len(b.x_w)
-    prompts_u = b.prompts_u if b.prompts_u is not None else Prompts.empty(n_u, b.prompts_l.valid.shape[1], b.x_w.device)
-    out = student(torch.cat([b.x_l, b.x_w]), Prompts.cat([b.prompts_l, prompts_u]))
+    n_l = len(b.x_l)
+    out = student(torch.cat([b.x_l, b.x_w]), Prompts.cat([b.prompts_l, unlabeled_prompts(b)]))
     loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)
     valid = b.y_u != IGNORE
     loss_u = labeled_loss(out.coarse[n_l:], out.fused[n_l:], b.y_u.clamp_min(0), valid)
@@ -156,7 +160,7 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     """
     size = tuple(b.x_w.shape[-2:])
     n_l, n_u, n_views = len(b.x_l), len(b.x_w), len(views)
-    prompts_u = b.prompts_u if b.prompts_u is not None else Prompts.empty(n_u, b.prompts_l.valid.shape[1], b.x_w.device)
+    prompts_u = unlabeled_prompts(b)
     with torch.no_grad():
         f_w = teacher.encode(b.x_w)
         probs_w = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1)

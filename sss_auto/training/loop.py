@@ -164,7 +164,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             return budget.num_epochs if budget else t.num_epochs
 
         values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment,
-                              readiness, pool if ssl else None) | refresh_values
+                              readiness, pool) | refresh_values
         state.thresholds = thresholds.state_dict()
         state.readiness = readiness.state_dict()
         state.alignment = alignment.state_dict() if alignment is not None else None
@@ -327,7 +327,7 @@ def _pseudo_label_pool(config: TrainConfig, run: RunContext, m: SSSModules, read
     if run.dist.is_main:
         unready = readiness.unready().numpy() if t.unready_class_gate else None
         _, metrics = label_pool(m.student, run.cache, run.unlabeled_ids, replace(config.inference, tta=True),
-                                run.constraints, folder, t.confidence_threshold, t.confidence_mode == "class_adaptive",
+                                run.constraints, folder, t.confidence_threshold, t.confidence_mode,
                                 epoch, unready, readiness.shares.numpy(), run.show_progress)
         logger.info("self-training: the student pseudo-labelled %d unlabeled case(s) in %.0f s (TTA); confident "
                     "pixels per class: %s; cases holding a class: %s", len(run.unlabeled_ids), metrics["pool_s"],

@@ -13,18 +13,14 @@ from sss_auto.data.cache import CaseCache
 from sss_auto.data.pseudo_label_pool import INDEX, PseudoLabelPool
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.inference.two_pass import predict_volume
-from sss_auto.io.atomic import write_atomic, write_json_atomic
+from sss_auto.io.atomic import save_npy_atomic, write_json_atomic
 from sss_auto.method.self_training import confidence_sums, label_volume, thresholds_from_means
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint
 
 
-def _save_array(array: np.ndarray, target: Path) -> None:
-    write_atomic(target, lambda handle: np.save(handle, array))
-
-
 def label_pool(model: SSSNet, cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
-               constraints: dict[int, ClassConstraint], folder: Path, tau: float, adaptive: bool, epoch: int,
+               constraints: dict[int, ClassConstraint], folder: Path, tau: float, mode: str, epoch: int,
                unready: np.ndarray | None = None, shares: np.ndarray | None = None,
                show_progress: bool = True) -> tuple[PseudoLabelPool, dict[str, float]]:
     """Predict every unlabeled case with the full inference (`settings`) and write the pool; returns it and its metrics.
@@ -45,14 +41,14 @@ def label_pool(model: SSSNet, cache: CaseCache, case_ids: list[str], settings: I
             prediction = predict_volume([model], np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
                                         settings, constraints)
             label, confidence = label_volume(prediction.probabilities, unready, shares)
-            _save_array(label, folder / f"{case_id}_label.npy")
-            _save_array(confidence, folder / f"{case_id}_conf.npy")
+            save_npy_atomic(label, folder / f"{case_id}_label.npy")
+            save_npy_atomic(confidence, folder / f"{case_id}_conf.npy")
             case_counts, case_sums = confidence_sums(label, confidence, num_classes)
             counts += case_counts
             sums += case_sums
     finally:
         model.train()
-    pool = PseudoLabelPool(folder, tuple(float(v) for v in thresholds_from_means(counts, sums, tau, adaptive)), epoch)
+    pool = PseudoLabelPool(folder, tuple(float(v) for v in thresholds_from_means(counts, sums, tau, mode)), epoch)
     pixels, confident, cases = 0, np.zeros(num_classes), np.zeros(num_classes)
     for case_id in case_ids:
         labels = pool.volume_labels(case_id)
@@ -60,7 +56,7 @@ def label_pool(model: SSSNet, cache: CaseCache, case_ids: list[str], settings: I
         pixels += labels.size
         confident += present
         cases += present > 0
-        _save_array(sample_foreground(labels, np.random.default_rng(epoch)), folder / f"{case_id}_fg.npy")
+        save_npy_atomic(sample_foreground(labels, np.random.default_rng(epoch)), folder / f"{case_id}_fg.npy")
     metrics = {**{f"plc_{k}": float(confident[k] / max(pixels, 1)) for k in range(num_classes)},
                **{f"pool_cases_{k}": float(cases[k]) for k in range(1, num_classes)},
                "pool_s": time.monotonic() - start}

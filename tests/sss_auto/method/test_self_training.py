@@ -46,10 +46,10 @@ def test_thresholds_adapt_to_each_class_mean_confidence_or_stay_global():
     label, confidence = label_volume(_probabilities())
     counts, sums = confidence_sums(label, confidence, 4)
     assert counts.tolist() == [2, 2, 2, 0]
-    adaptive = thresholds_from_means(counts, sums, 0.9, adaptive=True)
+    adaptive = thresholds_from_means(counts, sums, 0.9, "class_adaptive")
     np.testing.assert_allclose(adaptive, [0.9, 0.9 * 0.6 / 0.9, 0.9 * 0.8 / 0.9, 0.9], atol=1e-3)
-    assert thresholds_from_means(counts, sums, 0.9, adaptive=False).tolist() == [0.9] * 4
-    assert thresholds_from_means(np.zeros(3), np.zeros(3), 0.95, adaptive=True).tolist() == [0.95] * 3
+    assert thresholds_from_means(counts, sums, 0.9, "global").tolist() == [0.9] * 4
+    assert thresholds_from_means(np.zeros(3), np.zeros(3), 0.95, "class_adaptive").tolist() == [0.95] * 3
 
 
 def test_masked_labels_ignore_pixels_below_their_class_threshold_never_turn_them_into_background():

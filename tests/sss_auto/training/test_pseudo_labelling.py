@@ -28,7 +28,7 @@ def test_the_pool_is_written_with_its_index_last_and_read_back_with_thresholds(c
     ids = cache.ids("unlabeled")
     network = _network([0.0, 3.0, 0.0, 0.0])  # class 1 everywhere, p ≈ 0.87
     folder = tmp_path / "pseudo_labels"
-    pool, metrics = label_pool(network, cache, ids, InferenceSettings(patch=64, tta=False), {}, folder, 0.95, True, 4,
+    pool, metrics = label_pool(network, cache, ids, InferenceSettings(patch=64, tta=False), {}, folder, 0.95, "class_adaptive", 4,
                                show_progress=False)
     assert network.training, "the network is handed back in train mode"
     assert load_pool(folder) == pool and pool.epoch == 4 and (folder / INDEX).is_file()
@@ -38,14 +38,14 @@ def test_the_pool_is_written_with_its_index_last_and_read_back_with_thresholds(c
     assert labels.dtype == np.int16 and (labels == IGNORE).all()
     assert labels.shape == cache.load(ids[0]).data.shape[1:]
 
-    pool, metrics = label_pool(network, cache, ids, InferenceSettings(patch=64, tta=False), {}, folder, 0.8, True, 5,
+    pool, metrics = label_pool(network, cache, ids, InferenceSettings(patch=64, tta=False), {}, folder, 0.8, "class_adaptive", 5,
                                show_progress=False)
     assert metrics["plc_1"] == 1.0 and metrics["pool_cases_1"] == len(ids) and metrics["pool_s"] > 0
     assert (pool.slice_labels(ids[0], 0) == 1).all()
     assert (pool.foreground(ids[0])[:, 0] == 1).all() and len(pool.foreground(ids[0]))
 
     unready = np.array([False, True, False, False])
-    pool, metrics = label_pool(network, cache, ids, InferenceSettings(patch=64, tta=False), {}, folder, 0.8, True, 6,
+    pool, metrics = label_pool(network, cache, ids, InferenceSettings(patch=64, tta=False), {}, folder, 0.8, "class_adaptive", 6,
                                unready, np.zeros(4), show_progress=False)
     assert metrics["plc_1"] == 0.0 and len(pool.foreground(ids[0])) == 0, "an unready class is never a pseudo label"
 
@@ -54,7 +54,7 @@ def test_an_interrupted_pool_has_no_index_and_is_not_loaded(cache_folder, tmp_pa
     cache = CaseCache(cache_folder)
     folder = tmp_path / "pseudo_labels"
     label_pool(_network([0.0, 3.0, 0.0, 0.0]), cache, cache.ids("unlabeled"), InferenceSettings(patch=64, tta=False), {},
-               folder, 0.8, True, 1, show_progress=False)
+               folder, 0.8, "class_adaptive", 1, show_progress=False)
 
     class Broken(SSSNet):
         def forward(self, *args, **kwargs):
@@ -63,7 +63,7 @@ def test_an_interrupted_pool_has_no_index_and_is_not_loaded(cache_folder, tmp_pa
     broken = _network([0.0, 3.0, 0.0, 0.0])
     broken.__class__ = Broken
     with pytest.raises(RuntimeError, match="killed"):
-        label_pool(broken, cache, cache.ids("unlabeled"), InferenceSettings(patch=64, tta=False), {}, folder, 0.8, True, 2,
+        label_pool(broken, cache, cache.ids("unlabeled"), InferenceSettings(patch=64, tta=False), {}, folder, 0.8, "class_adaptive", 2,
                    show_progress=False)
     assert load_pool(folder) is None, "the old index went first: a half-made pool is never read"
 
@@ -72,7 +72,7 @@ def test_the_loader_serves_pseudo_labelled_slices_with_their_ignored_pixels(cach
     cache = CaseCache(cache_folder)
     ids = cache.ids("unlabeled")
     pool, _ = label_pool(_network([0.0, 3.0, 0.0, 0.0]), cache, ids, InferenceSettings(patch=64, tta=False), {},
-                         tmp_path / "pseudo_labels", 0.8, True, 1, show_progress=False)
+                         tmp_path / "pseudo_labels", 0.8, "class_adaptive", 1, show_progress=False)
     spec = LoaderSpec(cache_folder=cache_folder, labeled_ids=tuple(cache.ids("labeled")), unlabeled_ids=tuple(ids),
                       patch=64, batch_labeled=2, batch_unlabeled=3, num_foreground=3, pseudo_labels=pool)
     batch = next(iter(epoch_loader(spec, PromptBank(), 1, seed=0, epoch=0)))
