@@ -2,8 +2,12 @@
 
 Scanners differ in calibration and noise. A few labeled cases show the network a few scanners; the
 unlabeled pool shows many. Each case's appearance is measured from its voxels alone, no labels:
-per channel, the *level* (median of the voxels above the channel's floor, which after CT clipping is
-mostly brain or soft tissue) and the *noise* (robust SD of neighbouring-voxel differences). A labeled
+per channel, the *level* (median of the voxels strictly between the channel's floor and ceiling, which
+after CT clipping are mostly brain or soft tissue) and the *noise* (robust SD of neighbouring-voxel
+differences there). The floor and ceiling are the clipped plateaus where there are any (the most
+frequent value of each half of the intensities, if it holds PLATEAU_SHARE of the voxels), else the
+extremes; resampling after normalization rings around the plateaus, so "strictly between" keeps
+PLATEAU_MARGIN of the intensity span away from both. A labeled
 slice then takes, with probability APPEARANCE_PROBABILITY, the level of a random unlabeled case
 (its in-window voxels shifted by the difference) and its noise where that is higher (Gaussian noise
 added to make up the difference; noise cannot be removed). The label is untouched.
@@ -19,16 +23,38 @@ from sss_auto.data.cache import CaseCache
 
 APPEARANCE_PROBABILITY = 0.5
 MAX_MEASURED_SLICES = 8  # slices per case the measurement reads (evenly spaced), so big pools measure quickly
+PLATEAU_MARGIN = 0.01  # share of [floor, ceiling] counted as the clipped plateaus (resampling smears them)
+PLATEAU_SHARE = 0.01  # a value held by this share of the voxels is a clipped plateau
 
 
 @dataclass(frozen=True)
 class Appearance:
     """One case's appearance per channel, in normalized intensities: arrays of shape (C,)."""
 
-    level: np.ndarray  # median of the voxels above the floor
+    level: np.ndarray  # median of the voxels between the plateaus
     noise: np.ndarray  # robust SD of the noise
-    floor: np.ndarray  # smallest value (CT: the clip floor; voxels there carry no level)
-    ceiling: np.ndarray  # largest value
+    floor: np.ndarray  # the lower clipped plateau (CT: the clip floor), else the smallest value
+    ceiling: np.ndarray  # the upper clipped plateau, else the largest value
+
+
+def between_plateaus(values: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
+    """Where `values` lie strictly between the clipped floor and ceiling plateaus (PLATEAU_MARGIN from each)."""
+    margin = PLATEAU_MARGIN * max(ceiling - floor, 1e-6)
+    return (values > floor + margin) & (values < ceiling - margin)
+
+
+def plateaus(values: np.ndarray) -> tuple[float, float]:
+    """(floor, ceiling) of intensities: per half, its most frequent value if it holds PLATEAU_SHARE of them, else
+    the extreme."""
+    unique, counts = np.unique(values, return_counts=True)
+    middle = np.median(values)
+    bounds = []
+    for half, extreme in ((unique <= middle, unique[0]), (unique > middle, unique[-1])):
+        if half.any() and counts[half].max() >= PLATEAU_SHARE * values.size:
+            bounds.append(float(unique[half][np.argmax(counts[half])]))
+        else:
+            bounds.append(float(extreme))
+    return bounds[0], bounds[1]
 
 
 def measure_appearance(data: np.ndarray) -> Appearance:
@@ -38,8 +64,8 @@ def measure_appearance(data: np.ndarray) -> Appearance:
     level, noise, floor, ceiling = [], [], [], []
     for channel in range(data.shape[0]):
         volume = np.asarray(data[channel][picked], dtype=np.float32)
-        low, high = float(volume.min()), float(volume.max())
-        inside = volume > low + 1e-6 * max(high - low, 1e-6)
+        low, high = plateaus(volume)
+        inside = between_plateaus(volume, low, high)
         level.append(float(np.median(volume[inside])) if inside.any() else low)
         pairs = inside[..., 1:] & inside[..., :-1]
         differences = (volume[..., 1:] - volume[..., :-1])[pairs]
@@ -53,13 +79,13 @@ def measure_appearance(data: np.ndarray) -> Appearance:
 def lend_appearance(image: np.ndarray, own: Appearance, donor: Appearance, rng: np.random.Generator) -> np.ndarray:
     """`image` (C, H, W) of a case with appearance `own`, shown as the `donor` case would show it.
 
-    Voxels above the floor move by the level difference and get the missing noise; the result stays
-    within the case's [floor, ceiling] (what the normalization's clipping would have done).
+    Voxels between the plateaus move by the level difference and get the missing noise; the result
+    stays within the case's [floor, ceiling] (what the normalization's clipping would have done).
     """
     out = np.array(image, dtype=np.float32, copy=True)
     for channel in range(out.shape[0]):
         floor, ceiling = own.floor[channel], own.ceiling[channel]
-        inside = out[channel] > floor + 1e-6 * max(float(ceiling - floor), 1e-6)
+        inside = between_plateaus(out[channel], float(floor), float(ceiling))
         extra_noise = float(np.sqrt(max(float(donor.noise[channel] ** 2 - own.noise[channel] ** 2), 0.0)))
         shifted = out[channel] + (donor.level[channel] - own.level[channel])
         if extra_noise > 0:

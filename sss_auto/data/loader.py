@@ -67,9 +67,12 @@ def labelled_windows(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generato
                      count: int, pool: PseudoLabelPool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`count` windows (images, labels) of slices of random cases, the last share (foreground_oversampling) centred
     on foreground: the ground truth, or with a `pool` its pseudo labels and their foreground. Ground-truth slices
-    borrow an unlabeled case's appearance where the spec has an AppearanceBank."""
+    borrow an unlabeled case's appearance where the spec has an AppearanceBank (drawn from a child generator,
+    so the windows are the same with and without it)."""
     size = augment.sampling_size(spec.patch)
     images, labels = [], []
+    appearance = spec.appearance if pool is None else None
+    appearance_rng = rng.spawn(1)[0] if appearance is not None else None
     first_forced = int(round(count * (1 - spec.foreground_oversampling)))
     for index in range(count):
         case_id = case_ids[rng.integers(len(case_ids))]
@@ -79,8 +82,8 @@ def labelled_windows(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generato
         z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
         label = np.asarray(volume.seg[z]) if pool is None else pool.slice_labels(case_id, z)
         image = np.asarray(volume.data[:, z])
-        if pool is None and spec.appearance is not None:
-            image = spec.appearance.lend(case_id, image, rng)
+        if appearance is not None:
+            image = appearance.lend(case_id, image, appearance_rng)
         image, label = crop_slice(image, label, (y, x), size, rng)
         images.append(image)
         labels.append(label)
