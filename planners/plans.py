@@ -21,7 +21,7 @@ UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/method/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
-LABELED_AUGMENTATIONS = ("standard", "strong", "unlabeled_appearance")  # data/strong.py, data/appearance.py
+LABELED_AUGMENTATIONS = ("standard", "strong")  # see sss_auto/training/loop.py
 UNLABELED_TRAININGS = ("weak_to_strong", "self_training")  # see sss_auto/method/self_training.py
 PATCH_MULTIPLE = 32
 MAX_MEMORY_FRAMES = 6  # SAM-2's num_maskmem is 7: six memories besides the prompt slice
@@ -77,9 +77,7 @@ class TrainingPlan:
     labeled_augmentation: str = option("standard", help="labeled slices: the standard (nnU-Net-like) augmentation, "
                                                         "or strong: also the strong views' intensity jitter, blur and "
                                                         "noise (data/strong.py), for intensities that differ between "
-                                                        "scanners; or unlabeled_appearance: standard, and half the "
-                                                        "labeled slices take the intensity level and noise of a random "
-                                                        "unlabeled case (data/appearance.py)")
+                                                        "scanners")
     unlabeled_training: str = option("weak_to_strong", help="how the unlabeled scans are used once semi-supervision "
                                                             "starts: weak_to_strong (an EMA teacher labels each weak "
                                                             "view online) or self_training (the student labels the "

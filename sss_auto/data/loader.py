@@ -19,7 +19,6 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from sss_auto.data import augment
-from sss_auto.data.appearance import AppearanceBank
 from sss_auto.data.batch import ClipBatch, TrainBatch
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.clips import augment_clips, clip_slices, crop_clip
@@ -47,7 +46,6 @@ class LoaderSpec:
     foreground_oversampling: float = 0.33
     clip_length: int = 0  # > 0: clips of this many consecutive slices (2d_memory; make_clip_batch)
     pseudo_labels: PseudoLabelPool | None = None  # offline self-training: unlabeled slices come with these labels
-    appearance: AppearanceBank | None = None  # labeled slices may borrow an unlabeled case's appearance (data/appearance.py)
 
 
 def unlabeled_shard(case_ids: tuple[str, ...], seed: int, epoch: int, rank: int, world_size: int) -> tuple[str, ...]:
@@ -66,13 +64,9 @@ def unlabeled_shard(case_ids: tuple[str, ...], seed: int, epoch: int, rank: int,
 def labelled_windows(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generator, case_ids: tuple[str, ...],
                      count: int, pool: PseudoLabelPool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`count` windows (images, labels) of slices of random cases, the last share (foreground_oversampling) centred
-    on foreground: the ground truth, or with a `pool` its pseudo labels and their foreground. Ground-truth slices
-    borrow an unlabeled case's appearance where the spec has an AppearanceBank (drawn from a child generator,
-    so the windows are the same with and without it)."""
+    on foreground: the ground truth, or with a `pool` its pseudo labels and their foreground."""
     size = augment.sampling_size(spec.patch)
     images, labels = [], []
-    appearance = spec.appearance if pool is None else None
-    appearance_rng = rng.spawn(1)[0] if appearance is not None else None
     first_forced = int(round(count * (1 - spec.foreground_oversampling)))
     for index in range(count):
         case_id = case_ids[rng.integers(len(case_ids))]
@@ -81,10 +75,7 @@ def labelled_windows(spec: LoaderSpec, cache: CaseCache, rng: np.random.Generato
             volume = replace(volume, foreground=pool.foreground(case_id))
         z, y, x = choose_slice_and_center(volume, rng, force_foreground=index >= first_forced)
         label = np.asarray(volume.seg[z]) if pool is None else pool.slice_labels(case_id, z)
-        image = np.asarray(volume.data[:, z])
-        if appearance is not None:
-            image = appearance.lend(case_id, image, appearance_rng)
-        image, label = crop_slice(image, label, (y, x), size, rng)
+        image, label = crop_slice(np.asarray(volume.data[:, z]), label, (y, x), size, rng)
         images.append(image)
         labels.append(label)
     return np.stack(images), np.stack(labels)

@@ -112,14 +112,13 @@ def strong_clip(x_w: torch.Tensor, generator: torch.Generator, strength: str = "
 
 
 def augment_labeled(x_l: torch.Tensor, mode: str, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
-    """Labeled images as the loader made them ("standard", "unlabeled_appearance": data/appearance.py, in the
-    loader), or with the strong views' photometric jitter on top ("strong").
+    """Labeled images as the loader made them ("standard"), or with the strong views' photometric jitter on top ("strong").
 
     The labels and prompts are untouched (photometric changes keep the geometry). Clips (B, L, C, H, W)
     are jittered per slice.
     """
-    if mode in ("standard", "unlabeled_appearance"):
+    if mode == "standard":
         return x_l
     if mode != "strong":
-        raise ValueError(f"labeled augmentation {mode!r} is not one of standard, strong, unlabeled_appearance")
+        raise ValueError(f"labeled augmentation {mode!r} is not one of standard, strong")
     return photometric(x_l.flatten(0, x_l.dim() - 4), generator, strength).view_as(x_l)

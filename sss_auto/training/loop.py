@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from planners.plans import TrainingPlan
 from sss_auto.configuration import TrainConfig
-from sss_auto.data.appearance import AppearanceBank, appearance_bank
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
 from sss_auto.data.pseudo_label_pool import POOL_FOLDER, PseudoLabelPool, load_pool
@@ -118,7 +117,6 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         readiness.load_state_dict(state.readiness)
     gate_classes = labeled_classes(run.cache, run.train_ids) if t.ssl_start == "ready" else set()
     pool = load_pool(run.folder / POOL_FOLDER) if self_training and state.ssl_start_iteration is not None else None
-    appearance = _appearance(run) if t.labeled_augmentation == "unlabeled_appearance" else None
     started = time.monotonic()
     while state.epoch < (budget.num_epochs if budget else t.num_epochs):
         epoch, epoch_start = state.epoch, time.monotonic()
@@ -166,7 +164,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             return budget.num_epochs if budget else t.num_epochs
 
         values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment,
-                              readiness, pool, appearance) | refresh_values
+                              readiness, pool) | refresh_values
         state.thresholds = thresholds.state_dict()
         state.readiness = readiness.state_dict()
         state.alignment = alignment.state_dict() if alignment is not None else None
@@ -200,8 +198,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
 def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, settings: InferenceSettings,
                  ssl: bool, num_epochs: Callable[[], int], on_step: Callable[[str, float], None],
                  thresholds: ConfidenceThresholds, alignment: PriorAlignment | None,
-                 readiness: ClassReadiness, pool: PseudoLabelPool | None = None,
-                 appearance: AppearanceBank | None = None) -> dict[str, float]:
+                 readiness: ClassReadiness, pool: PseudoLabelPool | None = None) -> dict[str, float]:
     """One epoch of supervised, SSS or (with a pseudo-labelled `pool`) self-training steps; returns its mean
     metrics (state.epoch/iteration advanced).
 
@@ -220,7 +217,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                       batch_labeled=config.plan.batch_size_labeled,
                       batch_unlabeled=config.plan.batch_size_unlabeled if ssl else 0, num_foreground=num_classes - 1,
                       foreground_oversampling=t.foreground_oversampling, clip_length=config.clip_length,
-                      pseudo_labels=pool, appearance=appearance)
+                      pseudo_labels=pool)
     loader = epoch_loader(spec, state.bank, t.iterations_per_epoch, config.seed, epoch, run.dist.rank,
                           config.num_workers, pin_memory=config.device.startswith("cuda"))
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
@@ -320,24 +317,6 @@ def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
         logger.info("semi-supervised phase starts at iteration %d: the EMA teacher restarts as a copy of the student",
                     state.iteration)
     state.ssl_start_iteration = state.iteration if restart else 0
-
-
-def _appearance(run: RunContext) -> AppearanceBank:
-    """The labeled and unlabeled cases' appearance (data/appearance.py), measured once per run and logged."""
-    start = time.monotonic()
-    bank = appearance_bank(run.cache, run.train_ids, run.unlabeled_ids)
-    if not bank.donors:
-        logger.warning("labeled_augmentation unlabeled_appearance: no unlabeled case to borrow an appearance from; "
-                       "the labeled slices get the standard augmentation only")
-    elif run.dist.is_main:
-        levels = np.stack([bank.cases[c].level for c in bank.donors])
-        noise = np.stack([bank.cases[c].noise for c in bank.donors])
-        logger.info("labeled slices borrow, with probability %.2f, the appearance of %d unlabeled case(s): level %.3f "
-                    "to %.3f, noise SD %.3f to %.3f (channel 0, normalized units; labeled cases: level %s); measured "
-                    "in %.1f s", bank.probability, len(bank.donors), levels[:, 0].min(), levels[:, 0].max(),
-                    noise[:, 0].min(), noise[:, 0].max(),
-                    ", ".join(f"{bank.cases[c].level[0]:.3f}" for c in run.train_ids), time.monotonic() - start)
-    return bank
 
 
 def _pseudo_label_pool(config: TrainConfig, run: RunContext, m: SSSModules, readiness: ClassReadiness,
