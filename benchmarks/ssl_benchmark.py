@@ -155,14 +155,18 @@ def _run(command: list[str], env: dict, log: Path) -> float:
     return time.perf_counter() - start
 
 
+def pool_spec(args: argparse.Namespace) -> DemoSpec:
+    """The demo generator's spec of the benchmark's pool (labeled pool, unlabeled volumes, test set)."""
+    return DemoSpec(n_labeled=POOL_LABELED, n_unlabeled=args.unlabeled, n_test=args.test, shape=tuple(args.shape),
+                    seed=args.data_seed, rare_class_probability=args.rare_class, heterogeneity=args.heterogeneity,
+                    name=DATASET_NAME)
+
+
 def make_pool(out: Path, args: argparse.Namespace) -> Path:
     """Generate (once) the labeled pool, the unlabeled volumes and the test set."""
     pool = out / "pool" / DATASET_FOLDER
     if not (pool / "dataset.json").is_file():
-        make_demo_dataset(pool, DemoSpec(n_labeled=POOL_LABELED, n_unlabeled=args.unlabeled, n_test=args.test,
-                                         shape=tuple(args.shape), seed=args.data_seed,
-                                         rare_class_probability=args.rare_class, heterogeneity=args.heterogeneity,
-                                         name=DATASET_NAME))
+        make_demo_dataset(pool, pool_spec(args))
     return pool
 
 
@@ -508,6 +512,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def smoke_sizes(args: argparse.Namespace) -> None:
+    """With --smoke: one seed, two variants, a 0.3-minute budget and tiny data (args changed in place)."""
+    if args.smoke:
+        args.seeds, args.variants, args.budget_min = args.seeds[:1], ["supervised", "w2s"], 0.3
+        args.labeled, args.val, args.unlabeled, args.test, args.shape = 3, 1, 3, 2, [8, 48, 48]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for spec in args.dev_variant:
@@ -519,9 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.variants) - set(VARIANTS) - {NNUNET})
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}, {NNUNET}")
-    if args.smoke:
-        args.seeds, args.variants, args.budget_min = args.seeds[:1], ["supervised", "w2s"], 0.3
-        args.labeled, args.val, args.unlabeled, args.test, args.shape = 3, 1, 3, 2, [8, 48, 48]
+    smoke_sizes(args)
     if NNUNET in args.variants and args.nnunet_bin is None:
         args.variants = [v for v in args.variants if v != NNUNET]
         print("no --nnunet-bin: the nnU-Net v2 reference is left out")

@@ -19,6 +19,7 @@ measured that: documentation/benchmarks.md), so nothing is left for unlabeled da
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,18 +67,28 @@ class DemoSpec:
         return {**DEMO_LABELS, RARE_LABEL[0]: RARE_LABEL[1]} if self.rare_class_probability > 0 else dict(DEMO_LABELS)
 
 
-def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
-    """Write the demo dataset into `target` (a DatasetXXX_Name folder) and return it.
+@dataclass(frozen=True)
+class DemoCase:
+    """One generated case: its subset's image folder (imagesTr, imagesUnlabeled, imagesTs), id and arrays."""
 
-    Files are written atomically; an existing dataset.json is overwritten.
-    """
+    image_folder: str
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray  # also for unlabeled cases: the ground truth the dataset does not ship
+    geometry: Geometry
+
+
+LABEL_FOLDERS = {"imagesTr": "labelsTr", "imagesTs": "labelsTs"}  # imagesUnlabeled ships no labels
+
+
+def demo_cases(spec: DemoSpec = DemoSpec()) -> Iterator[DemoCase]:
+    """Every case of the demo dataset, in the order (and with the random numbers) make_demo_dataset writes them."""
     if problems := spec.range_problems():
         raise ValueError("; ".join(f"{name} {problem}" for name, problem in problems))
-    target = Path(target)
     rng = np.random.default_rng(spec.seed)
-    subsets = [("imagesTr", "labelsTr", spec.n_labeled, "demo"), ("imagesUnlabeled", None, spec.n_unlabeled, "unl"),
-               ("imagesTs", "labelsTs", spec.n_test, "test")]
-    for image_folder, label_folder, count, prefix in subsets:
+    subsets = [("imagesTr", spec.n_labeled, "demo"), ("imagesUnlabeled", spec.n_unlabeled, "unl"),
+               ("imagesTs", spec.n_test, "test")]
+    for image_folder, count, prefix in subsets:
         for index in range(count):
             case_seed = int(rng.integers(2**32))
             rotated = image_folder == "imagesTs" and index == 0
@@ -85,10 +96,19 @@ def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
             condition = CaseCondition.draw(np.random.default_rng([case_seed, HETEROGENEITY_STREAM]), spec.heterogeneity)
             image, label, geometry = _make_case(np.random.default_rng(case_seed), spec.shape, rotated,
                                                 rare_rng, spec.rare_class_probability, condition)
-            case_id = f"{prefix}_{index:03d}"
-            write_image(image, geometry, target / image_folder / f"{case_id}_0000.nii.gz")
-            if label_folder is not None:
-                write_image(label.astype(np.uint8), geometry, target / label_folder / f"{case_id}.nii.gz")
+            yield DemoCase(image_folder, f"{prefix}_{index:03d}", image, label, geometry)
+
+
+def make_demo_dataset(target: Path, spec: DemoSpec = DemoSpec()) -> Path:
+    """Write the demo dataset into `target` (a DatasetXXX_Name folder) and return it.
+
+    Files are written atomically; an existing dataset.json is overwritten.
+    """
+    target = Path(target)
+    for case in demo_cases(spec):
+        write_image(case.image, case.geometry, target / case.image_folder / f"{case.case_id}_0000.nii.gz")
+        if case.image_folder in LABEL_FOLDERS:
+            write_image(case.label.astype(np.uint8), case.geometry, target / LABEL_FOLDERS[case.image_folder] / f"{case.case_id}.nii.gz")
     write_json_atomic(
         {
             "name": spec.name,

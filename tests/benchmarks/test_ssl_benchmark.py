@@ -46,3 +46,32 @@ def test_smoke_mode_trains_scores_summarizes_and_reuses_finished_runs(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "seed 0:" not in again.stdout, "finished runs are reused, not trained again"
     assert json.loads((out / "results.json").read_text())["runs"] == runs
+    quality = run_command([sys.executable, str(SCRIPT.parent / "pseudo_label_quality.py"), "--out", str(out),
+                           "--thresholds", "0", "0.9"], env, timeout=300)
+    assert quality.returncode == 0, quality.stderr[-2000:]
+    report = json.loads((out / "pseudo_label_quality.json").read_text())
+    assert sorted(r["run"] for r in report["runs"]) == sorted(r["plan"] and run_folder(r) for r in runs)
+    for r in report["runs"]:
+        assert len(r["precision"]) == 2 and len(r["recall"][0]) == 5
+        assert all(high <= low + 1e-9 for low, high in zip(r["recall"][0], r["recall"][1])), "a higher bar passes fewer"
+    assert "**IPH**" in quality.stdout and "τ=0.9 P / R / away" in quality.stdout
+
+
+def run_folder(record: dict) -> str:
+    """The run folder name of a benchmark record (its variant's)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import ssl_benchmark
+    return ssl_benchmark.VARIANTS[record["variant"]].run
+
+
+def test_pseudo_label_counts_precision_recall_and_voxels_taught_away():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from pseudo_label_quality import counts
+    import numpy as np
+
+    truth = np.array([[0, 1, 1, 1]])
+    probabilities = np.array([[[0.9, 0.2, 0.97, 0.4]], [[0.1, 0.8, 0.03, 0.6]]])  # (2 classes, 1, 4)
+    table = counts(probabilities, truth, [0.0, 0.85])
+    # class 1 claimed at voxels 1, 3 (both right); voxel 2 is class 1 predicted background with 0.97
+    assert table[0, 1].tolist() == [2, 2, 1] and table[1, 1].tolist() == [0, 0, 1]
+    assert table[0, 0].tolist() == [2, 1, 1] and table[1, 0].tolist() == [2, 1, 1]  # background: right = away

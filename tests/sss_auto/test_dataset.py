@@ -5,7 +5,7 @@ import numpy as np
 import SimpleITK as sitk
 import pytest
 
-from sss_auto.dataset.demo import DemoSpec, make_demo_dataset
+from sss_auto.dataset.demo import DemoSpec, demo_cases, make_demo_dataset
 from sss_auto.dataset.integrity import check_case_arrays, check_dataset_structure, read_case
 from sss_auto.dataset.raw import find_dataset, load_dataset
 from sss_auto.errors import DatasetError
@@ -42,6 +42,21 @@ def test_demo_is_deterministic_and_has_all_subsets(tmp_path):
     _, test_geometry = read_image(a / "imagesTs" / "test_000_0000.nii.gz")
     assert not np.allclose(test_geometry.direction, np.eye(3).ravel())
     assert image_a.min() < -900 and image_a.max() > 500  # air and skull in HU
+
+
+def test_demo_cases_are_the_written_cases_and_keep_the_unlabeled_ground_truth(tmp_path):
+    spec = DemoSpec(1, 2, 1, (6, 40, 40), seed=11, heterogeneity=0.5)
+    folder = make_demo_dataset(tmp_path / "d", spec)
+    cases = list(demo_cases(spec))
+    assert [(c.image_folder, c.case_id) for c in cases] == [("imagesTr", "demo_000"), ("imagesUnlabeled", "unl_000"),
+                                                            ("imagesUnlabeled", "unl_001"), ("imagesTs", "test_000")]
+    for case in cases:
+        image, _ = read_image(folder / case.image_folder / f"{case.case_id}_0000.nii.gz")
+        np.testing.assert_allclose(image, case.image, atol=1e-3)
+    label, _ = read_image(folder / "labelsTr" / "demo_000.nii.gz")
+    np.testing.assert_array_equal(label, cases[0].label)
+    assert not (folder / "labelsUnlabeled").exists() and all(c.label.any() for c in cases[1:3]), \
+        "the unlabeled cases' labels exist for diagnostics, not in the dataset"
 
 
 def test_demo_rare_class_is_small_rare_and_leaves_the_other_classes_unchanged(tmp_path):
