@@ -93,6 +93,9 @@ class TrainingPlan:
                                                                "labeled slices (running Dice < 0.5) out of the unlabeled "
                                                                "loss, with the pixels the teacher ranks highest for them "
                                                                "(method.md \"Small and rare classes\")")
+    foreground_band: float = option(0.0, help="ignore background pseudo labels where a foreground class k ranks in "
+                                              "the top (this x its labeled voxel fraction) of the batch's pixels by "
+                                              "p_k, where the teacher's misses lie (method/readiness.py; 0: off)")
     pcsw_tau: float = 0.8
     pcsw_refresh_epochs: int = option(10, help="rebuild the PCSW bank every N epochs")
     pcsw_refresh_fraction: float = option(0.1, help="share of the unlabeled pool a bank refresh renews after the "
@@ -232,7 +235,7 @@ TRAINING_RANGES = (
     ("poly_exponent", 0, None, True), ("grad_clip_norm", 0, None, False), ("ema_decay", 0, 1, True),
     ("confidence_threshold", 0, 1, False), ("unlabeled_weight", 0, 1, True), ("unlabeled_rampup_epochs", 0, None, True),
     ("pcsw_tau", 0, 1, False), ("pcsw_refresh_epochs", 1, None, True), ("pcsw_refresh_fraction", 0, 1, False),
-    ("foreground_oversampling", 0, 1, True), ("ssl_min_remaining", 0, 1, True),
+    ("foreground_oversampling", 0, 1, True), ("ssl_min_remaining", 0, 1, True), ("foreground_band", 0, None, True),
 )
 # (field, allowed values): every TrainingPlan field that is a choice
 TRAINING_CHOICES = (("confidence_mode", CONFIDENCE_MODES), ("unlabeled_ce", UNLABELED_CE),

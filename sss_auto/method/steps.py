@@ -19,7 +19,7 @@ from sss_auto.data.strong import StrongView
 from sss_auto.method.alignment import align
 from sss_auto.method.losses import dice_ce_loss
 from sss_auto.method.pseudo_labels import pseudo_label_metrics
-from sss_auto.method.readiness import unready_mask
+from sss_auto.method.readiness import background_band_mask, unready_mask
 from sss_auto.networks.model import SSSNet
 from sss_auto.networks.prompts import Prompts
 
@@ -108,6 +108,8 @@ class SSLSettings:
         unlabeled_weight: w in L = (1 − w)·L_l + w·L_u (SSS_METHOD: ½; smaller during a ramp-up).
         unready: bool (K+1,) classes not learned yet, kept out of the unlabeled loss with the pixels
             the teacher ranks highest for them (`unready_shares`, method/readiness.py); None: no gate.
+        band_shares: float (K+1,) per foreground class the share of the batch's pixels, ranked by p_k,
+            where background pseudo labels are ignored (the foreground band, method/readiness.py); None: none.
     """
 
     confidence: float | torch.Tensor = TrainingPlan.confidence_threshold
@@ -117,6 +119,7 @@ class SSLSettings:
     unlabeled_weight: float = TrainingPlan.unlabeled_weight  # L = (1 − w)·L_l + w·L_u
     unready: torch.Tensor | None = None
     unready_shares: torch.Tensor | None = None
+    band_shares: torch.Tensor | None = None
 
 
 def passes(conf: torch.Tensor, y_hat: torch.Tensor, thresholds: float | torch.Tensor) -> torch.Tensor:
@@ -133,13 +136,16 @@ def pseudo_labels_of(probs_w: torch.Tensor, ssl: SSLSettings) -> tuple[torch.Ten
     """(conf, y_hat, conf_loss), each (B, H, W), from the teacher's probabilities (B, K+1, H, W) on weak views.
 
     The probabilities are aligned to the prior first (`ssl.alignment`); conf_loss is what the confidence
-    mask sees: conf, set to 0 where a class not yet learned keeps the pixel out (`ssl.unready`).
+    mask sees: conf, set to 0 where a class not yet learned keeps the pixel out (`ssl.unready`) and
+    where a background pseudo label lies in the foreground band (`ssl.band_shares`).
     """
     aligned = align(probs_w, ssl.alignment)
     conf, y_hat = aligned.max(1)
     conf_loss = conf
     if ssl.unready is not None and bool(ssl.unready.any()):
-        conf_loss = conf.masked_fill(unready_mask(aligned, y_hat, ssl.unready, ssl.unready_shares), 0.0)
+        conf_loss = conf_loss.masked_fill(unready_mask(aligned, y_hat, ssl.unready, ssl.unready_shares), 0.0)
+    if ssl.band_shares is not None:
+        conf_loss = conf_loss.masked_fill(background_band_mask(aligned, y_hat, ssl.band_shares), 0.0)
     return conf, y_hat, conf_loss
 
 

@@ -28,7 +28,7 @@ from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_ch
 from sss_auto.io.serialization import to_dict
 from sss_auto.method.alignment import PriorAlignment
 from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
-from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice
+from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice, plausible_shares
 from sss_auto.method.steps import SSLSettings, self_training_step
 from sss_auto.method.thresholds import ConfidenceThresholds
 from sss_auto.prompting.bank import PromptBank
@@ -63,6 +63,11 @@ class RunContext:
     show_progress: bool = True
     priors: dict[int, ClassPrior] = field(default_factory=dict)  # labeled class prior, from the fingerprint
     vanished: set[int] = field(default_factory=set)  # classes last seen vanished from the pseudo labels
+
+    @property
+    def voxel_fractions(self) -> dict[int, float]:
+        """The labeled voxel fraction of each class, from the fingerprint's prior."""
+        return {k: p.voxel_fraction for k, p in self.priors.items()}
 
 
 @dataclass
@@ -108,11 +113,12 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
         thresholds.load_state_dict(state.thresholds)
     alignment = None
     if t.pseudo_label_alignment == "prior":
-        alignment = PriorAlignment.from_voxel_fractions({k: p.voxel_fraction for k, p in run.priors.items()},
+        alignment = PriorAlignment.from_voxel_fractions(run.voxel_fractions,
                                                         m.student.config.num_classes)
         if state.alignment is not None:
             alignment.load_state_dict(state.alignment)
-    readiness = ClassReadiness({k: p.voxel_fraction for k, p in run.priors.items()}, m.student.config.num_classes)
+    readiness = ClassReadiness(run.voxel_fractions, m.student.config.num_classes)
+    band_shares = _foreground_band(t.foreground_band, run, m.student.config.num_classes)
     if state.readiness is not None:
         readiness.load_state_dict(state.readiness)
     gate_classes = labeled_classes(run.cache, run.train_ids) if t.ssl_start == "ready" else set()
@@ -164,7 +170,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             return budget.num_epochs if budget else t.num_epochs
 
         values = _train_epoch(config, run, m, state, settings, ssl, num_epochs, on_step, thresholds, alignment,
-                              readiness, pool) | refresh_values
+                              readiness, pool, band_shares) | refresh_values
         state.thresholds = thresholds.state_dict()
         state.readiness = readiness.state_dict()
         state.alignment = alignment.state_dict() if alignment is not None else None
@@ -198,7 +204,8 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
 def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, settings: InferenceSettings,
                  ssl: bool, num_epochs: Callable[[], int], on_step: Callable[[str, float], None],
                  thresholds: ConfidenceThresholds, alignment: PriorAlignment | None,
-                 readiness: ClassReadiness, pool: PseudoLabelPool | None = None) -> dict[str, float]:
+                 readiness: ClassReadiness, pool: PseudoLabelPool | None = None,
+                 band_shares: torch.Tensor | None = None) -> dict[str, float]:
     """One epoch of supervised, SSS or (with a pseudo-labelled `pool`) self-training steps; returns its mean
     metrics (state.epoch/iteration advanced).
 
@@ -252,7 +259,8 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                                            alignment.factors() if alignment is not None else None,
                                            weight_u(),
                                            unready=readiness.unready() if t.unready_class_gate else None,
-                                           unready_shares=readiness.shares if t.unready_class_gate else None)
+                                           unready_shares=readiness.shares if t.unready_class_gate else None,
+                                           band_shares=band_shares)
                 # the swap diagnostic once per SSL epoch, before the step changes the weights
                 out, found = steps.semi_supervised(batch, m.student, m.teacher, ssl_settings, generator, diagnose)
                 if found:
@@ -302,6 +310,20 @@ def unlabeled_weight(weight: float, ssl_iteration: int, rampup_iterations: int) 
         return weight
     t = ssl_iteration / rampup_iterations
     return weight * math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def _foreground_band(multiple: float, run: RunContext, num_classes: int) -> torch.Tensor | None:
+    """Per class the share of a batch's pixels in the foreground band (method/readiness.py), or None when off."""
+    if multiple <= 0:
+        return None
+    if not run.voxel_fractions:
+        logger.warning("foreground_band %g: the fingerprint has no labeled class prior to size the band; it stays off "
+                       "(re-run sss_plan_and_preprocess)", multiple)
+        return None
+    shares = plausible_shares(run.voxel_fractions, num_classes, multiple)
+    logger.info("foreground band: background pseudo labels are ignored on the top %s of each batch's pixels by p_k",
+                ", ".join(f"{100 * float(shares[k]):.2g}% (class {k})" for k in range(1, num_classes)))
+    return shares
 
 
 def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:

@@ -75,8 +75,9 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert not any(k.startswith("dfe.blocks") for k in state["student"])
 
     one_view = run_command(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--unready-gate",
-                            "--disable-val-tta", *FAST], env)
+                            "--foreground-band", "10", "--disable-val-tta", *FAST], env)
     assert one_view.returncode == 0, one_view.stderr
+    assert "foreground band: background pseudo labels are ignored on the top" in one_view.stderr
     state = load_checkpoint(results / "SSS-views1__2d" / "fold_2" / "checkpoint_final.pth")
     assert "loss_u" in state["history"] and state["iteration"] == 2
     assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged

@@ -2,7 +2,8 @@ import math
 
 import torch
 
-from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice, unready_mask
+from sss_auto.method.readiness import (READY_DICE, ClassReadiness, background_band_mask, labeled_class_dice,
+                                      plausible_shares, unready_mask)
 
 
 def test_labeled_class_dice_by_hand_and_nan_for_absent_classes():
@@ -53,3 +54,19 @@ def test_unready_mask_ignores_the_class_and_where_the_teacher_ranks_it_highest()
     expected[0, 1, 2] = expected[0, 1, 3] = True  # p_1 = 0.08 and 0.09
     assert torch.equal(mask, expected)
     assert not unready_mask(probabilities, y_hat, torch.tensor([False, False, False]), torch.zeros(3)).any()
+
+
+def test_foreground_band_ignores_background_pseudo_labels_where_a_class_ranks_highest_and_nothing_else():
+    probabilities = torch.zeros(1, 3, 2, 5)
+    probabilities[0, 1] = torch.tensor([[0.01, 0.02, 0.03, 0.04, 0.05], [0.06, 0.07, 0.08, 0.60, 0.0]])
+    probabilities[0, 2] = torch.tensor([[0.30, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    probabilities[0, 0] = 1 - probabilities[0, 1] - probabilities[0, 2]
+    y_hat = probabilities.argmax(1)
+    y_hat[0, 1, 3] = 1  # the top pixel of class 1 is pseudo-labelled 1: kept, foreground is never masked
+    shares = plausible_shares({1: 0.02, 2: 0.01}, 3, multiple=10)  # top 20 % (2 pixels) of p_1, 10 % (1) of p_2
+    assert shares.tolist() == [0.0, 0.2, 0.1]
+    expected = torch.zeros(1, 2, 5, dtype=torch.bool)
+    expected[0, 1, 2] = True  # p_1 = 0.08, second highest, background
+    expected[0, 0, 0] = True  # the top pixel of p_2, background
+    assert torch.equal(background_band_mask(probabilities, y_hat, shares), expected)
+    assert not background_band_mask(probabilities, y_hat, torch.zeros(3)).any()

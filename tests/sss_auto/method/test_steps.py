@@ -4,8 +4,9 @@ import torch
 
 from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import strong_view
-from sss_auto.method.readiness import labeled_class_dice
-from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
+from sss_auto.method.readiness import background_band_mask, labeled_class_dice
+from sss_auto.method.steps import (SSLSettings, pseudo_labels_of, sss_step, supervised_step, swap_diagnostic,
+                                   unlabeled_prompts)
 from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.from_masks import prompts_from_label_maps
@@ -142,3 +143,16 @@ def test_unready_classes_leave_the_unlabeled_loss_and_the_step_reports_labeled_d
     gated = sss_step(b, student, teacher, views, all_pixels)
     assert gated.metrics["mask_ratio"] == 0.0 and gated.metrics["loss_u"] == 0.0  # every pixel is plausible for one
     assert labeled_class_dice(supervised_step(b, student).labeled_logits, b.y_l).shape == (3,)
+
+
+def test_the_foreground_band_masks_exactly_the_background_pseudo_labels_in_it():
+    student, teacher, b, views = _models_batch_views()
+    with torch.no_grad():
+        probs = teacher.decode(teacher.encode(b.x_w), unlabeled_prompts(b), tuple(b.x_w.shape[-2:])).fused.softmax(1)
+    shares = torch.tensor([0.0, 0.3, 0.3], dtype=torch.float64)
+    conf, y_hat, conf_loss = pseudo_labels_of(probs, SSLSettings(1e-6, band_shares=shares))
+    band = background_band_mask(probs, y_hat, shares)
+    assert band.any() and torch.equal(conf_loss == 0, band), "only background pseudo labels inside the band are ignored"
+    assert torch.equal(conf_loss[~band], conf[~band])
+    banded = sss_step(b, student, teacher, views, SSLSettings(1e-6, band_shares=shares))
+    assert banded.metrics["mask_ratio"] == pytest.approx(1 - band.float().mean().item())
