@@ -11,6 +11,10 @@ and confidence threshold τ (confidence: the top class probability) the script c
 - recall: of the voxels of c, the share predicted c with confidence >= τ;
 - taught away: of the voxels of c, the share predicted background with confidence >= τ (what a
   weak-to-strong step with that threshold teaches as background).
+With --band-multiples M ..., also where the taught-away voxels (at --band-tau) lie: the share of them
+that rank, for some foreground class k, in the top M × π_k of their volume's voxels by p_k (π_k: the
+labeled voxel fraction of the run's fingerprint), and the share of all confident-background voxels in
+that band: what the foreground band (`sss_train --foreground-band M`) would ignore.
 Prints markdown and writes DIR/pseudo_label_quality.json. Volumes, not the augmented 2d slices a training
 step labels, and the final checkpoint, not the teacher of each step: an estimate of what the unlabeled
 loss is made of.
@@ -70,7 +74,36 @@ def counts(probabilities: np.ndarray, truth: np.ndarray, thresholds: list[float]
     return table
 
 
-def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds: list[float], weights: str) -> dict:
+def labeled_shares(fold: Path, num_classes: int) -> np.ndarray:
+    """float (K+1,): each class's labeled voxel fraction, from the run's fingerprint (0 where it has none)."""
+    shares = np.zeros(num_classes)
+    for k, prior in read_json(fold.parent / "fingerprint.json")["classes"].items():
+        if int(k) < num_classes:
+            shares[int(k)] = prior["voxel_fraction"]
+    return shares
+
+
+def band_counts(probabilities: np.ndarray, truth: np.ndarray, shares: np.ndarray, multiples: list[float],
+                tau: float) -> np.ndarray:
+    """int64 (M, K+2): per multiple m, the taught-away voxels of each class (truth c, background with confidence
+    >= tau) inside the band (the top m·shares[k] of the voxels by p_k, for any foreground k), and last the
+    confident-background voxels inside it (column 0 unused)."""
+    confident_background = (probabilities.argmax(0) == 0) & (probabilities.max(0) >= tau)
+    table = np.zeros((len(multiples), len(probabilities) + 1), np.int64)
+    for i, multiple in enumerate(multiples):
+        band = np.zeros(truth.shape, bool)
+        for k in range(1, len(probabilities)):
+            count = min(truth.size, int(round(multiple * shares[k] * truth.size)))
+            if count > 0:
+                band |= probabilities[k] >= np.partition(probabilities[k].ravel(), -count)[-count]
+        for c in range(1, len(probabilities)):
+            table[i, c] = (band & confident_background & (truth == c)).sum()
+        table[i, -1] = (band & confident_background).sum()
+    return table
+
+
+def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds: list[float], weights: str,
+                multiples: list[float] | None = None, band_tau: float = 0.95) -> dict:
     """Predict the unlabeled volumes with one run's final checkpoint and count against the truth."""
     root, run = fold.parents[3], fold.parent.name.split("__")[0]
     predictions = root / "predictions" / f"pl_quality_{run}_{weights}"
@@ -81,26 +114,36 @@ def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds:
     if weights == "teacher":
         command += ["--weights", "teacher"]
     _run(command, sss_env(root, 0), root / "logs" / f"pl_quality_{run}_{weights}.log")
-    total, truth_voxels = None, None
+    total, truth_voxels, in_band = None, None, 0
     for case_id, label in truth.items():
         probabilities = np.load(predictions / f"{case_id}_probabilities.npz")["probabilities"].astype(np.float32)
         table = counts(probabilities, label, thresholds)
         present = np.bincount(label.ravel(), minlength=len(probabilities))
         total = table if total is None else total + table
         truth_voxels = present if truth_voxels is None else truth_voxels + present
+        if multiples:
+            in_band = in_band + band_counts(probabilities, label, labeled_shares(fold, len(probabilities)), multiples,
+                                            band_tau)
     shutil.rmtree(predictions, ignore_errors=True)
     claimed, right, away = total[..., 0], total[..., 1], total[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"seed": root.name, "run": run, "weights": weights,
-                "precision": np.where(claimed > 0, right / np.maximum(claimed, 1), np.nan).tolist(),
-                "recall": (right / np.maximum(truth_voxels, 1)).tolist(),
-                "taught_away": (away / np.maximum(truth_voxels, 1)).tolist(),
-                "claimed_share": (claimed / np.maximum(truth_voxels.sum(), 1)).tolist(),
-                "truth_share": (truth_voxels / truth_voxels.sum()).tolist()}
+    result = {"seed": root.name, "run": run, "weights": weights,
+              "precision": np.where(claimed > 0, right / np.maximum(claimed, 1), np.nan).tolist(),
+              "recall": (right / np.maximum(truth_voxels, 1)).tolist(),
+              "taught_away": (away / np.maximum(truth_voxels, 1)).tolist(),
+              "claimed_share": (claimed / np.maximum(truth_voxels.sum(), 1)).tolist(),
+              "truth_share": (truth_voxels / truth_voxels.sum()).tolist()}
+    if multiples:
+        at_tau = total[thresholds.index(band_tau)]
+        away_total, background_total = at_tau[:, 2], at_tau[0, 0]
+        result["band"] = {"multiples": multiples, "tau": band_tau,
+                          "away_in_band": (in_band[:, :-1] / np.maximum(away_total, 1)).tolist(),
+                          "background_in_band": (in_band[:, -1] / max(int(background_total), 1)).tolist()}
+    return result
 
 
 def markdown(results: list[dict], classes: list[str], thresholds: list[float]) -> str:
-    """One table per class: rows run × seed, columns precision / recall / taught away at each threshold."""
+    """One table per class: rows run × seed, columns precision / recall / taught away at each threshold; then the
+    band's coverage when measured."""
     lines = []
     for c, name in list(enumerate(classes))[1:]:
         lines += [f"\n**{name}**\n", "| run | seed | " + " | ".join(f"τ={tau:g} P / R / away" for tau in thresholds) + " |",
@@ -109,6 +152,16 @@ def markdown(results: list[dict], classes: list[str], thresholds: list[float]) -
             cells = [f"{r['precision'][t][c]:.2f} / {r['recall'][t][c]:.2f} / {r['taught_away'][t][c]:.2f}"
                      for t in range(len(thresholds))]
             lines.append(f"| {r['run']} | {r['seed']} | " + " | ".join(cells) + " |")
+    banded = [r for r in results if "band" in r]
+    if banded:
+        band = banded[0]["band"]
+        lines += [f"\n**Taught-away voxels (τ={band['tau']:g}) in the foreground band, per class, and confident background "
+                  "in it**\n", "| run | seed | m | " + " | ".join(classes[1:]) + " | background |",
+                  "|---|---|---|" + "---|" * len(classes)]
+        for r in banded:
+            for i, multiple in enumerate(r["band"]["multiples"]):
+                cells = [f"{v:.2f}" for v in r["band"]["away_in_band"][i][1:]] + [f"{r['band']['background_in_band'][i]:.3f}"]
+                lines.append(f"| {r['run']} | {r['seed']} | {multiple:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -118,13 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.5, 0.8, 0.95, 0.99])
     parser.add_argument("--weights", choices=["student", "teacher"], default="student",
                         help="teacher: the EMA teacher of semi-supervised runs (supervised runs are skipped)")
+    parser.add_argument("--band-multiples", type=float, nargs="*", default=[],
+                        help="also measure the foreground band of these multiples (e.g. 5 10 20)")
+    parser.add_argument("--band-tau", type=float, default=0.95, help="the band's confident-background threshold "
+                        "(one of --thresholds)")
     args = parser.parse_args(argv)
+    if args.band_multiples and args.band_tau not in args.thresholds:
+        parser.error(f"--band-tau {args.band_tau} must be one of --thresholds {args.thresholds}")
     truth, classes = unlabeled_truth(args.out)
     results = []
     for fold in sorted(args.out.glob("seed_*/SSS_results/*/*__2d/fold_0")):
         if not (fold / "checkpoint_final.pth").is_file() or (args.weights == "teacher" and "supervised" in fold.parent.name):
             continue
-        results.append(run_quality(args.out, fold, truth, args.thresholds, args.weights))
+        results.append(run_quality(args.out, fold, truth, args.thresholds, args.weights, args.band_multiples, args.band_tau))
         print(f"{results[-1]['seed']} {results[-1]['run']}: done", file=sys.stderr)
     write_json_atomic({"thresholds": args.thresholds, "classes": classes, "runs": results},
                       args.out / "pseudo_label_quality.json")

@@ -47,14 +47,16 @@ def test_smoke_mode_trains_scores_summarizes_and_reuses_finished_runs(tmp_path):
     assert "seed 0:" not in again.stdout, "finished runs are reused, not trained again"
     assert json.loads((out / "results.json").read_text())["runs"] == runs
     quality = run_command([sys.executable, str(SCRIPT.parent / "pseudo_label_quality.py"), "--out", str(out),
-                           "--thresholds", "0", "0.9"], env, timeout=300)
+                           "--thresholds", "0", "0.9", "0.95", "--band-multiples", "10"], env, timeout=300)
     assert quality.returncode == 0, quality.stderr[-2000:]
     report = json.loads((out / "pseudo_label_quality.json").read_text())
-    assert sorted(r["run"] for r in report["runs"]) == sorted(r["plan"] and run_folder(r) for r in runs)
+    assert sorted(r["run"] for r in report["runs"]) == sorted(run_folder(r) for r in runs)
     for r in report["runs"]:
-        assert len(r["precision"]) == 2 and len(r["recall"][0]) == 5
+        assert len(r["precision"]) == 3 and len(r["recall"][0]) == 5
         assert all(high <= low + 1e-9 for low, high in zip(r["recall"][0], r["recall"][1])), "a higher bar passes fewer"
-    assert "**IPH**" in quality.stdout and "τ=0.9 P / R / away" in quality.stdout
+        assert r["band"]["tau"] == 0.95 and len(r["band"]["away_in_band"][0]) == 5
+        assert all(0 <= v <= 1 for v in r["band"]["away_in_band"][0] + r["band"]["background_in_band"])
+    assert "**IPH**" in quality.stdout and "τ=0.9 P / R / away" in quality.stdout and "foreground band" in quality.stdout
 
 
 def run_folder(record: dict) -> str:
@@ -75,3 +77,16 @@ def test_pseudo_label_counts_precision_recall_and_voxels_taught_away():
     # class 1 claimed at voxels 1, 3 (both right); voxel 2 is class 1 predicted background with 0.97
     assert table[0, 1].tolist() == [2, 2, 1] and table[1, 1].tolist() == [0, 0, 1]
     assert table[0, 0].tolist() == [2, 1, 1] and table[1, 0].tolist() == [2, 1, 1]  # background: right = away
+
+
+def test_band_counts_the_taught_away_voxels_the_foreground_band_holds():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from pseudo_label_quality import band_counts
+    import numpy as np
+
+    truth = np.array([[[0, 1, 1, 0, 0, 0, 0, 0, 0, 0]]])  # (1, 1, 10): class 1 at voxels 1 and 2
+    p1 = np.array([0.0, 0.04, 0.01, 0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    probabilities = np.stack([1 - p1, p1]).reshape(2, 1, 1, 10)  # everything confident background (>= 0.96)
+    table = band_counts(probabilities, truth, np.array([0.0, 0.1]), [1, 2], tau=0.95)
+    # m = 1: the top 10 % (1 voxel) by p_1 is voxel 1; m = 2: voxels 1 and 3
+    assert table[0].tolist() == [0, 1, 1] and table[1].tolist() == [0, 1, 2]
