@@ -46,7 +46,7 @@ def unlabeled_truth(out: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """The generator's labels of the pool's unlabeled volumes (by case id) and the class names, from the
     benchmark's recorded command; raises when a regenerated image differs from the pool's."""
     command = read_json(out / "results.json")["command"]
-    args = _parser().parse_args(shlex.split(command)[1:])
+    args, _ = _parser().parse_known_args(shlex.split(command)[1:])  # older records joined argv without quoting
     smoke_sizes(args)
     pool = out / "pool" / DATASET_FOLDER
     truth = {}

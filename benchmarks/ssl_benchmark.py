@@ -33,6 +33,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -545,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     schedule = ["--time-budget", f"{args.budget_min:g}"] if not args.schedule else args.schedule.split()
 
     def save() -> None:
-        write_json_atomic({"machine": machine, "command": " ".join(sys.argv), "runs": records}, results_path)
+        write_json_atomic({"machine": machine, "command": shlex.join(sys.argv), "runs": records}, results_path)
 
     def have(variant: str, seed: int, tag: str) -> bool:
         return any(r["variant"] == variant and r["seed"] == seed and r["schedule"] == tag for r in records)
