@@ -15,6 +15,7 @@ With --band-multiples M ..., also where the taught-away voxels (at --band-tau) l
 that rank, for some foreground class k, in the top M × π_k of their volume's voxels by p_k (π_k: the
 labeled voxel fraction of the run's fingerprint), and the share of all confident-background voxels in
 that band: what the foreground band (`sss_train --foreground-band M`) would ignore.
+With --tta the volumes are predicted with mirror test-time augmentation (DIR/pseudo_label_quality_tta.json).
 Prints markdown and writes DIR/pseudo_label_quality.json. Volumes, not the augmented 2d slices a training
 step labels, and the final checkpoint, not the teacher of each step: an estimate of what the unlabeled
 loss is made of.
@@ -102,18 +103,22 @@ def band_counts(probabilities: np.ndarray, truth: np.ndarray, shares: np.ndarray
     return table
 
 
+def predict_command(images: Path, predictions: Path, run: str, weights: str, tta: bool) -> list[str]:
+    """sss_predict of fold 0's final checkpoint of `run` (2d), probabilities kept; mirror TTA only with `tta`."""
+    command = ["sss_predict", "-i", str(images), "-o", str(predictions), "-d", DATASET_NAME, "-c", "2d", "-f", "0",
+               "--run", run, "--checkpoint", "final", "--save-probabilities", "--device", "cpu", "-np", "1",
+               "--no-progress"] + ([] if tta else ["--disable-tta"])
+    return command + (["--weights", "teacher"] if weights == "teacher" else [])
+
+
 def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds: list[float], weights: str,
-                multiples: list[float] | None = None, band_tau: float = 0.95) -> dict:
+                multiples: list[float] | None = None, band_tau: float = 0.95, tta: bool = False) -> dict:
     """Predict the unlabeled volumes with one run's final checkpoint and count against the truth."""
     root, run = fold.parents[3], fold.parent.name.split("__")[0]
     predictions = root / "predictions" / f"pl_quality_{run}_{weights}"
     shutil.rmtree(predictions, ignore_errors=True)
-    command = ["sss_predict", "-i", str(out / "pool" / DATASET_FOLDER / UNLABELED), "-o", str(predictions), "-d",
-               DATASET_NAME, "-c", "2d", "-f", "0", "--run", run, "--checkpoint", "final", "--disable-tta",
-               "--save-probabilities", "--device", "cpu", "-np", "1", "--no-progress"]
-    if weights == "teacher":
-        command += ["--weights", "teacher"]
-    _run(command, sss_env(root, 0), root / "logs" / f"pl_quality_{run}_{weights}.log")
+    _run(predict_command(out / "pool" / DATASET_FOLDER / UNLABELED, predictions, run, weights, tta), sss_env(root, 0),
+         root / "logs" / f"pl_quality_{run}_{weights}.log")
     total, truth_voxels, in_band = None, None, 0
     for case_id, label in truth.items():
         probabilities = np.load(predictions / f"{case_id}_probabilities.npz")["probabilities"].astype(np.float32)
@@ -126,7 +131,7 @@ def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds:
                                             band_tau)
     shutil.rmtree(predictions, ignore_errors=True)
     claimed, right, away = total[..., 0], total[..., 1], total[..., 2]
-    result = {"seed": root.name, "run": run, "weights": weights,
+    result = {"seed": root.name, "run": run, "weights": weights, "tta": tta,
               "precision": np.where(claimed > 0, right / np.maximum(claimed, 1), np.nan).tolist(),
               "recall": (right / np.maximum(truth_voxels, 1)).tolist(),
               "taught_away": (away / np.maximum(truth_voxels, 1)).tolist(),
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.5, 0.8, 0.95, 0.99])
     parser.add_argument("--weights", choices=["student", "teacher"], default="student",
                         help="teacher: the EMA teacher of semi-supervised runs (supervised runs are skipped)")
+    parser.add_argument("--tta", action="store_true", help="predict with mirror test-time augmentation (the "
+                        "pseudo labels an averaging teacher would give; default: one pass, as a training step labels)")
     parser.add_argument("--band-multiples", type=float, nargs="*", default=[],
                         help="also measure the foreground band of these multiples (e.g. 5 10 20)")
     parser.add_argument("--band-tau", type=float, default=0.95, help="the band's confident-background threshold "
@@ -183,10 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     for fold in sorted(args.out.glob("seed_*/SSS_results/*/*__2d/fold_0")):
         if not (fold / "checkpoint_final.pth").is_file() or (args.weights == "teacher" and "supervised" in fold.parent.name):
             continue
-        results.append(run_quality(args.out, fold, truth, args.thresholds, args.weights, args.band_multiples, args.band_tau))
+        results.append(run_quality(args.out, fold, truth, args.thresholds, args.weights, args.band_multiples, args.band_tau,
+                                   args.tta))
         print(f"{results[-1]['seed']} {results[-1]['run']}: done", file=sys.stderr)
     write_json_atomic({"thresholds": args.thresholds, "classes": classes, "runs": results},
-                      args.out / "pseudo_label_quality.json")
+                      args.out / f"pseudo_label_quality{'_tta' if args.tta else ''}.json")
     print(markdown(results, classes, args.thresholds))
     return 0
 

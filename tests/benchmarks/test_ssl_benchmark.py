@@ -90,3 +90,13 @@ def test_band_counts_the_taught_away_voxels_the_foreground_band_holds():
     table = band_counts(probabilities, truth, np.array([0.0, 0.1]), [1, 2], tau=0.95)
     # m = 1: the top 10 % (1 voxel) by p_1 is voxel 1; m = 2: voxels 1 and 3
     assert table[0].tolist() == [0, 1, 1] and table[1].tolist() == [0, 1, 2]
+
+
+def test_pseudo_label_predictions_use_tta_and_the_teacher_only_when_asked():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from pseudo_label_quality import predict_command
+
+    plain = predict_command(Path("in"), Path("out"), "SSS-x", "student", tta=False)
+    assert "--disable-tta" in plain and "--weights" not in plain and "--save-probabilities" in plain
+    averaged = predict_command(Path("in"), Path("out"), "SSS-x", "teacher", tta=True)
+    assert "--disable-tta" not in averaged and averaged[-2:] == ["--weights", "teacher"]
