@@ -296,6 +296,9 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
     if config.training.unlabeled_training == "self_training" and config.clip_length:
         problems.append(f"{where}.training.unlabeled_training: self_training trains on single slices (2d); this "
                         f"configuration trains on clips of {config.clip_length} (use weak_to_strong)")
+    if config.training.unlabeled_training == "self_training" and config.training.foreground_band:
+        problems.append(f"{where}.training.foreground_band: {config.training.foreground_band} applies to the online "
+                        "weak_to_strong step; self_training labels the pool once, without it (use 0)")
     if config.dfe_inputs not in DFE_INPUTS:
         problems.append(f"{where}.dfe_inputs: {config.dfe_inputs!r} is not one of {', '.join(DFE_INPUTS)}")
     if config.device not in DEVICES:

@@ -146,6 +146,8 @@ def test_plans_round_trip_and_fit_the_budget(fingerprint, tmp_path):
     (lambda c: c["training"].update(pseudo_label_alignment="x"), "training.pseudo_label_alignment"),
     (lambda c: c["training"].update(unlabeled_ce="x"), "training.unlabeled_ce"),
     (lambda c: c["training"].update(foreground_band=-1), "training.foreground_band: -1.0 must be >= 0"),
+    (lambda c: c["training"].update(foreground_band=10, unlabeled_training="self_training"),
+     "training.foreground_band: 10.0 applies to the online weak_to_strong step"),
     (lambda c: c["training"].update(strong_photometric="x"), "training.strong_photometric"),
     (lambda c: c["training"].update(unlabeled_weight=1.5), "training.unlabeled_weight: 1.5 must be >= 0 and <= 1"),
     (lambda c: c["training"].update(warmup_fraction=1.0), "training.warmup_fraction: 1.0 must be in"),
