@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -39,6 +40,7 @@ from benchmarks.ssl_benchmark import (DATASET_FOLDER, DATASET_NAME, _parser, _ru
 from sss_auto.dataset.demo import demo_cases  # noqa: E402
 from sss_auto.io.atomic import read_json, write_json_atomic  # noqa: E402
 from sss_auto.io.nifti import read_image  # noqa: E402
+from sss_auto.method.readiness import plausible_shares, ranked_highest  # noqa: E402
 
 UNLABELED = "imagesUnlabeled"
 
@@ -91,13 +93,12 @@ def band_counts(probabilities: np.ndarray, truth: np.ndarray, shares: np.ndarray
     confident-background voxels inside it (column 0 unused)."""
     confident_background = (probabilities.argmax(0) == 0) & (probabilities.max(0) >= tau)
     table = np.zeros((len(multiples), len(probabilities) + 1), np.int64)
+    foreground = list(range(1, len(probabilities)))
+    volume = torch.from_numpy(probabilities)[None]  # one volume as the trainer's batch: the trainer's band rule
     for i, multiple in enumerate(multiples):
-        band = np.zeros(truth.shape, bool)
-        for k in range(1, len(probabilities)):
-            count = min(truth.size, int(round(multiple * shares[k] * truth.size)))
-            if count > 0:
-                band |= probabilities[k] >= np.partition(probabilities[k].ravel(), -count)[-count]
-        for c in range(1, len(probabilities)):
+        band_shares = plausible_shares({k: float(shares[k]) for k in foreground}, len(probabilities), multiple)
+        band = ranked_highest(volume, foreground, band_shares)[0].numpy()
+        for c in foreground:
             table[i, c] = (band & confident_background & (truth == c)).sum()
         table[i, -1] = (band & confident_background).sum()
     return table
@@ -119,7 +120,7 @@ def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds:
     shutil.rmtree(predictions, ignore_errors=True)
     _run(predict_command(out / "pool" / DATASET_FOLDER / UNLABELED, predictions, run, weights, tta), sss_env(root, 0),
          root / "logs" / f"pl_quality_{run}_{weights}.log")
-    total, truth_voxels, in_band = None, None, 0
+    total, truth_voxels, in_band, shares = None, None, 0, None
     for case_id, label in truth.items():
         probabilities = np.load(predictions / f"{case_id}_probabilities.npz")["probabilities"].astype(np.float32)
         table = counts(probabilities, label, thresholds)
@@ -127,8 +128,8 @@ def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds:
         total = table if total is None else total + table
         truth_voxels = present if truth_voxels is None else truth_voxels + present
         if multiples:
-            in_band = in_band + band_counts(probabilities, label, labeled_shares(fold, len(probabilities)), multiples,
-                                            band_tau)
+            shares = labeled_shares(fold, len(probabilities)) if shares is None else shares
+            in_band = in_band + band_counts(probabilities, label, shares, multiples, band_tau)
     shutil.rmtree(predictions, ignore_errors=True)
     claimed, right, away = total[..., 0], total[..., 1], total[..., 2]
     result = {"seed": root.name, "run": run, "weights": weights, "tta": tta,
