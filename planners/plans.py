@@ -93,6 +93,11 @@ class TrainingPlan:
                                                                "labeled slices (running Dice < 0.5) out of the unlabeled "
                                                                "loss, with the pixels the teacher ranks highest for them "
                                                                "(method.md \"Small and rare classes\")")
+    reliability_gate: bool = option(False, "--reliability-gate", "after every validation, keep each class whose "
+                                                                 "pseudo labels on the fold's validation cases find "
+                                                                 "fewer of its voxels than they teach away as "
+                                                                 "background out of the unlabeled loss, as an unready "
+                                                                 "class (method/reliability.py; needs a fold 0-4)")
     foreground_band: float = option(0.0, help="ignore background pseudo labels where a foreground class k ranks in "
                                               "the top (this x its labeled voxel fraction) of the batch's pixels by "
                                               "p_k, where the teacher's misses lie (method/readiness.py; 0: off)")

@@ -28,6 +28,7 @@ from sss_auto.io.checkpoint import BEST, FINAL, LATEST, load_checkpoint, save_ch
 from sss_auto.io.serialization import to_dict
 from sss_auto.method.alignment import PriorAlignment
 from sss_auto.method.pseudo_labels import ClassPrior, summarize_epoch, vanished_classes
+from sss_auto.method.reliability import PseudoLabelRule, unreliable_classes
 from sss_auto.method.readiness import READY_DICE, ClassReadiness, labeled_class_dice, plausible_shares
 from sss_auto.method.steps import SSLSettings, self_training_step
 from sss_auto.method.thresholds import ConfidenceThresholds
@@ -87,6 +88,7 @@ class TrainState:
     readiness: dict | None = None  # ClassReadiness.state_dict(): running labeled Dice per class
     warmup_hold: int = 0  # the warm-up was held (ssl_start "ready") until at least this many epochs
     ssl_start_epoch: int | None = None  # the first semi-supervised epoch (0-based)
+    unreliable: list[bool] | None = None  # reliability gate: per class, unreliable at the last validation
     ssl_too_late: bool = False  # ssl_start "ready": too little of the run remained, it stays supervised to its end
     bank_file: dict | None = None  # the current bank's file reference, once written (bank_store.save_bank)
     best_bank_file: dict | None = None  # the bank file the best checkpoint names
@@ -145,7 +147,7 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             state.ssl_start_epoch = epoch
         refresh_values = {}
         if self_training and ssl and pool is None:
-            pool, refresh_values = _pseudo_label_pool(config, run, m, readiness, epoch)
+            pool, refresh_values = _pseudo_label_pool(config, run, m, readiness, state)
         if uses_bank and ssl and (state.bank.epoch < 0 or epoch - state.bank.epoch >= t.pcsw_refresh_epochs):
             state.bank_file = None  # written with the next checkpoint
             state.bank = refresh_bank(m.teacher, run.cache, run.unlabeled_ids, settings, run.constraints, epoch,
@@ -179,13 +181,19 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             if run.val_ids:
                 validation_start = time.monotonic()
                 m.student.eval()
-                values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False), run.constraints))
+                rule = PseudoLabelRule(thresholds.values(), alignment.factors() if alignment is not None else None)
+                values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False),
+                                              run.constraints, rule if t.reliability_gate else None))
+                if t.reliability_gate:
+                    _judge_reliability(values, state, run, config.class_names, m.student.config.num_classes)
                 timer.record(validation_s=time.monotonic() - validation_start)
             values["epoch_time_s"] = time.monotonic() - epoch_start
             progress.append(state.history, values)
             _log_epoch(values, run, config.class_names)
             if budget is None and (epoch == 0 or epoch == schedule.warmup_epochs and schedule.ssl):
                 _log_duration(timer, schedule, t.num_epochs, epoch + 1, config.validation_tta, "ssl" if ssl else "supervised")
+        if t.reliability_gate:
+            state.unreliable = gather_from_ranks(state.unreliable)[0]  # rank 0 validated
         if budget:
             budget.check(time.monotonic() - started, state.epoch, schedule, config.validation_tta)
             _agree(budget)
@@ -255,11 +263,11 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                 batch = replace(batch, x_w=augment_labeled(batch.x_w, "strong", generator, t.strong_photometric))
                 out = self_training_step(batch, m.student, weight_u())
             elif ssl:
+                ignored = ignored_classes(t, readiness, state.unreliable)
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
                                            alignment.factors() if alignment is not None else None,
-                                           weight_u(),
-                                           unready=readiness.unready() if t.unready_class_gate else None,
-                                           unready_shares=readiness.shares if t.unready_class_gate else None,
+                                           weight_u(), unready=ignored,
+                                           unready_shares=readiness.shares if ignored is not None else None,
                                            band_shares=band_shares)
                 # the swap diagnostic once per SSL epoch, before the step changes the weights
                 out, found = steps.semi_supervised(batch, m.student, m.teacher, ssl_settings, generator, diagnose)
@@ -304,6 +312,33 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     return values
 
 
+def ignored_classes(t: TrainingPlan, readiness: ClassReadiness, unreliable: list[bool] | None) -> torch.Tensor | None:
+    """bool (K+1,): the classes the unlabeled loss keeps out — unready and/or unreliable — or None when neither gate is on.
+
+    Before the first validation the reliability gate trusts no foreground class.
+    """
+    if not (t.unready_class_gate or t.reliability_gate):
+        return None
+    ignored = readiness.unready() if t.unready_class_gate else torch.zeros(readiness.num_classes, dtype=torch.bool)
+    if t.reliability_gate:
+        ignored |= torch.tensor(unreliable) if unreliable is not None else torch.arange(readiness.num_classes) > 0
+    return ignored
+
+
+def _judge_reliability(values: dict[str, float], state: TrainState, run: RunContext, names: dict[int, str],
+                       num_classes: int) -> None:
+    """Set state.unreliable from this validation's found/away shares (method/reliability.py); log when it changes."""
+    unreliable = unreliable_classes(values, num_classes).tolist()
+    values["unreliable_classes"] = float(sum(unreliable))
+    if unreliable != state.unreliable:
+        def share(kind: str, k: int) -> str:
+            return f"{100 * values[f'{kind}_{k}']:.0f} %" if f"{kind}_{k}" in values else "absent"
+        logger.info("reliability gate (%d validation case(s)): %s", len(run.val_ids), "; ".join(
+            f"{names.get(k, k)} {'kept out' if unreliable[k] else 'used'} (found {share('found', k)}, taught away "
+            f"{share('away', k)})" for k in range(1, num_classes)))
+    state.unreliable = unreliable
+
+
 def unlabeled_weight(weight: float, ssl_iteration: int, rampup_iterations: int) -> float:
     """w_u = weight·exp(−5(1 − t)²) over the ramp-up (Mean Teacher's sigmoid ramp), then `weight`."""
     if rampup_iterations <= 0 or ssl_iteration >= rampup_iterations:
@@ -342,15 +377,16 @@ def _start_teacher(m: SSSModules, state: TrainState, restart: bool) -> None:
 
 
 def _pseudo_label_pool(config: TrainConfig, run: RunContext, m: SSSModules, readiness: ClassReadiness,
-                       epoch: int) -> tuple[PseudoLabelPool, dict[str, float]]:
+                       state: TrainState) -> tuple[PseudoLabelPool, dict[str, float]]:
     """Offline self-training: the student labels the unlabeled pool once (rank 0, full inference with TTA)."""
     t, folder = config.training, run.folder / POOL_FOLDER
     metrics: dict[str, float] = {}
     if run.dist.is_main:
-        unready = readiness.unready().numpy() if t.unready_class_gate else None
+        ignored = ignored_classes(t, readiness, state.unreliable)
+        unready = ignored.numpy() if ignored is not None else None
         _, metrics = label_pool(m.student, run.cache, run.unlabeled_ids, replace(config.inference, tta=True),
                                 run.constraints, folder, t.confidence_threshold, t.confidence_mode,
-                                epoch, unready, readiness.shares.numpy(), run.show_progress)
+                                state.epoch, unready, readiness.shares.numpy(), run.show_progress)
         logger.info("self-training: the student pseudo-labelled %d unlabeled case(s) in %.0f s (TTA); confident "
                     "pixels per class: %s; cases holding a class: %s", len(run.unlabeled_ids), metrics["pool_s"],
                     ", ".join(f"{config.class_names.get(k, k)} {metrics[f'plc_{k}']:.2e}"
@@ -522,7 +558,8 @@ def checkpoint_state(config: TrainConfig, m: SSSModules, state: TrainState) -> d
             "budget": state.budget, "thresholds": state.thresholds, "ssl_start_iteration": state.ssl_start_iteration,
             "alignment": state.alignment, "readiness": state.readiness, "warmup_hold": state.warmup_hold,
             "ssl_too_late": state.ssl_too_late,
-            "ssl_start_epoch": state.ssl_start_epoch, "rng": {"torch": torch.get_rng_state()}}
+            "ssl_start_epoch": state.ssl_start_epoch, "unreliable": state.unreliable,
+            "rng": {"torch": torch.get_rng_state()}}
 
 
 def _save_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: TrainState, values: dict[str, float]) -> None:
@@ -557,7 +594,7 @@ def _resume(path: Path, m: SSSModules) -> TrainState:
                        ssl_start_iteration=ckpt.get("ssl_start_iteration"), alignment=ckpt.get("alignment"),
                        readiness=ckpt.get("readiness"), warmup_hold=int(ckpt.get("warmup_hold", 0)),
                        ssl_too_late=bool(ckpt.get("ssl_too_late", False)),
-                       ssl_start_epoch=ckpt.get("ssl_start_epoch"), bank_file=bank_file,
+                       ssl_start_epoch=ckpt.get("ssl_start_epoch"), unreliable=ckpt.get("unreliable"), bank_file=bank_file,
                        best_bank_file=ckpt["best"].get("bank"))
     logger.info("continuing from %s: epoch %d done, iteration %d", path, state.epoch, state.iteration)
     return state

@@ -57,6 +57,9 @@ def prepare_run(dataset: RawDataset, config: TrainConfig, dist: DistInfo, show_p
                         else "nnU-Net's folds of this dataset, so both compare on the same cases")
     splits = load_or_create_splits(pre / "splits_final.json", labeled)
     train_ids, val_ids = fold_cases(splits, config.fold, labeled)
+    if config.training.reliability_gate and not val_ids:
+        raise PlansError(f"training.reliability_gate measures the pseudo labels on the fold's validation cases, and "
+                         f"fold {config.fold} has none: train a fold 0-4, or leave the gate off (--no-reliability-gate)")
     if not config.ablation.supervised_only and not unlabeled:
         logger.warning("no unlabeled cases in %s: the weak-to-strong loss has nothing to learn from", cache.folder)
     if dist.is_main:

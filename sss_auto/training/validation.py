@@ -17,24 +17,30 @@ from sss_auto.evaluation.evaluate import evaluate_folders, nanmean, write_summar
 from sss_auto.inference.export import export_prediction
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.inference.two_pass import predict_volume
+from sss_auto.method.reliability import PseudoLabelRule, reliability_counts, reliability_metrics
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint
 
 
 def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str], settings: InferenceSettings,
-                    constraints: dict[int, ClassConstraint]) -> dict[str, float]:
+                    constraints: dict[int, ClassConstraint], rule: PseudoLabelRule | None = None) -> dict[str, float]:
     """Per-class Dice over the cases (voxels pooled per class across cases) on the cached grid.
 
     Returns `dice_k`/`dice_mean` of the fused prediction (pass 2, what the predictor outputs) and
-    `dice_coarse_k`/`dice_coarse_mean` of pass 1, so refinement shows what it adds.
+    `dice_coarse_k`/`dice_coarse_mean` of pass 1, so refinement shows what it adds. With a pseudo-label
+    `rule`, also `found_k`/`away_k`: what pseudo labels taken from the fused prediction by that rule
+    would teach about each class (sss_auto/method/reliability.py).
     """
     num_classes = models[0].config.num_classes
     pooled = {name: (np.zeros(num_classes), np.zeros(num_classes)) for name in ("dice", "dice_coarse")}
+    counts = np.zeros((3, num_classes), np.int64)
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
                                     settings, constraints)
         reference = np.asarray(volume.seg)
+        if rule is not None:
+            counts += reliability_counts(prediction.probabilities, reference, rule)
         for name, probabilities in (("dice", prediction.probabilities), ("dice_coarse", prediction.coarse)):
             labels = probabilities.argmax(0)
             intersection, size_sum = pooled[name]
@@ -47,7 +53,7 @@ def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str],
         per_class = {k: (2 * intersection[k] / size_sum[k]) if size_sum[k] else math.nan for k in range(1, num_classes)}
         out.update({f"{name}_{k}": float(v) for k, v in per_class.items()})
         out[f"{name}_mean"] = nanmean(list(per_class.values()))
-    return out
+    return out | (reliability_metrics(counts) if rule is not None else {})
 
 
 def export_and_score(models: list[SSSNet], cache: CaseCache, case_ids: list[str], reference_folder: Path,

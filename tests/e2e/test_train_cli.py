@@ -75,12 +75,18 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert not any(k.startswith("dfe.blocks") for k in state["student"])
 
     one_view = run_command(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--unready-gate",
-                            "--foreground-band", "10", "--disable-val-tta", *FAST], env)
+                            "--foreground-band", "10", "--reliability-gate", "--disable-val-tta", *FAST], env)
     assert one_view.returncode == 0, one_view.stderr
     assert "foreground band: background pseudo labels are ignored on the top" in one_view.stderr
+    assert "reliability gate (1 validation case(s)): IPH " in one_view.stderr
     state = load_checkpoint(results / "SSS-views1__2d" / "fold_2" / "checkpoint_final.pth")
     assert "loss_u" in state["history"] and state["iteration"] == 2
     assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged
+    assert len(state["unreliable"]) == 4 and state["history"]["unreliable_classes"][-1] == sum(state["unreliable"])
+
+    no_validation = run_command(["sss_train", "DemoBHSD", "2d", "all", "--reliability-gate", *FAST], env)
+    assert no_validation.returncode == 2 and "fold all has none" in no_validation.stderr, no_validation.stderr
+    assert not list(results.glob("*/fold_all")), "refused before the fold folder was made"
 
 
 def test_the_default_start_waits_until_every_labeled_class_is_learned_and_says_so(prepared):

@@ -3,11 +3,13 @@
 import math
 
 import numpy as np
+import torch
 
 from sss_auto.configuration import Ablation, TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.inference.two_pass import VolumePrediction
+from sss_auto.method.reliability import PseudoLabelRule
 from sss_auto.training import validation
 from sss_auto.training.distributed import DistInfo
 from sss_auto.training.run import describe_run, fold_folder, run_folder
@@ -69,3 +71,25 @@ def test_validate_cached_pools_voxels_over_cases_and_reports_coarse_beside_fused
         else:
             assert math.isnan(scores[f"dice_{k}"])
     assert scores["dice_mean"] == 1.0 and scores["dice_coarse_mean"] == 0.0
+
+
+def test_validate_cached_with_a_pseudo_label_rule_reports_what_pseudo_labels_would_find_and_teach_away(
+        cache_folder, monkeypatch):
+    cache = CaseCache(cache_folder)
+    ids = cache.ids("labeled")[:2]
+    num_classes = 1 + max(int(np.asarray(cache.load(i).seg).max()) for i in cache.ids("labeled"))
+
+    def confident_background(models, data, spacing_mm, settings, constraints):
+        probabilities = np.zeros((num_classes, *data.shape[1:]), np.float32)
+        probabilities[0] = 1.0
+        return VolumePrediction(probabilities, None, [], probabilities)
+
+    monkeypatch.setattr(validation, "predict_volume", confident_background)
+    rule = PseudoLabelRule(torch.full((num_classes,), 0.95, dtype=torch.float64))
+    scores = validation.validate_cached([_Model(num_classes)], cache, ids, InferenceSettings(patch=64), {}, rule)
+    present = {int(k) for i in ids for k in np.unique(np.asarray(cache.load(i).seg)) if k > 0}
+    assert present
+    for k in range(1, num_classes):
+        assert (scores.get(f"found_{k}"), scores.get(f"away_{k}")) == ((0.0, 1.0) if k in present else (None, None))
+    plain = validation.validate_cached([_Model(num_classes)], cache, ids, InferenceSettings(patch=64), {})
+    assert not any(key.startswith(("found_", "away_")) for key in plain)

@@ -1,13 +1,16 @@
-"""The `ready` start gate of the semi-supervised phase (training/loop.py: _ssl_gate_open, _remaining_share)."""
+"""The `ready` start gate of the semi-supervised phase (training/loop.py: _ssl_gate_open, _remaining_share), and
+the classes the per-class gates keep out of the unlabeled loss (ignored_classes)."""
 
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
 
+from planners.plans import TrainingPlan
 from sss_auto.method.readiness import ClassReadiness
 from sss_auto.training.budget import BudgetTracker
-from sss_auto.training.loop import TrainState, _remaining_share, _ssl_gate_open
+from sss_auto.training.loop import TrainState, _remaining_share, _ssl_gate_open, ignored_classes
 
 NAMES = {1: "IPH", 2: "SDH"}
 
@@ -56,3 +59,16 @@ def test_the_remaining_share_is_of_the_time_budget_or_else_of_the_epochs():
     budget = BudgetTracker(600, "cpu", num_epochs=10, elapsed_s=300)  # half of it spent before a resume
     assert _remaining_share(7, 10, budget, spent_s=150) == pytest.approx(0.25)
     assert _remaining_share(7, 10, budget, spent_s=900) == 0.0
+
+
+def test_ignored_classes_join_the_unready_and_the_unreliable_and_trust_no_class_before_a_validation():
+    learned = readiness([0.9, 0.1, 0.9])  # class 2 not learned on the labeled slices
+    plan = TrainingPlan()
+    assert ignored_classes(plan, learned, [False, True, False, False]) is None, "neither gate: nothing ignored"
+    unready = replace(plan, unready_class_gate=True)
+    assert ignored_classes(unready, learned, None).tolist() == [False, False, True, False]
+    reliable = replace(plan, reliability_gate=True)
+    assert ignored_classes(reliable, learned, None).tolist() == [False, True, True, True], "no validation yet"
+    assert ignored_classes(reliable, learned, [False, True, False, False]).tolist() == [False, True, False, False]
+    both = replace(plan, unready_class_gate=True, reliability_gate=True)
+    assert ignored_classes(both, learned, [False, True, False, False]).tolist() == [False, True, True, False]
