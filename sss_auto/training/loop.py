@@ -181,11 +181,13 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
             if run.val_ids:
                 validation_start = time.monotonic()
                 m.student.eval()
+                measure = t.reliability_gate or (ssl and not self_training)  # what the pseudo labels teach
                 rule = PseudoLabelRule(thresholds.values(), alignment.factors() if alignment is not None else None)
                 values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False),
-                                              run.constraints, rule if t.reliability_gate else None))
-                if t.reliability_gate:
-                    _judge_reliability(values, state, run, config.class_names, m.student.config.num_classes)
+                                              run.constraints, rule if measure else None))
+                if measure:
+                    _judge_reliability(values, state, run, config.class_names, m.student.config.num_classes,
+                                       t.reliability_gate)
                 timer.record(validation_s=time.monotonic() - validation_start)
             values["epoch_time_s"] = time.monotonic() - epoch_start
             progress.append(state.history, values)
@@ -326,16 +328,27 @@ def ignored_classes(t: TrainingPlan, readiness: ClassReadiness, unreliable: list
 
 
 def _judge_reliability(values: dict[str, float], state: TrainState, run: RunContext, names: dict[int, str],
-                       num_classes: int) -> None:
-    """Set state.unreliable from this validation's found/away shares (method/reliability.py); log when it changes."""
+                       num_classes: int, gate: bool) -> None:
+    """Set state.unreliable from this validation's found/away shares (method/reliability.py); log when it changes.
+
+    Without the gate nothing is kept out, but a class whose pseudo labels teach more of it away than
+    they find is a warning: on the label-bound benchmark that is what kept weak-to-strong from gaining.
+    """
     unreliable = unreliable_classes(values, num_classes).tolist()
     values["unreliable_classes"] = float(sum(unreliable))
     if unreliable != state.unreliable:
         def share(kind: str, k: int) -> str:
             return f"{100 * values[f'{kind}_{k}']:.0f} %" if f"{kind}_{k}" in values else "absent"
-        logger.info("reliability gate (%d validation case(s)): %s", len(run.val_ids), "; ".join(
-            f"{names.get(k, k)} {'kept out' if unreliable[k] else 'used'} (found {share('found', k)}, taught away "
-            f"{share('away', k)})" for k in range(1, num_classes)))
+        shares = {k: f"found {share('found', k)}, taught away {share('away', k)}" for k in range(1, num_classes)}
+        if gate:
+            logger.info("reliability gate (%d validation case(s)): %s", len(run.val_ids), "; ".join(
+                f"{names.get(k, k)} {'kept out' if unreliable[k] else 'used'} ({shares[k]})" for k in shares))
+        elif any(unreliable[k] and f"found_{k}" in values for k in shares):  # absent classes: nothing to warn about
+            measured = [k for k in shares if f"found_{k}" in values]
+            logger.warning("on the %d validation case(s) the pseudo labels teach more voxels of %s away as background "
+                           "than they find (%s); --reliability-gate would keep such classes out of the unlabeled loss",
+                           len(run.val_ids), ", ".join(str(names.get(k, k)) for k in measured if unreliable[k]),
+                           "; ".join(f"{names.get(k, k)} {shares[k]}" for k in measured))
     state.unreliable = unreliable
 
 

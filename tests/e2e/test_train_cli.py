@@ -44,6 +44,8 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
     assert set(summary["final_validation"]["coarse"]["mean_per_class"]) == {"1", "2", "3"}
     state = load_checkpoint(fold / "checkpoint_final.pth")
     assert {"dice_coarse_1", "dice_1", "pl_1", "plc_1", "dfe_gate_1", "swap_rise"} <= set(state["history"])
+    measured = [key for key in state["history"] if key.startswith(("found_", "away_"))]
+    assert measured and "unreliable_classes" in state["history"], "every SSL validation measures the pseudo labels"
     assert state["bank"]["file"] == "pcsw_bank_epoch_0000.pt", "the checkpoint names the bank's own file"
     assert [p.name for p in fold.glob("pcsw_bank_epoch_*.pt")] == ["pcsw_bank_epoch_0000.pt"]
     validated = sorted(p.name for p in (fold / "validation").glob("*.nii.gz"))

@@ -3,6 +3,7 @@ the classes the per-class gates keep out of the unlabeled loss (ignored_classes)
 
 import logging
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch
 from planners.plans import TrainingPlan
 from sss_auto.method.readiness import ClassReadiness
 from sss_auto.training.budget import BudgetTracker
-from sss_auto.training.loop import TrainState, _remaining_share, _ssl_gate_open, ignored_classes
+from sss_auto.training.loop import TrainState, _judge_reliability, _remaining_share, _ssl_gate_open, ignored_classes
 
 NAMES = {1: "IPH", 2: "SDH"}
 
@@ -72,3 +73,24 @@ def test_ignored_classes_join_the_unready_and_the_unreliable_and_trust_no_class_
     assert ignored_classes(reliable, learned, [False, True, False, False]).tolist() == [False, True, False, False]
     both = replace(plan, unready_class_gate=True, reliability_gate=True)
     assert ignored_classes(both, learned, [False, True, False, False]).tolist() == [False, True, True, False]
+
+
+def test_reliability_is_judged_at_each_validation_and_said_when_it_changes(caplog):
+    run = SimpleNamespace(val_ids=["case_a", "case_b"])
+    values = {"found_1": 0.09, "away_1": 0.53, "found_2": 0.30, "away_2": 0.10}  # class 3 absent
+    state = TrainState()
+    with caplog.at_level(logging.INFO, logger="sss_auto.training.loop"):
+        _judge_reliability(values, state, run, NAMES | {3: "EDH"}, 4, gate=False)
+    assert state.unreliable == [False, True, False, True] and values["unreliable_classes"] == 2.0
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "teach more voxels of IPH away as background than they find" in warning[0].message
+    assert "IPH found 9 %, taught away 53 %" in warning[0].message and "EDH" not in warning[0].message
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sss_auto.training.loop"):
+        _judge_reliability(dict(values), state, run, NAMES | {3: "EDH"}, 4, gate=False)
+    assert not caplog.records, "the same judgement is not repeated"
+    with caplog.at_level(logging.INFO, logger="sss_auto.training.loop"):
+        _judge_reliability({"found_1": 0.4, "away_1": 0.1}, state, run, NAMES | {3: "EDH"}, 4, gate=True)
+    assert state.unreliable == [False, False, True, True]
+    assert ("reliability gate (2 validation case(s)): IPH used (found 40 %, taught away 10 %); SDH kept out "
+            "(found absent, taught away absent)") in caplog.text
