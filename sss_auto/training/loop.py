@@ -88,7 +88,7 @@ class TrainState:
     readiness: dict | None = None  # ClassReadiness.state_dict(): running labeled Dice per class
     warmup_hold: int = 0  # the warm-up was held (ssl_start "ready") until at least this many epochs
     ssl_start_epoch: int | None = None  # the first semi-supervised epoch (0-based)
-    unreliable: list[bool] | None = None  # reliability gate: per class, unreliable at the last validation
+    unreliable: list[bool] | None = None  # per class: taught away more than found at the last measuring validation
     ssl_too_late: bool = False  # ssl_start "ready": too little of the run remained, it stays supervised to its end
     bank_file: dict | None = None  # the current bank's file reference, once written (bank_store.save_bank)
     best_bank_file: dict | None = None  # the bank file the best checkpoint names

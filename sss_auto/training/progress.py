@@ -39,8 +39,8 @@ def append(history: dict[str, list[float]], epoch_values: dict[str, float]) -> N
 def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], path: Path,
                   priors: dict | None = None) -> None:
     """progress.png: losses; validation Dice per class, fused and coarse; LR; mask ratios and PCSW acceptance;
-    PCSW prompt quality and, with the reliability gate, what pseudo labels find and teach away on the
-    validation cases; pseudo labels per class against the labeled prior.
+    PCSW prompt quality and, in weak-to-strong epochs, what pseudo labels would find and teach away on
+    the validation cases (method/reliability.py); pseudo labels per class against the labeled prior.
 
     The last panel shows, per foreground class, the share of weak-view pixels pseudo-labelled as the
     class (dashed: all; solid: confident) against the labeled voxel fraction (`priors`, dotted).
@@ -70,7 +70,7 @@ def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], 
     for index, (k, name) in enumerate(sorted(class_names.items())):
         for key, style in (("prompt_recall", "-"), ("prompt_precision", "--"), ("prompt_box_iou", ":")):
             _plot(axes[4], history, f"{key}_{k}", f"{name} {key[len('prompt_'):]}", style, f"C{index}", "o")
-        for key, style in (("found", "-"), ("away", "-.")):  # the reliability gate's measurement
+        for key, style in (("found", "-"), ("away", "-.")):  # what pseudo labels would teach (method/reliability.py)
             _plot(axes[4], history, f"{key}_{k}", f"{name} pseudo labels {key}", style, f"C{index}", None)
     axes[4].set_ylabel("validation: PCSW prompts,\npseudo labels found / away")
     ax = axes[5]
