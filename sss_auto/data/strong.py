@@ -1,7 +1,10 @@
 """Strong views drawn on top of a weak view: photometric jitter, blur, noise, and CutMix in the batch.
 
 Photometric changes keep the geometry, so the weak view's prompts serve the strong views; CutMix
-pastes a box from a partner sample, and the pseudo labels are mixed with the same box.
+pastes a box from a partner sample, and the pseudo labels are mixed with the same box. The partner is
+another unlabeled sample (UniMatch), or a labeled one whose labels fill the box (plans
+`training.cutmix_source: labeled`; the labeled-into-unlabeled half of BCP, Bai et al., CVPR 2023: a
+labeled region in an unlabeled scan's context, supervised by its ground truth).
 All randomness comes from the `torch.Generator` passed in (seeded per epoch by the loop).
 """
 
@@ -33,15 +36,22 @@ STRENGTHS = {"full": PhotometricRanges((0.7, 1.5), (0.75, 1.25), 0.1),
 
 @dataclass
 class StrongView:
-    """A strong view: images (B, C, H, W); `mix` bool (B, H, W) where pixels come from `partner[b]`."""
+    """A strong view: images (B, C, H, W); `mix` bool (B, H, W) where pixels come from `partner[b]` — of the
+    same batch, or of the labeled batch when `partner_labels` (B, H, W) holds that partner's labels."""
 
     x: torch.Tensor
     mix: torch.Tensor
     partner: torch.Tensor
+    partner_labels: torch.Tensor | None = None
 
-    def mix_targets(self, *targets: torch.Tensor) -> list[torch.Tensor]:
-        """Mix per-pixel targets (B, H, W) the way the images were mixed."""
-        return [torch.where(self.mix, t[self.partner], t) for t in targets]
+    def mix_targets(self, labels: torch.Tensor, confidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mix pseudo labels and their confidences (B, H, W) the way the images were mixed (a labeled
+        partner's labels with confidence 1)."""
+        if self.partner_labels is None:
+            return torch.where(self.mix, labels[self.partner], labels), torch.where(self.mix, confidence[self.partner],
+                                                                                   confidence)
+        return (torch.where(self.mix, self.partner_labels.to(labels.dtype), labels),
+                confidence.masked_fill(self.mix, 1.0))
 
 
 def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float, device) -> torch.Tensor:
@@ -96,13 +106,21 @@ def cutmix_masks(batch: int, height: int, width: int, generator: torch.Generator
     return masks
 
 
-def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full") -> StrongView:
-    """Photometric augmentation of the weak view, then CutMix with a random partner in the batch."""
+def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full",
+                labeled: tuple[torch.Tensor, torch.Tensor] | None = None) -> StrongView:
+    """Photometric augmentation of the weak view, then CutMix with a random partner in the batch, or with a
+    random labeled slice of `labeled` = (x_l (B_l, C, H, W), y_l (B_l, H, W)), pasted as the loader made it."""
     batch, _, height, width = x_w.shape
     x = photometric(x_w, generator, strength)
-    partner = torch.randperm(batch, generator=generator).to(x_w.device)
+    if labeled is None:
+        partner = torch.randperm(batch, generator=generator).to(x_w.device)
+        source, partner_labels = x, None
+    else:
+        x_l, y_l = labeled
+        partner = torch.randint(len(x_l), (batch,), generator=generator).to(x_w.device)
+        source, partner_labels = x_l, y_l[partner]
     mix = cutmix_masks(batch, height, width, generator).to(x_w.device)
-    return StrongView(torch.where(mix[:, None], x[partner], x), mix, partner)
+    return StrongView(torch.where(mix[:, None], source[partner], x), mix, partner, partner_labels)
 
 
 def strong_clip(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full") -> torch.Tensor:

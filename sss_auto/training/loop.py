@@ -240,7 +240,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank)
     labeled_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 101 + run.dist.rank + 50_000)
     sums: dict[str, float] = {}
-    steps = step_kind(config.clip_length, ablation.strong_views, t.strong_photometric)
+    steps = step_kind(config.clip_length, ablation.strong_views, t.strong_photometric, t.cutmix_source)
     diagnose, diagnostics = ssl and pool is None and steps.swap_diagnostic and bool(m.student.dfe.levels), {}
     m.student.train()
 

@@ -24,6 +24,7 @@ class SliceSteps:
 
     strong_views: int
     photometric: str = "full"
+    cutmix_source: str = "unlabeled"  # "labeled": boxes of labeled slices with their labels (data/strong.py)
     swap_diagnostic = True  # DFE's weak/strong leak check has views to swap here
 
     def supervised(self, batch: TrainBatch, student: SSSNet) -> StepOutput:
@@ -32,7 +33,8 @@ class SliceSteps:
     def semi_supervised(self, batch: TrainBatch, student: SSSNet, teacher: SSSNet, settings: SSLSettings,
                         generator: torch.Generator, diagnose: bool = False) -> tuple[StepOutput, dict[str, float]]:
         """One SSS step; with `diagnose`, also the swap diagnostic of the same views, before the step."""
-        views = [strong_view(batch.x_w, generator, self.photometric) for _ in range(self.strong_views)]
+        labeled = (batch.x_l, batch.y_l) if self.cutmix_source == "labeled" else None
+        views = [strong_view(batch.x_w, generator, self.photometric, labeled) for _ in range(self.strong_views)]
         diagnostics = swap_diagnostic(batch, student, teacher, views, settings) if diagnose else {}
         return sss_step(batch, student, teacher, views, settings, generator), diagnostics
 
@@ -55,6 +57,6 @@ class ClipSteps:
         return clip_sss_step(batch, student, teacher, settings, generator), {}
 
 
-def step_kind(clip_length: int, strong_views: int, photometric: str) -> SliceSteps | ClipSteps:
+def step_kind(clip_length: int, strong_views: int, photometric: str, cutmix_source: str = "unlabeled") -> SliceSteps | ClipSteps:
     """The steps a configuration trains with: clips when it has a clip length, slices otherwise."""
-    return ClipSteps(photometric) if clip_length else SliceSteps(strong_views, photometric)
+    return ClipSteps(photometric) if clip_length else SliceSteps(strong_views, photometric, cutmix_source)

@@ -77,7 +77,8 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert not any(k.startswith("dfe.blocks") for k in state["student"])
 
     one_view = run_command(["sss_train", "DemoBHSD", "2d", "2", "--epochs", "1", "--strong-views", "1", "--unready-gate",
-                            "--foreground-band", "10", "--reliability-gate", "--disable-val-tta", *FAST], env)
+                            "--foreground-band", "10", "--reliability-gate", "--cutmix-source", "labeled",
+                            "--disable-val-tta", *FAST], env)
     assert one_view.returncode == 0, one_view.stderr
     assert "foreground band: background pseudo labels are ignored on the top" in one_view.stderr
     assert "reliability gate (1 validation case(s)): IPH " in one_view.stderr

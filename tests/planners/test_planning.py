@@ -217,6 +217,26 @@ def test_self_training_on_clips_is_refused_naming_the_key(fingerprint, tmp_path)
         load_plans(tmp_path / "plans.json")
 
 
+def test_labeled_cutmix_boxes_only_where_2d_weak_to_strong_draws_strong_views(fingerprint, tmp_path):
+    save_plans(plan(fingerprint, PlanTarget("cuda", 2.0), "test"), tmp_path / "plans.json")
+    data = json.loads((tmp_path / "plans.json").read_text())
+    data["configurations"]["2d"]["training"]["cutmix_source"] = "labeled"
+    (tmp_path / "plans.json").write_text(json.dumps(data))
+    assert load_plans(tmp_path / "plans.json").configuration("2d").training.cutmix_source == "labeled"
+    for configuration, edit in (("2d_memory", {"cutmix_source": "labeled"}),
+                                ("2d", {"cutmix_source": "labeled", "unlabeled_training": "self_training"})):
+        edited = json.loads(json.dumps(data))
+        edited["configurations"][configuration]["training"].update(edit)
+        (tmp_path / "plans.json").write_text(json.dumps(edited))
+        with pytest.raises(PlansError, match=rf"configurations.{configuration}.training.cutmix_source: labeled boxes are "
+                                             r"pasted into the strong views of the 2d weak_to_strong step"):
+            load_plans(tmp_path / "plans.json")
+    data["configurations"]["2d"]["training"]["cutmix_source"] = "bogus"
+    (tmp_path / "plans.json").write_text(json.dumps(data))
+    with pytest.raises(PlansError, match=r"cutmix_source.*unlabeled, labeled"):
+        load_plans(tmp_path / "plans.json")
+
+
 @pytest.mark.parametrize("edit, message", [
     ({"order_label": 7}, r"resampling.order_label: 7 must be a spline order 0..5"),
     ({"order_image": -1}, r"resampling.order_image: -1 must be a spline order"),

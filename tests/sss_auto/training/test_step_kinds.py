@@ -18,6 +18,7 @@ from tests.sss_auto.method.test_steps import _batch as slice_batch
 def test_a_clip_length_chooses_clip_steps_and_none_slice_steps_with_the_run_s_views():
     assert step_kind(4, 2, "mild") == ClipSteps("mild")
     assert step_kind(0, 1, "full") == SliceSteps(1, "full")
+    assert step_kind(0, 2, "full", "labeled") == SliceSteps(2, "full", "labeled")
     assert SliceSteps(2).swap_diagnostic and not ClipSteps().swap_diagnostic
 
 

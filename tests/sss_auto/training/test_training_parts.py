@@ -83,6 +83,23 @@ def test_cutmix_mixes_images_and_pseudo_labels_with_the_same_boxes():
         torch.testing.assert_close(conf_mix[b][inside], conf[view.partner[b]][inside])
 
 
+def test_a_labeled_cutmix_source_pastes_labeled_boxes_with_their_labels_at_full_confidence():
+    g = torch.Generator().manual_seed(3)
+    x_w = torch.zeros(4, 1, 16, 16)
+    x_l = torch.arange(1.0, 3.0).view(2, 1, 1, 1).expand(2, 1, 16, 16).contiguous() * 100  # 100, 200
+    y_l = torch.stack([torch.full((16, 16), 5), torch.full((16, 16), 7)])
+    view = strong_view(x_w, g, "full", labeled=(x_l, y_l))
+    assert view.mix.any() and set(view.partner.tolist()) <= {0, 1}
+    y_hat, conf = torch.zeros(4, 16, 16, dtype=torch.long), torch.full((4, 16, 16), 0.3)
+    y_mix, conf_mix = view.mix_targets(y_hat, conf)
+    for b in range(4):
+        inside, partner = view.mix[b], int(view.partner[b])
+        assert torch.all(view.x[b, 0][inside] == 100.0 * (partner + 1)), "the labeled slice, as the loader made it"
+        assert torch.all(y_mix[b][inside] == (5, 7)[partner]) and torch.all(conf_mix[b][inside] == 1.0)
+        assert torch.all(y_mix[b][~inside] == 0) and torch.all(conf_mix[b][~inside] == 0.3)
+        assert not torch.any(view.x[b, 0][~inside] >= 100.0), "outside: the strong unlabeled view"
+
+
 def test_strong_views_are_reproducible_from_the_seed():
     x = torch.randn(3, 1, 16, 16)
     a = strong_view(x, torch.Generator().manual_seed(1))
@@ -254,8 +271,8 @@ def test_strong_view_keeps_geometry_when_no_box_is_drawn():
     x = torch.zeros(2, 1, 8, 8)
     x[:, :, 2:4, 2:4] = 5.0
     view = StrongView(x, torch.zeros(2, 8, 8, dtype=torch.bool), torch.tensor([1, 0]))
-    (same,) = view.mix_targets(torch.ones(2, 8, 8))
-    assert torch.equal(same, torch.ones(2, 8, 8))
+    labels, confidence = view.mix_targets(torch.ones(2, 8, 8), torch.full((2, 8, 8), 0.5))
+    assert torch.equal(labels, torch.ones(2, 8, 8)) and torch.equal(confidence, torch.full((2, 8, 8), 0.5))
 
 
 def test_ablation_switches_change_what_is_built_and_how_inference_runs(dataset_dir):
