@@ -204,37 +204,37 @@ def test_invalid_edited_2d_memory_plans_are_refused_naming_the_key(fingerprint, 
         load_plans(tmp_path / "plans.json")
 
 
-def test_self_training_on_clips_is_refused_naming_the_key(fingerprint, tmp_path):
+def _plans_with_training(fingerprint, tmp_path, edits: dict[str, dict]):
+    """A planned plans.json with `edits` ({configuration: {training field: value}}) written into it; its path."""
     save_plans(plan(fingerprint, PlanTarget("cuda", 2.0), "test"), tmp_path / "plans.json")
     data = json.loads((tmp_path / "plans.json").read_text())
-    data["configurations"]["2d"]["training"]["unlabeled_training"] = "self_training"
+    for configuration, fields in edits.items():
+        data["configurations"][configuration]["training"].update(fields)
     (tmp_path / "plans.json").write_text(json.dumps(data))
-    assert load_plans(tmp_path / "plans.json").configuration("2d").training.unlabeled_training == "self_training"
-    data["configurations"]["2d_memory"]["training"]["unlabeled_training"] = "self_training"
-    (tmp_path / "plans.json").write_text(json.dumps(data))
+    return tmp_path / "plans.json"
+
+
+def test_self_training_on_clips_is_refused_naming_the_key(fingerprint, tmp_path):
+    path = _plans_with_training(fingerprint, tmp_path, {"2d": {"unlabeled_training": "self_training"}})
+    assert load_plans(path).configuration("2d").training.unlabeled_training == "self_training"
+    path = _plans_with_training(fingerprint, tmp_path, {"2d_memory": {"unlabeled_training": "self_training"}})
     with pytest.raises(PlansError, match=r"configurations.2d_memory.training.unlabeled_training: self_training trains on "
                                          r"single slices \(2d\); this configuration trains on clips of \d+"):
-        load_plans(tmp_path / "plans.json")
+        load_plans(path)
 
 
 def test_labeled_cutmix_boxes_only_where_2d_weak_to_strong_draws_strong_views(fingerprint, tmp_path):
-    save_plans(plan(fingerprint, PlanTarget("cuda", 2.0), "test"), tmp_path / "plans.json")
-    data = json.loads((tmp_path / "plans.json").read_text())
-    data["configurations"]["2d"]["training"]["cutmix_source"] = "labeled"
-    (tmp_path / "plans.json").write_text(json.dumps(data))
-    assert load_plans(tmp_path / "plans.json").configuration("2d").training.cutmix_source == "labeled"
+    path = _plans_with_training(fingerprint, tmp_path, {"2d": {"cutmix_source": "labeled"}})
+    assert load_plans(path).configuration("2d").training.cutmix_source == "labeled"
     for configuration, edit in (("2d_memory", {"cutmix_source": "labeled"}),
                                 ("2d", {"cutmix_source": "labeled", "unlabeled_training": "self_training"})):
-        edited = json.loads(json.dumps(data))
-        edited["configurations"][configuration]["training"].update(edit)
-        (tmp_path / "plans.json").write_text(json.dumps(edited))
+        path = _plans_with_training(fingerprint, tmp_path, {configuration: edit})
         with pytest.raises(PlansError, match=rf"configurations.{configuration}.training.cutmix_source: labeled boxes are "
                                              r"pasted into the strong views of the 2d weak_to_strong step"):
-            load_plans(tmp_path / "plans.json")
-    data["configurations"]["2d"]["training"]["cutmix_source"] = "bogus"
-    (tmp_path / "plans.json").write_text(json.dumps(data))
+            load_plans(path)
+    path = _plans_with_training(fingerprint, tmp_path, {"2d": {"cutmix_source": "bogus"}})
     with pytest.raises(PlansError, match=r"cutmix_source.*unlabeled, labeled"):
-        load_plans(tmp_path / "plans.json")
+        load_plans(path)
 
 
 @pytest.mark.parametrize("edit, message", [
