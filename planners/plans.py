@@ -306,7 +306,8 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
     if config.training.unlabeled_training == "self_training" and config.clip_length:
         problems.append(f"{where}.training.unlabeled_training: self_training trains on single slices (2d); this "
                         f"configuration trains on clips of {config.clip_length} (use weak_to_strong)")
-    if config.training.cutmix_source == "labeled" and (config.clip_length or config.training.unlabeled_training != "weak_to_strong"):
+    no_strong_view = config.clip_length or config.training.unlabeled_training != "weak_to_strong"
+    if config.training.cutmix_source == "labeled" and no_strong_view:
         problems.append(f"{where}.training.cutmix_source: labeled boxes are pasted into the strong views of the 2d "
                         "weak_to_strong step; this configuration has none (clips are not mixed, self_training draws "
                         "no strong view; use unlabeled)")

@@ -315,7 +315,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
 
 
 def ignored_classes(t: TrainingPlan, readiness: ClassReadiness, unreliable: list[bool] | None) -> torch.Tensor | None:
-    """bool (K+1,): the classes the unlabeled loss keeps out — unready and/or unreliable — or None when neither gate is on.
+    """bool (K+1,): the classes the unlabeled loss keeps out (unready and/or unreliable); None when neither gate is on.
 
     Before the first validation the reliability gate trusts no foreground class.
     """

@@ -57,6 +57,7 @@ class ClipSteps:
         return clip_sss_step(batch, student, teacher, settings, generator), {}
 
 
-def step_kind(clip_length: int, strong_views: int, photometric: str, cutmix_source: str = "unlabeled") -> SliceSteps | ClipSteps:
+def step_kind(clip_length: int, strong_views: int, photometric: str,
+              cutmix_source: str = "unlabeled") -> SliceSteps | ClipSteps:
     """The steps a configuration trains with: clips when it has a clip length, slices otherwise."""
     return ClipSteps(photometric) if clip_length else SliceSteps(strong_views, photometric, cutmix_source)
