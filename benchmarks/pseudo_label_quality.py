@@ -37,10 +37,13 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.ssl_benchmark import (DATASET_FOLDER, DATASET_NAME, _parser, _run, pool_spec, smoke_sizes,  # noqa: E402
                                       sss_env)
+from planners.fingerprint import load_fingerprint  # noqa: E402
 from sss_auto.dataset.demo import demo_cases  # noqa: E402
 from sss_auto.io.atomic import read_json, write_json_atomic  # noqa: E402
 from sss_auto.io.nifti import read_image  # noqa: E402
+from sss_auto.method.pseudo_labels import priors_from_fingerprint  # noqa: E402
 from sss_auto.method.readiness import plausible_shares, ranked_highest  # noqa: E402
+from sss_auto.method.reliability import PseudoLabelRule, reliability_counts  # noqa: E402
 
 UNLABELED = "imagesUnlabeled"
 
@@ -66,37 +69,33 @@ def unlabeled_truth(out: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 
 def counts(probabilities: np.ndarray, truth: np.ndarray, thresholds: list[float]) -> np.ndarray:
     """int64 (T, K+1, 3): per threshold and class, voxels predicted c and confident, of those truly c, and truly c
-    but predicted background and confident (for background itself the same as the second)."""
-    confidence, predicted = probabilities.max(0), probabilities.argmax(0)
+    but predicted background and confident (for background itself the same as the second): the trainer's own
+    `reliability_counts` with one threshold for every class and no alignment."""
     table = np.zeros((len(thresholds), len(probabilities), 3), np.int64)
     for t, tau in enumerate(thresholds):
-        confident = confidence >= tau
-        for c in range(len(probabilities)):
-            claimed = confident & (predicted == c)
-            table[t, c] = claimed.sum(), (claimed & (truth == c)).sum(), (confident & (predicted == 0) & (truth == c)).sum()
+        rule = PseudoLabelRule(torch.full((len(probabilities),), tau, dtype=torch.float64))
+        claimed, found, away, _ = reliability_counts(probabilities, truth, rule)
+        table[t] = np.stack([claimed, found, away], 1)
     return table
 
 
-def labeled_shares(fold: Path, num_classes: int) -> np.ndarray:
-    """float (K+1,): each class's labeled voxel fraction, from the run's fingerprint (0 where it has none)."""
-    shares = np.zeros(num_classes)
-    for k, prior in read_json(fold.parent / "fingerprint.json")["classes"].items():
-        if int(k) < num_classes:
-            shares[int(k)] = prior["voxel_fraction"]
-    return shares
+def labeled_voxel_fractions(fold: Path) -> dict[int, float]:
+    """Each foreground class's labeled voxel fraction, from the run's fingerprint (as the trainer reads it)."""
+    priors = priors_from_fingerprint(load_fingerprint(fold.parent / "fingerprint.json"))
+    return {k: prior.voxel_fraction for k, prior in priors.items()}
 
 
-def band_counts(probabilities: np.ndarray, truth: np.ndarray, shares: np.ndarray, multiples: list[float],
-                tau: float) -> np.ndarray:
+def band_counts(probabilities: np.ndarray, truth: np.ndarray, voxel_fractions: dict[int, float],
+                multiples: list[float], tau: float) -> np.ndarray:
     """int64 (M, K+2): per multiple m, the taught-away voxels of each class (truth c, background with confidence
-    >= tau) inside the band (the top m·shares[k] of the voxels by p_k, for any foreground k), and last the
-    confident-background voxels inside it (column 0 unused)."""
+    >= tau) inside the band (the top m·π_k of the voxels by p_k, for any foreground k; π: `voxel_fractions`),
+    and last the confident-background voxels inside it (column 0 unused)."""
     confident_background = (probabilities.argmax(0) == 0) & (probabilities.max(0) >= tau)
     table = np.zeros((len(multiples), len(probabilities) + 1), np.int64)
     foreground = list(range(1, len(probabilities)))
     volume = torch.from_numpy(probabilities)[None]  # one volume as the trainer's batch: the trainer's band rule
     for i, multiple in enumerate(multiples):
-        band_shares = plausible_shares({k: float(shares[k]) for k in foreground}, len(probabilities), multiple)
+        band_shares = plausible_shares(voxel_fractions, len(probabilities), multiple)
         band = ranked_highest(volume, foreground, band_shares)[0].numpy()
         for c in foreground:
             table[i, c] = (band & confident_background & (truth == c)).sum()
@@ -120,7 +119,8 @@ def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds:
     shutil.rmtree(predictions, ignore_errors=True)
     _run(predict_command(out / "pool" / DATASET_FOLDER / UNLABELED, predictions, run, weights, tta), sss_env(root, 0),
          root / "logs" / f"pl_quality_{run}_{weights}.log")
-    total, truth_voxels, in_band, shares = None, None, 0, None
+    total, truth_voxels, in_band = None, None, 0
+    voxel_fractions = labeled_voxel_fractions(fold) if multiples else {}
     for case_id, label in truth.items():
         probabilities = np.load(predictions / f"{case_id}_probabilities.npz")["probabilities"].astype(np.float32)
         table = counts(probabilities, label, thresholds)
@@ -128,8 +128,7 @@ def run_quality(out: Path, fold: Path, truth: dict[str, np.ndarray], thresholds:
         total = table if total is None else total + table
         truth_voxels = present if truth_voxels is None else truth_voxels + present
         if multiples:
-            shares = labeled_shares(fold, len(probabilities)) if shares is None else shares
-            in_band = in_band + band_counts(probabilities, label, shares, multiples, band_tau)
+            in_band = in_band + band_counts(probabilities, label, voxel_fractions, multiples, band_tau)
     shutil.rmtree(predictions, ignore_errors=True)
     claimed, right, away = total[..., 0], total[..., 1], total[..., 2]
     result = {"seed": root.name, "run": run, "weights": weights, "tta": tta,

@@ -45,7 +45,8 @@ class PseudoLabelRule:
 
 
 def reliability_counts(probabilities: np.ndarray, reference: np.ndarray, rule: PseudoLabelRule) -> np.ndarray:
-    """int64 (3, K+1): per class the voxels found, taught away, and of the class in `reference`.
+    """int64 (4, K+1): per class the voxels pseudo-labelled as it (claimed), found, taught away, and of the class
+    in `reference`.
 
     Args:
         probabilities: (K+1, Z, Y, X) the network's probabilities of one volume.
@@ -57,15 +58,16 @@ def reliability_counts(probabilities: np.ndarray, reference: np.ndarray, rule: P
     confidence, label = aligned.max(1)
     confident = confidence >= rule.thresholds.to(torch.float32)[label]
     truth = torch.from_numpy(np.asarray(reference, np.int64))
+    claimed = torch.bincount(label[confident], minlength=num_classes)
     found = torch.bincount(truth[confident & (label == truth)], minlength=num_classes)
     away = torch.bincount(truth[confident & (label == 0)], minlength=num_classes)
     size = torch.bincount(truth.reshape(-1), minlength=num_classes)
-    return torch.stack([found, away, size])[:, :num_classes].numpy()
+    return torch.stack([claimed, found, away, size])[:, :num_classes].numpy()
 
 
 def reliability_metrics(counts: np.ndarray) -> dict[str, float]:
     """{"found_k", "away_k"}: shares of class k's validation voxels, for the classes present (summed counts)."""
-    found, away, size = counts
+    _, found, away, size = counts
     out = {}
     for k in range(1, len(size)):
         if size[k]:

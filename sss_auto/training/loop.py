@@ -182,9 +182,10 @@ def fit(config: TrainConfig, run: RunContext, m: SSSModules, resume: bool = Fals
                 validation_start = time.monotonic()
                 m.student.eval()
                 measure = t.reliability_gate or (ssl and not self_training)  # what the pseudo labels teach
-                rule = PseudoLabelRule(thresholds.values(), alignment.factors() if alignment is not None else None)
+                rule = PseudoLabelRule(thresholds.values(), alignment.factors() if alignment is not None else None) \
+                    if measure else None
                 values.update(validate_cached([m.student], run.cache, run.val_ids, replace(settings, tta=False),
-                                              run.constraints, rule if measure else None))
+                                              run.constraints, rule))
                 if measure:
                     _judge_reliability(values, state, run, config.class_names, m.student.config.num_classes,
                                        t.reliability_gate)

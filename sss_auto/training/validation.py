@@ -33,7 +33,7 @@ def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str],
     """
     num_classes = models[0].config.num_classes
     pooled = {name: (np.zeros(num_classes), np.zeros(num_classes)) for name in ("dice", "dice_coarse")}
-    counts = np.zeros((3, num_classes), np.int64)
+    counts = np.zeros((4, num_classes), np.int64)
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,

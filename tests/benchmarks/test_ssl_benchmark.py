@@ -87,7 +87,7 @@ def test_band_counts_the_taught_away_voxels_the_foreground_band_holds():
     truth = np.array([[[0, 1, 1, 0, 0, 0, 0, 0, 0, 0]]])  # (1, 1, 10): class 1 at voxels 1 and 2
     p1 = np.array([0.0, 0.04, 0.01, 0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     probabilities = np.stack([1 - p1, p1]).reshape(2, 1, 1, 10)  # everything confident background (>= 0.96)
-    table = band_counts(probabilities, truth, np.array([0.0, 0.1]), [1, 2], tau=0.95)
+    table = band_counts(probabilities, truth, {1: 0.1}, [1, 2], tau=0.95)
     # m = 1: the top 10 % (1 voxel) by p_1 is voxel 1; m = 2: voxels 1 and 3
     assert table[0].tolist() == [0, 1, 1] and table[1].tolist() == [0, 1, 2]
 

@@ -24,8 +24,9 @@ def test_counts_found_away_and_size_per_class_by_hand():
     counts = reliability_counts(_volume(reference, labels, confidence, 3), reference, rule)
     # class 1: voxel 0 found (0.9 ≥ 0.8), voxel 1 not (0.6), voxel 2 taught away (bg 0.99 ≥ 0.95), voxel 3 not (0.5)
     # class 2: voxel 4 found, voxel 5 taught away
-    assert counts[:, 1].tolist() == [1, 1, 4] and counts[:, 2].tolist() == [1, 1, 2]
-    assert counts[2, 0] == 2 and counts[0, 0] == 1  # background: one confident correct voxel
+    assert counts[1:, 1].tolist() == [1, 1, 4] and counts[1:, 2].tolist() == [1, 1, 2]
+    assert counts[3, 0] == 2 and counts[1, 0] == 1  # background: one confident correct voxel
+    assert counts[0].tolist() == [3, 2, 1], "claimed: confident voxels pseudo-labelled each class, right or wrong"
     metrics = reliability_metrics(counts)
     assert metrics == {"found_1": 0.25, "away_1": 0.25, "found_2": 0.5, "away_2": 0.5}
 
@@ -36,7 +37,7 @@ def test_alignment_is_applied_before_the_thresholds():
     thresholds = torch.tensor([0.5, 0.5])
     plain = reliability_counts(probabilities, reference, PseudoLabelRule(thresholds))
     aligned = reliability_counts(probabilities, reference, PseudoLabelRule(thresholds, torch.tensor([1.0, 3.0])))
-    assert plain[:, 1].tolist() == [0, 2, 2] and aligned[:, 1].tolist() == [2, 0, 2]
+    assert plain[1:, 1].tolist() == [0, 2, 2] and aligned[1:, 1].tolist() == [2, 0, 2]
 
 
 @pytest.mark.parametrize(("metrics", "expected"), [
