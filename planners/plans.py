@@ -23,7 +23,7 @@ STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
 LABELED_AUGMENTATIONS = ("standard", "strong")  # see sss_auto/training/loop.py
 UNLABELED_TRAININGS = ("weak_to_strong", "self_training")  # see sss_auto/method/self_training.py
-CUTMIX_SOURCES = ("unlabeled", "labeled")  # see sss_auto/data/strong.py
+CUTMIX_SOURCES = ("unlabeled", "labeled", "bidirectional")  # see sss_auto/data/strong.py
 PATCH_MULTIPLE = 32
 MAX_MEMORY_FRAMES = 6  # SAM-2's num_maskmem is 7: six memories besides the prompt slice
 DEVICES = ("cuda", "cpu")
@@ -75,8 +75,9 @@ class TrainingPlan:
                                              "classes present (method/losses.py)")
     cutmix_source: str = option("unlabeled", help="where the strong views' CutMix boxes come from: another "
                                                   "unlabeled slice with its pseudo labels (UniMatch), or a labeled "
-                                                  "slice with its labels (BCP's labeled-into-unlabeled copy-paste; "
-                                                  "2d only; data/strong.py)")
+                                                  "slice with its labels (BCP's labeled-into-unlabeled copy-paste), "
+                                                  "or bidirectional (the second strong view a box of the unlabeled "
+                                                  "slice in a labeled one; 2d only; data/strong.py)")
     strong_photometric: str = option("full", help="intensity jitter of the strong views: full (UniMatch) or mild "
                                                   "(data/strong.py)")
     labeled_augmentation: str = option("standard", help="labeled slices: the standard (nnU-Net-like) augmentation, "
@@ -307,10 +308,10 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
         problems.append(f"{where}.training.unlabeled_training: self_training trains on single slices (2d); this "
                         f"configuration trains on clips of {config.clip_length} (use weak_to_strong)")
     no_strong_view = config.clip_length or config.training.unlabeled_training != "weak_to_strong"
-    if config.training.cutmix_source == "labeled" and no_strong_view:
-        problems.append(f"{where}.training.cutmix_source: labeled boxes are pasted into the strong views of the 2d "
-                        "weak_to_strong step; this configuration has none (clips are not mixed, self_training draws "
-                        "no strong view; use unlabeled)")
+    if config.training.cutmix_source != "unlabeled" and no_strong_view:
+        problems.append(f"{where}.training.cutmix_source: {config.training.cutmix_source} boxes are pasted into the "
+                        "strong views of the 2d weak_to_strong step; this configuration has none (clips are not mixed, "
+                        "self_training draws no strong view; use unlabeled)")
     if config.training.unlabeled_training == "self_training" and config.training.foreground_band:
         problems.append(f"{where}.training.foreground_band: {config.training.foreground_band} applies to the online "
                         "weak_to_strong step; self_training labels the pool once, without it (use 0)")

@@ -4,7 +4,9 @@ Photometric changes keep the geometry, so the weak view's prompts serve the stro
 pastes a box from a partner sample, and the pseudo labels are mixed with the same box. The partner is
 another unlabeled sample (UniMatch), or a labeled one whose labels fill the box (plans
 `training.cutmix_source: labeled`; the labeled-into-unlabeled half of BCP, Bai et al., CVPR 2023: a
-labeled region in an unlabeled scan's context, supervised by its ground truth).
+labeled region in an unlabeled scan's context, supervised by its ground truth). BCP's other half
+(`labeled_context`): a labeled slice is the context, with its labels, and an always-drawn box of 2/3 of
+each side holds the strong unlabeled view and its pseudo labels (`cutmix_source: bidirectional`).
 All randomness comes from the `torch.Generator` passed in (seeded per epoch by the loop).
 """
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 CUTMIX_PROBABILITY = 0.5
 CUTMIX_AREA = (0.02, 0.4)
 CUTMIX_ASPECT = (0.3, 1 / 0.3)
+BCP_BOX_SIDE = 2 / 3  # BCP's copy-paste box: this share of each side, always drawn
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,27 @@ def cutmix_masks(batch: int, height: int, width: int, generator: torch.Generator
     return masks
 
 
+def bcp_masks(batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """bool (B, H, W): one box of BCP_BOX_SIDE of each side per sample, at a random position."""
+    h, w = max(1, round(height * BCP_BOX_SIDE)), max(1, round(width * BCP_BOX_SIDE))
+    masks = torch.zeros(batch, height, width, dtype=torch.bool)
+    for b in range(batch):
+        y0 = int(torch.randint(0, height - h + 1, (), generator=generator))
+        x0 = int(torch.randint(0, width - w + 1, (), generator=generator))
+        masks[b, y0:y0 + h, x0:x0 + w] = True
+    return masks
+
+
 def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full",
-                labeled: tuple[torch.Tensor, torch.Tensor] | None = None) -> StrongView:
+                labeled: tuple[torch.Tensor, torch.Tensor] | None = None, labeled_context: bool = False) -> StrongView:
     """Photometric augmentation of the weak view, then CutMix with a random partner in the batch, or with a
-    random labeled slice of `labeled` = (x_l (B_l, C, H, W), y_l (B_l, H, W)), pasted as the loader made it."""
+    random labeled slice of `labeled` = (x_l (B_l, C, H, W), y_l (B_l, H, W)), pasted as the loader made it.
+
+    With `labeled_context` the labeled slice fills everything but a BCP box (bcp_masks), which keeps the
+    strong view: `mix` is then the box's complement.
+    """
+    if labeled_context and labeled is None:
+        raise ValueError("labeled_context needs the labeled batch")
     batch, _, height, width = x_w.shape
     x = photometric(x_w, generator, strength)
     if labeled is None:
@@ -119,7 +139,10 @@ def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "
         x_l, y_l = labeled
         partner = torch.randint(len(x_l), (batch,), generator=generator).to(x_w.device)
         source, partner_labels = x_l, y_l[partner]
-    mix = cutmix_masks(batch, height, width, generator).to(x_w.device)
+    if labeled_context:
+        mix = ~bcp_masks(batch, height, width, generator).to(x_w.device)
+    else:
+        mix = cutmix_masks(batch, height, width, generator).to(x_w.device)
     return StrongView(torch.where(mix[:, None], source[partner], x), mix, partner, partner_labels)
 
 

@@ -96,6 +96,9 @@ def resolve(plans: Plans, dataset_name: str, configuration: str, fold: str, *,
         raise SSSError(f"--dfe-inputs must be one of {', '.join(DFE_INPUTS)}, got {ablation.dfe_inputs!r}")
     if ablation.strong_views not in (1, 2):
         raise SSSError(f"--strong-views must be 1 or 2, got {ablation.strong_views}")
+    if plan.training.cutmix_source == "bidirectional" and ablation.strong_views != 2:
+        raise SSSError("cutmix_source bidirectional pastes one way in each of the 2 strong views; with "
+                       f"--strong-views {ablation.strong_views} use --cutmix-source labeled or unlabeled")
     if plan.clip_length and ablation.strong_views != Ablation.strong_views:
         raise SSSError(f"--strong-views applies to slices only: {configuration} trains one strong clip per unlabeled "
                        "clip (each slice jittered on its own); leave the flag out")

@@ -24,7 +24,8 @@ class SliceSteps:
 
     strong_views: int
     photometric: str = "full"
-    cutmix_source: str = "unlabeled"  # "labeled": boxes of labeled slices with their labels (data/strong.py)
+    cutmix_source: str = "unlabeled"  # "labeled": boxes of labeled slices with their labels; "bidirectional": the
+    # second view the other way round, a BCP box of the strong view in a labeled slice (data/strong.py)
     swap_diagnostic = True  # DFE's weak/strong leak check has views to swap here
 
     def supervised(self, batch: TrainBatch, student: SSSNet) -> StepOutput:
@@ -33,8 +34,10 @@ class SliceSteps:
     def semi_supervised(self, batch: TrainBatch, student: SSSNet, teacher: SSSNet, settings: SSLSettings,
                         generator: torch.Generator, diagnose: bool = False) -> tuple[StepOutput, dict[str, float]]:
         """One SSS step; with `diagnose`, also the swap diagnostic of the same views, before the step."""
-        labeled = (batch.x_l, batch.y_l) if self.cutmix_source == "labeled" else None
-        views = [strong_view(batch.x_w, generator, self.photometric, labeled) for _ in range(self.strong_views)]
+        labeled = (batch.x_l, batch.y_l) if self.cutmix_source != "unlabeled" else None
+        views = [strong_view(batch.x_w, generator, self.photometric, labeled,
+                             labeled_context=self.cutmix_source == "bidirectional" and k == 1)
+                 for k in range(self.strong_views)]
         diagnostics = swap_diagnostic(batch, student, teacher, views, settings) if diagnose else {}
         return sss_step(batch, student, teacher, views, settings, generator), diagnostics
 

@@ -87,6 +87,17 @@ def test_ablation_switches_train_into_their_own_folders(prepared):
     assert state["readiness"] is not None and "unready_classes" in state["history"]  # the gate ran and was logged
     assert len(state["unreliable"]) == 4 and state["history"]["unreliable_classes"][-1] == sum(state["unreliable"])
 
+    both_ways = run_command(["sss_train", "DemoBHSD", "2d", "3", "--epochs", "1", "--no-dfe", "--no-pcsw", "--no-refine",
+                             "--cutmix-source", "bidirectional", "--disable-val-tta", *FAST], env)
+    assert both_ways.returncode == 0, both_ways.stderr
+    state = load_checkpoint(results / "SSS-noDFE-noPCSW-noRefine__2d" / "fold_3" / "checkpoint_final.pth")
+    assert "loss_u" in state["history"] and state["iteration"] == 2
+    saved = json.loads((results / "SSS-noDFE-noPCSW-noRefine__2d" / "fold_3" / "training_config.json").read_text())
+    assert '"cutmix_source": "bidirectional"' in json.dumps(saved)
+    refused = run_command(["sss_train", "DemoBHSD", "2d", "3", "--epochs", "1", "--strong-views", "1",
+                           "--cutmix-source", "bidirectional", *FAST], env)
+    assert refused.returncode == 2 and "--strong-views 1 use --cutmix-source labeled" in refused.stderr, refused.stderr
+
     no_validation = run_command(["sss_train", "DemoBHSD", "2d", "all", "--reliability-gate", *FAST], env)
     assert no_validation.returncode == 2 and "fold all has none" in no_validation.stderr, no_validation.stderr
     assert not list(results.glob("*/fold_all")), "refused before the fold folder was made"

@@ -227,13 +227,14 @@ def test_labeled_cutmix_boxes_only_where_2d_weak_to_strong_draws_strong_views(fi
     path = _plans_with_training(fingerprint, tmp_path, {"2d": {"cutmix_source": "labeled"}})
     assert load_plans(path).configuration("2d").training.cutmix_source == "labeled"
     for configuration, edit in (("2d_memory", {"cutmix_source": "labeled"}),
-                                ("2d", {"cutmix_source": "labeled", "unlabeled_training": "self_training"})):
+                                ("2d", {"cutmix_source": "bidirectional", "unlabeled_training": "self_training"})):
         path = _plans_with_training(fingerprint, tmp_path, {configuration: edit})
-        with pytest.raises(PlansError, match=rf"configurations.{configuration}.training.cutmix_source: labeled boxes are "
+        with pytest.raises(PlansError, match=rf"configurations.{configuration}.training.cutmix_source: "
+                                             rf"{edit['cutmix_source']} boxes are "
                                              r"pasted into the strong views of the 2d weak_to_strong step"):
             load_plans(path)
     path = _plans_with_training(fingerprint, tmp_path, {"2d": {"cutmix_source": "bogus"}})
-    with pytest.raises(PlansError, match=r"cutmix_source.*unlabeled, labeled"):
+    with pytest.raises(PlansError, match=r"cutmix_source.*unlabeled, labeled, bidirectional"):
         load_plans(path)
 
 

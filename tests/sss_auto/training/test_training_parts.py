@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sss_auto.configuration import Ablation
-from sss_auto.data.strong import StrongView, cutmix_masks, photometric, strong_view
+from sss_auto.data.strong import BCP_BOX_SIDE, StrongView, cutmix_masks, photometric, strong_view
 from sss_auto.dataset.splits import fold_cases, load_or_create_splits, make_splits
 from sss_auto.errors import CheckpointError, PlansError
 from sss_auto.io.checkpoint import load_checkpoint, save_checkpoint
@@ -98,6 +98,43 @@ def test_a_labeled_cutmix_source_pastes_labeled_boxes_with_their_labels_at_full_
         assert torch.all(y_mix[b][inside] == (5, 7)[partner]) and torch.all(conf_mix[b][inside] == 1.0)
         assert torch.all(y_mix[b][~inside] == 0) and torch.all(conf_mix[b][~inside] == 0.3)
         assert not torch.any(view.x[b, 0][~inside] >= 100.0), "outside: the strong unlabeled view"
+
+
+def test_a_labeled_context_view_keeps_a_bcp_box_of_the_strong_view_in_a_labeled_slice():
+    g = torch.Generator().manual_seed(5)
+    x_w = torch.zeros(4, 1, 18, 18)
+    x_l = torch.arange(1.0, 3.0).view(2, 1, 1, 1).expand(2, 1, 18, 18).contiguous() * 100  # 100, 200
+    y_l = torch.stack([torch.full((18, 18), 5), torch.full((18, 18), 7)])
+    view = strong_view(x_w, g, "full", labeled=(x_l, y_l), labeled_context=True)
+    side = round(18 * BCP_BOX_SIDE)
+    y_hat, conf = torch.zeros(4, 18, 18, dtype=torch.long), torch.full((4, 18, 18), 0.3)
+    y_mix, conf_mix = view.mix_targets(y_hat, conf)
+    for b in range(4):
+        box, partner = ~view.mix[b], int(view.partner[b])
+        rows, cols = box.any(1).nonzero().flatten(), box.any(0).nonzero().flatten()
+        assert int(box.sum()) == side * side and len(rows) == side and len(cols) == side, "always one 2/3-side box"
+        assert torch.all(view.x[b, 0][~box] == 100.0 * (partner + 1)), "outside: the labeled slice as loaded"
+        assert not torch.any(view.x[b, 0][box] >= 100.0), "inside: the strong unlabeled view"
+        assert torch.all(y_mix[b][~box] == (5, 7)[partner]) and torch.all(conf_mix[b][~box] == 1.0)
+        assert torch.all(y_mix[b][box] == 0) and torch.all(conf_mix[b][box] == 0.3)
+    with pytest.raises(ValueError, match="labeled_context needs the labeled batch"):
+        strong_view(x_w, g, labeled_context=True)
+
+
+def test_bidirectional_steps_paste_labeled_into_unlabeled_in_view_1_and_the_reverse_in_view_2(monkeypatch):
+    from sss_auto.training import step_kinds
+    drawn = []
+    monkeypatch.setattr(step_kinds, "strong_view", lambda x_w, g, strength, labeled, labeled_context=False:
+                        drawn.append((labeled is not None, labeled_context)))
+    monkeypatch.setattr(step_kinds, "sss_step", lambda *args: None)
+
+    class Batch:
+        x_w, x_l, y_l = torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)
+    for source, expected in (("unlabeled", [(False, False)] * 2), ("labeled", [(True, False)] * 2),
+                             ("bidirectional", [(True, False), (True, True)])):
+        drawn.clear()
+        step_kinds.step_kind(0, 2, "full", source).semi_supervised(Batch(), None, None, None, None)
+        assert drawn == expected, source
 
 
 def test_strong_views_are_reproducible_from_the_seed():
@@ -226,6 +263,10 @@ def test_train_config_overrides_are_checked_with_the_whole_plan_and_epochs_repla
         make_train_config(dataset, "2d_memory", "0", ablation=Ablation(strong_views=1))
     with pytest.raises(SSSError, match="--dfe-inputs weak_strong applies to slices only"):
         make_train_config(dataset, "2d_memory", "0", ablation=Ablation(dfe_inputs="weak_strong"))
+    assert make_train_config(dataset, "2d", "0", overrides={"cutmix_source": "bidirectional"}).ablation.strong_views == 2
+    with pytest.raises(SSSError, match="bidirectional pastes one way in each of the 2 strong views; with --strong-views 1"):
+        make_train_config(dataset, "2d", "0", overrides={"cutmix_source": "bidirectional"},
+                          ablation=Ablation(strong_views=1))
 
 
 def test_resolve_is_the_one_route_and_the_saved_config_reloads_as_resolved(prepared):
