@@ -103,10 +103,15 @@ def cutmix_masks(batch: int, height: int, width: int, generator: torch.Generator
         aspect = float(_uniform(generator, (), *CUTMIX_ASPECT, "cpu"))
         h = min(height, max(1, int(round((area * aspect) ** 0.5))))
         w = min(width, max(1, int(round((area / aspect) ** 0.5))))
-        y0 = int(torch.randint(0, height - h + 1, (), generator=generator))
-        x0 = int(torch.randint(0, width - w + 1, (), generator=generator))
-        masks[b, y0:y0 + h, x0:x0 + w] = True
+        _place_box(masks[b], h, w, generator)
     return masks
+
+
+def _place_box(mask: torch.Tensor, h: int, w: int, generator: torch.Generator) -> None:
+    """Set an h × w box of `mask` (H, W) at a random position."""
+    y0 = int(torch.randint(0, mask.shape[0] - h + 1, (), generator=generator))
+    x0 = int(torch.randint(0, mask.shape[1] - w + 1, (), generator=generator))
+    mask[y0:y0 + h, x0:x0 + w] = True
 
 
 def bcp_masks(batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -114,9 +119,7 @@ def bcp_masks(batch: int, height: int, width: int, generator: torch.Generator) -
     h, w = max(1, round(height * BCP_BOX_SIDE)), max(1, round(width * BCP_BOX_SIDE))
     masks = torch.zeros(batch, height, width, dtype=torch.bool)
     for b in range(batch):
-        y0 = int(torch.randint(0, height - h + 1, (), generator=generator))
-        x0 = int(torch.randint(0, width - w + 1, (), generator=generator))
-        masks[b, y0:y0 + h, x0:x0 + w] = True
+        _place_box(masks[b], h, w, generator)
     return masks
 
 
