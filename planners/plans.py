@@ -21,7 +21,7 @@ UNLABELED_CE = ("pixel", "class_balanced")  # see sss_auto/method/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
-LABELED_AUGMENTATIONS = ("standard", "strong")  # see sss_auto/training/loop.py
+LABELED_AUGMENTATIONS = ("standard", "strong", "copy_paste")  # see sss_auto/training/loop.py
 UNLABELED_TRAININGS = ("weak_to_strong", "self_training")  # see sss_auto/method/self_training.py
 CUTMIX_SOURCES = ("unlabeled", "labeled", "bidirectional")  # see sss_auto/data/strong.py
 PATCH_MULTIPLE = 32
@@ -83,7 +83,8 @@ class TrainingPlan:
     labeled_augmentation: str = option("standard", help="labeled slices: the standard (nnU-Net-like) augmentation, "
                                                         "or strong: also the strong views' intensity jitter, blur and "
                                                         "noise (data/strong.py), for intensities that differ between "
-                                                        "scanners")
+                                                        "scanners, or copy_paste: CutMix among the labeled slices with "
+                                                        "their labels (2d only)")
     unlabeled_training: str = option("weak_to_strong", help="how the unlabeled scans are used once semi-supervision "
                                                             "starts: weak_to_strong (an EMA teacher labels each weak "
                                                             "view online) or self_training (the student labels the "
@@ -312,6 +313,9 @@ def configuration_problems(where: str, config: ConfigurationPlan) -> list[str]:
         problems.append(f"{where}.training.cutmix_source: {config.training.cutmix_source} boxes are pasted into the "
                         "strong views of the 2d weak_to_strong step; this configuration has none (clips are not mixed, "
                         "self_training draws no strong view; use unlabeled)")
+    if config.training.labeled_augmentation == "copy_paste" and config.clip_length:
+        problems.append(f"{where}.training.labeled_augmentation: copy_paste mixes single slices; this configuration "
+                        f"trains on clips of {config.clip_length} (use standard or strong)")
     if config.training.unlabeled_training == "self_training" and config.training.foreground_band:
         problems.append(f"{where}.training.foreground_band: {config.training.foreground_band} applies to the online "
                         "weak_to_strong step; self_training labels the pool once, without it (use 0)")

@@ -149,20 +149,30 @@ def strong_view(x_w: torch.Tensor, generator: torch.Generator, strength: str = "
     return StrongView(torch.where(mix[:, None], source[partner], x), mix, partner, partner_labels)
 
 
-def strong_clip(x_w: torch.Tensor, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
-    """The strong view of weak clips (B, L, C, H, W): the photometric jitter drawn per slice, no CutMix
-    (mixing two clips would cut through the slice memory's object, method/clip_steps.py)."""
-    return photometric(x_w.flatten(0, 1), generator, strength).view_as(x_w)
+def jitter(x: torch.Tensor, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
+    """The strong views' photometric jitter of slices (B, C, H, W) or clips (B, L, C, H, W), drawn per slice.
+
+    On weak clips it is their strong view: no CutMix (mixing two clips would cut through the slice
+    memory's object, method/clip_steps.py).
+    """
+    return photometric(x.flatten(0, x.dim() - 4), generator, strength).view_as(x)
 
 
-def augment_labeled(x_l: torch.Tensor, mode: str, generator: torch.Generator, strength: str = "full") -> torch.Tensor:
-    """Labeled images as the loader made them ("standard"), or with the strong views' photometric jitter on top ("strong").
-
-    The labels and prompts are untouched (photometric changes keep the geometry). Clips (B, L, C, H, W)
-    are jittered per slice.
+def augment_labeled(x_l: torch.Tensor, y_l: torch.Tensor, mode: str, generator: torch.Generator,
+                    strength: str = "full") -> tuple[torch.Tensor, torch.Tensor]:
+    """Labeled images and labels as the loader made them ("standard"), with the strong views' photometric
+    jitter on the images ("strong"; clips jittered per slice), or mixed among the batch ("copy_paste": with
+    the CutMix draw, a box of another labeled slice with its labels; slices only — the labeled half of
+    BCP's copy-paste pre-training). Prompts are not mixed (as for CutMix, method.md).
     """
     if mode == "standard":
-        return x_l
-    if mode != "strong":
-        raise ValueError(f"labeled augmentation {mode!r} is not one of standard, strong")
-    return photometric(x_l.flatten(0, x_l.dim() - 4), generator, strength).view_as(x_l)
+        return x_l, y_l
+    if mode == "strong":
+        return jitter(x_l, generator, strength), y_l
+    if mode != "copy_paste":
+        raise ValueError(f"labeled augmentation {mode!r} is not one of standard, strong, copy_paste")
+    if x_l.dim() != 4:
+        raise ValueError("copy_paste mixes single slices (B, C, H, W); clips are not mixed")
+    partner = torch.randperm(len(x_l), generator=generator).to(x_l.device)
+    mix = cutmix_masks(len(x_l), *x_l.shape[-2:], generator).to(x_l.device)
+    return torch.where(mix[:, None], x_l[partner], x_l), torch.where(mix, y_l[partner], y_l)

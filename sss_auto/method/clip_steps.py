@@ -4,7 +4,7 @@ The 2d step's losses (method/steps.py) applied slice by slice to clips segmented
 memory (networks/clip.py): labeled clips carry ground-truth prompts on their first slice only (the
 later slices must come from memory); unlabeled clips get the teacher's pseudo labels from the weak
 clip, segmented with its own memory (its first slice prompted from the PCSW bank), and the student
-learns them on the strong clip (one strong view, photometric per slice, data/strong.py `strong_clip`).
+learns them on the strong clip (one strong view, photometric per slice, data/strong.py `jitter`).
 The pseudo labels go through the 2d step's alignment, class gate and confidence mask
 (`pseudo_labels_of`). DFE, when the plan has levels, enhances each strong slice's features as the 2d
 step does a single strong view: paired with a channel-dropout copy of its own features

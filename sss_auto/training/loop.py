@@ -20,7 +20,7 @@ from sss_auto.configuration import TrainConfig
 from sss_auto.data.cache import CaseCache
 from sss_auto.data.loader import LoaderSpec, epoch_loader, iterate_safely, unlabeled_shard
 from sss_auto.data.pseudo_label_pool import POOL_FOLDER, PseudoLabelPool, load_pool
-from sss_auto.data.strong import augment_labeled
+from sss_auto.data.strong import augment_labeled, jitter
 from sss_auto.errors import SSSError
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.io.atomic import write_json_atomic
@@ -259,11 +259,12 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
         if not settings.use_prompts:
             batch = replace(batch, prompts_l=_no_prompts(batch.prompts_l), prompts_u=None)
         if t.labeled_augmentation != "standard":  # a generator of its own: the strong views' draws stay the same
-            batch = replace(batch, x_l=augment_labeled(batch.x_l, t.labeled_augmentation, labeled_generator,
-                                                       t.strong_photometric))
+            x_l, y_l = augment_labeled(batch.x_l, batch.y_l, t.labeled_augmentation, labeled_generator,
+                                       t.strong_photometric)
+            batch = replace(batch, x_l=x_l, y_l=y_l)
         with mixed_precision(run.dist.device):
             if pool is not None:  # the pseudo-labelled slices get the strong views' photometric jitter
-                batch = replace(batch, x_w=augment_labeled(batch.x_w, "strong", generator, t.strong_photometric))
+                batch = replace(batch, x_w=jitter(batch.x_w, generator, t.strong_photometric))
                 out = self_training_step(batch, m.student, weight_u())
             elif ssl:
                 ignored = ignored_classes(t, readiness, state.unreliable)

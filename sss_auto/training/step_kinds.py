@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from sss_auto.data.batch import ClipBatch, TrainBatch
-from sss_auto.data.strong import strong_clip, strong_view
+from sss_auto.data.strong import jitter, strong_view
 from sss_auto.method.clip_steps import clip_sss_step, clip_supervised_step
 from sss_auto.method.steps import SSLSettings, StepOutput, sss_step, supervised_step, swap_diagnostic
 from sss_auto.networks.model import SSSNet
@@ -56,7 +56,7 @@ class ClipSteps:
     def semi_supervised(self, batch: ClipBatch, student: SSSNet, teacher: SSSNet, settings: SSLSettings,
                         generator: torch.Generator, diagnose: bool = False) -> tuple[StepOutput, dict[str, float]]:
         """One SSS step on clips (the strong clip jittered per slice); `diagnose` is ignored (swap_diagnostic False)."""
-        batch = replace(batch, x_s=strong_clip(batch.x_w, generator, self.photometric))
+        batch = replace(batch, x_s=jitter(batch.x_w, generator, self.photometric))
         return clip_sss_step(batch, student, teacher, settings, generator), {}
 
 

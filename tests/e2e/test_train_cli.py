@@ -70,8 +70,10 @@ def test_train_writes_checkpoints_progress_validation_and_refuses_to_overwrite_t
 def test_ablation_switches_train_into_their_own_folders(prepared):
     env, results = prepared
     result = run_command(["sss_train", "DemoBHSD", "2d", "1", "--epochs", "1", "--supervised-only", "--no-refine",
-                   "--disable-val-tta", *FAST], env)
+                          "--labeled-augmentation", "copy_paste", "--disable-val-tta", *FAST], env)
     assert result.returncode == 0, result.stderr
+    saved = (results / "SSS-supervised-noRefine__2d" / "fold_1" / "training_config.json").read_text()
+    assert '"labeled_augmentation": "copy_paste"' in saved
     state = load_checkpoint(results / "SSS-supervised-noRefine__2d" / "fold_1" / "checkpoint_final.pth")
     assert state["teacher"] == {} and not any(k.startswith("refiner.") for k in state["student"])
     assert not any(k.startswith("dfe.blocks") for k in state["student"])

@@ -223,6 +223,15 @@ def test_self_training_on_clips_is_refused_naming_the_key(fingerprint, tmp_path)
         load_plans(path)
 
 
+def test_labeled_copy_paste_is_planned_for_slices_and_refused_for_clips(fingerprint, tmp_path):
+    path = _plans_with_training(fingerprint, tmp_path, {"2d": {"labeled_augmentation": "copy_paste"}})
+    assert load_plans(path).configuration("2d").training.labeled_augmentation == "copy_paste"
+    path = _plans_with_training(fingerprint, tmp_path, {"2d_memory": {"labeled_augmentation": "copy_paste"}})
+    with pytest.raises(PlansError, match=r"configurations.2d_memory.training.labeled_augmentation: copy_paste mixes "
+                                         r"single slices; this configuration trains on clips of \d+"):
+        load_plans(path)
+
+
 def test_labeled_cutmix_boxes_only_where_2d_weak_to_strong_draws_strong_views(fingerprint, tmp_path):
     path = _plans_with_training(fingerprint, tmp_path, {"2d": {"cutmix_source": "labeled"}})
     assert load_plans(path).configuration("2d").training.cutmix_source == "labeled"

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import torch
 
-from sss_auto.data.strong import strong_clip, strong_view
+from sss_auto.data.strong import jitter, strong_view
 from sss_auto.method.clip_steps import clip_sss_step, clip_supervised_step
 from sss_auto.method.steps import SSLSettings, sss_step, supervised_step, swap_diagnostic
 from sss_auto.networks.config import ModelConfig
@@ -51,7 +51,7 @@ def test_clip_steps_jitter_one_strong_clip_and_never_diagnose():
     with torch.no_grad():
         out, found = ClipSteps().semi_supervised(batch, student, teacher, settings, torch.Generator().manual_seed(5), True)
         generator = torch.Generator().manual_seed(5)
-        strong = replace(batch, x_s=strong_clip(batch.x_w, generator))
+        strong = replace(batch, x_s=jitter(batch.x_w, generator))
         expected = clip_sss_step(strong, student, teacher, settings, generator)
         supervised = ClipSteps().supervised(batch, student)
     torch.testing.assert_close(out.loss, expected.loss)

@@ -375,9 +375,25 @@ def test_strong_labeled_augmentation_jitters_intensities_reproducibly_and_standa
     from sss_auto.data.strong import augment_labeled
 
     x = torch.linspace(-2, 2, 2 * 1 * 16 * 16).reshape(2, 1, 16, 16)
-    assert augment_labeled(x, "standard", torch.Generator().manual_seed(0)) is x
-    strong = augment_labeled(x, "strong", torch.Generator().manual_seed(0))
-    assert strong.shape == x.shape and not torch.equal(strong, x)
-    assert torch.equal(strong, augment_labeled(x, "strong", torch.Generator().manual_seed(0))), "seeded"
-    with pytest.raises(ValueError, match="not one of standard, strong"):
-        augment_labeled(x, "heavy", torch.Generator())
+    y = torch.zeros(2, 16, 16, dtype=torch.long)
+    assert augment_labeled(x, y, "standard", torch.Generator().manual_seed(0)) == (x, y)
+    strong, same = augment_labeled(x, y, "strong", torch.Generator().manual_seed(0))
+    assert strong.shape == x.shape and not torch.equal(strong, x) and same is y
+    assert torch.equal(strong, augment_labeled(x, y, "strong", torch.Generator().manual_seed(0))[0]), "seeded"
+    with pytest.raises(ValueError, match="not one of standard, strong, copy_paste"):
+        augment_labeled(x, y, "heavy", torch.Generator())
+
+
+def test_copy_paste_labeled_augmentation_pastes_boxes_of_other_labeled_slices_with_their_labels():
+    from sss_auto.data.strong import augment_labeled
+
+    x = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 1, 16, 16).contiguous()
+    y = torch.arange(6).view(6, 1, 1).expand(6, 16, 16).contiguous()
+    mixed_x, mixed_y = augment_labeled(x, y, "copy_paste", torch.Generator().manual_seed(2))
+    assert torch.equal(mixed_x[:, 0].long(), mixed_y), "every pixel keeps its own slice's label"
+    assert not torch.equal(mixed_y, y), "seed 2 pastes at least one box"
+    for b in range(6):
+        assert set(mixed_y[b].unique().tolist()) <= {b} | set(range(6)) and bool((mixed_y[b] == b).any())
+        assert len(mixed_y[b].unique()) <= 2, "at most one partner per slice"
+    with pytest.raises(ValueError, match="clips are not mixed"):
+        augment_labeled(x.view(3, 2, 1, 16, 16), y.view(3, 2, 16, 16), "copy_paste", torch.Generator())
