@@ -214,21 +214,16 @@ def _plans_with_training(fingerprint, tmp_path, edits: dict[str, dict]):
     return tmp_path / "plans.json"
 
 
-def test_self_training_on_clips_is_refused_naming_the_key(fingerprint, tmp_path):
-    path = _plans_with_training(fingerprint, tmp_path, {"2d": {"unlabeled_training": "self_training"}})
-    assert load_plans(path).configuration("2d").training.unlabeled_training == "self_training"
-    path = _plans_with_training(fingerprint, tmp_path, {"2d_memory": {"unlabeled_training": "self_training"}})
-    with pytest.raises(PlansError, match=r"configurations.2d_memory.training.unlabeled_training: self_training trains on "
-                                         r"single slices \(2d\); this configuration trains on clips of \d+"):
-        load_plans(path)
-
-
-def test_labeled_copy_paste_is_planned_for_slices_and_refused_for_clips(fingerprint, tmp_path):
-    path = _plans_with_training(fingerprint, tmp_path, {"2d": {"labeled_augmentation": "copy_paste"}})
-    assert load_plans(path).configuration("2d").training.labeled_augmentation == "copy_paste"
-    path = _plans_with_training(fingerprint, tmp_path, {"2d_memory": {"labeled_augmentation": "copy_paste"}})
-    with pytest.raises(PlansError, match=r"configurations.2d_memory.training.labeled_augmentation: copy_paste mixes "
-                                         r"single slices; this configuration trains on clips of \d+"):
+@pytest.mark.parametrize("key, value, message", [
+    ("unlabeled_training", "self_training", r"self_training trains on single slices \(2d\); this configuration trains "
+                                            r"on clips of \d+"),
+    ("labeled_augmentation", "copy_paste", r"copy_paste mixes single slices; this configuration trains on clips of \d+")])
+def test_a_slice_only_training_value_is_planned_for_2d_and_refused_for_clips_naming_the_key(fingerprint, tmp_path, key,
+                                                                                             value, message):
+    path = _plans_with_training(fingerprint, tmp_path, {"2d": {key: value}})
+    assert getattr(load_plans(path).configuration("2d").training, key) == value
+    path = _plans_with_training(fingerprint, tmp_path, {"2d_memory": {key: value}})
+    with pytest.raises(PlansError, match=rf"configurations.2d_memory.training.{key}: {message}"):
         load_plans(path)
 
 
