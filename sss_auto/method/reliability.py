@@ -35,6 +35,8 @@ import torch
 
 from sss_auto.method.alignment import align
 
+COUNT_ROWS = ("claimed", "found", "away", "size")  # the rows of reliability_counts
+
 
 @dataclass(frozen=True)
 class PseudoLabelRule:
@@ -45,8 +47,8 @@ class PseudoLabelRule:
 
 
 def reliability_counts(probabilities: np.ndarray, reference: np.ndarray, rule: PseudoLabelRule) -> np.ndarray:
-    """int64 (4, K+1): per class the voxels pseudo-labelled as it (claimed), found, taught away, and of the class
-    in `reference`.
+    """int64 (len(COUNT_ROWS), K+1): per class the voxels pseudo-labelled as it (claimed), found, taught away,
+    and of the class in `reference`.
 
     Args:
         probabilities: (K+1, Z, Y, X) the network's probabilities of one volume.

@@ -17,7 +17,7 @@ from sss_auto.evaluation.evaluate import evaluate_folders, nanmean, write_summar
 from sss_auto.inference.export import export_prediction
 from sss_auto.inference.settings import InferenceSettings
 from sss_auto.inference.two_pass import predict_volume
-from sss_auto.method.reliability import PseudoLabelRule, reliability_counts, reliability_metrics
+from sss_auto.method.reliability import COUNT_ROWS, PseudoLabelRule, reliability_counts, reliability_metrics
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.pcsw import ClassConstraint
 
@@ -33,7 +33,7 @@ def validate_cached(models: list[SSSNet], cache: CaseCache, case_ids: list[str],
     """
     num_classes = models[0].config.num_classes
     pooled = {name: (np.zeros(num_classes), np.zeros(num_classes)) for name in ("dice", "dice_coarse")}
-    counts = np.zeros((4, num_classes), np.int64)
+    counts = np.zeros((len(COUNT_ROWS), num_classes), np.int64)
     for case_id in case_ids:
         volume = cache.load(case_id)
         prediction = predict_volume(models, np.asarray(volume.data), volume.properties.spacing_after_resampling_mm,
