@@ -22,7 +22,9 @@ wall-clock by construction; the wall time, epochs and iterations actually used a
 with `--equal-iterations`, the iterations of the slowest variant's budget run. nnU-Net v2 (its own
 venv, `--nnunet-bin`) trains on the same labeled cases for the epochs that a calibration epoch says
 fit the same budget, and predicts the same test cases; every prediction is scored by this project's
-evaluator. Results go to DIR/results.json (every run), DIR/summary.md (tables) and DIR/dice.png.
+evaluator. Results go to DIR/results.json (every run), DIR/summary.md (tables: mean ± sd over seeds;
+paired differences against supervised and weak-to-strong with the 95 % t-interval of the mean
+difference and the number of seeds where the variant scored higher) and DIR/dice.png.
 A finished run is not run again when the command is repeated (its record is reused).
 """
 
@@ -44,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+from scipy.stats import t as student_t
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -397,8 +400,10 @@ def summarize(records: list[dict], pool: Path) -> tuple[str, dict]:
         for reference in ("supervised", "supervised_coarse", "w2s"):
             if reference not in order:
                 continue
-            lines += ["", f"Paired difference against {labels[reference]} (same seed; mean ± sd over seeds):", "",
-                      "| variant | mean Dice | " + " | ".join(names.values()) + " |", "|---|---|" + "---|" * len(names)]
+            lines += ["", f"Paired difference against {labels[reference]} (same seed; mean ± sd over seeds, the 95 % "
+                      "t-interval of the mean difference, and the seeds where the variant scored higher):", "",
+                      "| variant | seeds | mean Dice | 95 % CI | higher in | " + " | ".join(names.values()) + " |",
+                      "|---|---|---|---|---|" + "---|" * len(names)]
             base = {r["seed"]: r for r in rows if r["variant"] == reference}
             for variant in order:
                 if variant == reference:
@@ -406,11 +411,15 @@ def summarize(records: list[dict], pool: Path) -> tuple[str, dict]:
                 pairs = [(r, base[r["seed"]]) for r in rows if r["variant"] == variant and r["seed"] in base]
                 if not pairs:
                     continue
-                diff = _mean_sd([a["scores"]["dice"] - b["scores"]["dice"] for a, b in pairs])
+                paired = paired_difference([a["scores"]["dice"] - b["scores"]["dice"] for a, b in pairs])
+                numbers[schedule][variant].setdefault("paired", {})[reference] = paired
                 per_class = [_mean_sd([a["scores"]["dice_per_class"][k] - b["scores"]["dice_per_class"][k]
                                        for a, b in pairs]) for k in names]
-                lines.append(f"| {labels[variant]} | {_fmt(diff, signed=True)} | "
-                             + " | ".join(_fmt(d, signed=True) for d in per_class) + " |")
+                interval = ("n/a" if math.isnan(paired["ci95"][0])
+                            else f"[{paired['ci95'][0]:+.3f}, {paired['ci95'][1]:+.3f}]")
+                lines.append(f"| {labels[variant]} | {paired['n']} | "
+                             f"{_fmt((paired['mean'], paired['sd'], paired['n']), signed=True)} | {interval} | "
+                             f"{paired['higher']}/{paired['n']} | " + " | ".join(_fmt(d, signed=True) for d in per_class) + " |")
         lines.append("")
     return "\n".join(lines), numbers
 
@@ -422,6 +431,15 @@ def describe(tag: str) -> str:
     if tag == "equal_iterations":
         return "Equal iterations: every SSS variant trains for the iterations the slowest one made in its budget"
     return "Custom schedule (--schedule)"
+
+
+def paired_difference(differences: list[float]) -> dict:
+    """Per-seed differences (variant − reference): mean, sd, n, the 95 % Student-t interval of the mean
+    (NaN below two seeds) and how many seeds are above zero."""
+    mean, sd, n = _mean_sd(differences)
+    half = float(student_t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": mean, "sd": sd, "n": n, "ci95": [mean - half, mean + half],
+            "higher": sum(d > 0 for d in differences)}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float, int]:

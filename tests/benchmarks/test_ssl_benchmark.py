@@ -100,3 +100,17 @@ def test_pseudo_label_predictions_use_tta_and_the_teacher_only_when_asked():
     assert "--disable-tta" in plain and "--weights" not in plain and "--save-probabilities" in plain
     averaged = predict_command(Path("in"), Path("out"), "SSS-x", "teacher", tta=True)
     assert "--disable-tta" not in averaged and averaged[-2:] == ["--weights", "teacher"]
+
+
+def test_paired_difference_gives_the_t_interval_of_the_mean_and_the_seeds_above_zero():
+    sys.path.insert(0, str(SCRIPT.parent))
+    import math
+    from ssl_benchmark import paired_difference
+
+    paired = paired_difference([0.01, 0.03, -0.01, 0.05])
+    assert paired["n"] == 4 and paired["higher"] == 3
+    assert math.isclose(paired["mean"], 0.02) and math.isclose(paired["sd"], math.sqrt(0.002 / 3))
+    half = 3.182446 * math.sqrt(0.002 / 3) / 2  # t(0.975, 3 degrees of freedom) · sd / √n
+    assert math.isclose(paired["ci95"][0], 0.02 - half, rel_tol=1e-5) and math.isclose(paired["ci95"][1], 0.02 + half, rel_tol=1e-5)
+    one = paired_difference([0.04])
+    assert one["higher"] == 1 and all(math.isnan(v) for v in one["ci95"]), "one seed has no interval"
