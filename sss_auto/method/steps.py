@@ -103,6 +103,9 @@ class SSLSettings:
         confidence: pseudo-label confidence threshold, one for all classes or float (K+1,) per class.
         dfe_inputs: which features DFE pairs ("strong_pair" | "weak_strong", networks/dfe.py).
         class_balanced_ce: the unlabeled CE averages per class instead of per pixel (method/losses.py).
+        foreground_pairs: pixels where no class reaches its threshold but the two most likely classes,
+            both foreground, do together are taught "one of the two" (`foreground_pairs`; unlabeled_ce
+            `pairs`).
         alignment: per-class factors (K+1,) of the teacher's probabilities before pseudo labels are taken
             (distribution alignment, method/alignment.py); None: none.
         unlabeled_weight: w in L = (1 − w)·L_l + w·L_u (SSS_METHOD: ½; smaller during a ramp-up).
@@ -115,6 +118,7 @@ class SSLSettings:
     confidence: float | torch.Tensor = TrainingPlan.confidence_threshold
     dfe_inputs: str = ConfigurationPlan.dfe_inputs
     class_balanced_ce: bool = False
+    foreground_pairs: bool = False
     alignment: torch.Tensor | None = None
     unlabeled_weight: float = TrainingPlan.unlabeled_weight  # L = (1 − w)·L_l + w·L_u
     unready: torch.Tensor | None = None
@@ -149,6 +153,32 @@ def pseudo_labels_of(probs_w: torch.Tensor, ssl: SSLSettings) -> tuple[torch.Ten
     return conf, y_hat, conf_loss
 
 
+def foreground_pairs(probs_w: torch.Tensor, ssl: SSLSettings, conf_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(second, pair_conf), each (B, H, W): the teacher's second most likely class after alignment and
+    p_first + p_second where both are foreground classes (0 elsewhere and where `conf_loss` keeps the
+    pixel out). A pixel split between two lesion classes that look alike then still teaches "lesion
+    here" instead of nothing, and leaves which lesion to the labeled slices."""
+    top = align(probs_w, ssl.alignment).topk(2, dim=1)
+    both_foreground = (top.indices > 0).all(1) & (conf_loss > 0)
+    return top.indices[:, 1], torch.where(both_foreground, top.values.sum(1), torch.zeros_like(conf_loss))
+
+
+def pair_targets(second: torch.Tensor, pair_conf: torch.Tensor, y_hat: torch.Tensor, valid: torch.Tensor,
+                 thresholds: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(second, pair_valid) for `dice_ce_loss`: the pixels not valid on their own whose pair reaches the
+    threshold of the first class (and whose second class differs: pasted labeled boxes have none)."""
+    return second, ~valid & (second != y_hat) & passes(pair_conf, y_hat, thresholds)
+
+
+def unlabeled_view_loss(logits: torch.Tensor, view: StrongView, y_hat: torch.Tensor, conf_loss: torch.Tensor,
+                        pairs: tuple[torch.Tensor, torch.Tensor] | None, ssl: SSLSettings) -> torch.Tensor:
+    """The unlabeled loss of one strong view: its pseudo labels (and pairs) mixed the way its image was."""
+    y_mix, conf_mix = view.mix_targets(y_hat, conf_loss)
+    valid = passes(conf_mix, y_mix, ssl.confidence)
+    mixed_pairs = None if pairs is None else pair_targets(*view.mix_targets(*pairs), y_mix, valid, ssl.confidence)
+    return dice_ce_loss(logits, y_mix, valid, ssl.class_balanced_ce, mixed_pairs)
+
+
 def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
                ssl: SSLSettings = SSLSettings(), generator: torch.Generator | None = None,
                weak_order: torch.Tensor | None = None) -> SSSLosses:
@@ -171,6 +201,7 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
         f_w = teacher.encode(b.x_w)
         probs_w = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1)
         conf, y_hat, conf_loss = pseudo_labels_of(probs_w, ssl)
+        pairs = foreground_pairs(probs_w, ssl, conf_loss) if ssl.foreground_pairs else None
     f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
     f_views = [[f[n_l + k * n_u:n_l + (k + 1) * n_u] for f in f_student] for k in range(n_views)]
     f_dfe_weak = f_w if weak_order is None else [f[weak_order] for f in f_w]
@@ -178,11 +209,8 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     features = [torch.cat([f[:n_l]] + [view[i] for view in f_views]) for i, f in enumerate(f_student)]
     out = student.decode(features, Prompts.cat([b.prompts_l] + [prompts_u] * n_views), size)
     loss_l = labeled_loss(out.coarse[:n_l], out.fused[:n_l], b.y_l)
-    losses_u = []
-    for view, logits in zip(views, out.fused[n_l:].split(n_u)):  # s1, s2; each with its own CutMix boxes
-        y_mix, conf_mix = view.mix_targets(y_hat, conf_loss)
-        losses_u.append(dice_ce_loss(logits, y_mix, passes(conf_mix, y_mix, ssl.confidence), ssl.class_balanced_ce))
-    loss_u = sum(losses_u) / n_views
+    loss_u = sum(unlabeled_view_loss(logits, view, y_hat, conf_loss, pairs, ssl)  # s1, s2; each its own CutMix boxes
+                 for view, logits in zip(views, out.fused[n_l:].split(n_u))) / n_views
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
     return SSSLosses(loss, loss_l, loss_u, y_hat, conf, passes(conf_loss, y_hat, ssl.confidence), probs_w.mean((0, 2, 3)),
                      out.fused[:n_l])

@@ -268,9 +268,11 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
                 out = self_training_step(batch, m.student, weight_u())
             elif ssl:
                 ignored = ignored_classes(t, readiness, state.unreliable)
-                ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs, t.unlabeled_ce == "class_balanced",
-                                           alignment.factors() if alignment is not None else None,
-                                           weight_u(), unready=ignored,
+                ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs,
+                                           class_balanced_ce=t.unlabeled_ce == "class_balanced",
+                                           foreground_pairs=t.unlabeled_ce == "pairs",
+                                           alignment=alignment.factors() if alignment is not None else None,
+                                           unlabeled_weight=weight_u(), unready=ignored,
                                            unready_shares=readiness.shares if ignored is not None else None,
                                            band_shares=band_shares)
                 # the swap diagnostic once per SSL epoch, before the step changes the weights

@@ -69,6 +69,13 @@ def test_clip_steps_report_what_the_training_loop_reads_per_slice():
     gated = clip_losses(b, student, teacher, SSLSettings(0.01, unready=torch.tensor([False, True, True]),
                                                           unready_shares=torch.tensor([0.0, 1.0, 1.0])))
     assert not bool(gated.confident[gated.y_hat > 0].any()), "an unready class is kept out of the unlabeled loss"
+    student.eval()
+    lesions_first = torch.tensor([1e-3, 1.0, 1.0])  # background ranked last: every pixel a pair of the two lesions
+    with torch.no_grad():  # clips take pair labels too: a threshold no pixel reaches alone leaves only the pairs
+        tau = float(clip_losses(b, student, teacher, SSLSettings(0.5, alignment=lesions_first)).conf.max()) + 1e-3
+        alone = clip_losses(b, student, teacher, SSLSettings(tau, alignment=lesions_first))
+        paired = clip_losses(b, student, teacher, SSLSettings(tau, alignment=lesions_first, foreground_pairs=True))
+    assert alone.loss_u == 0.0 and paired.loss_u > 0.0
 
 
 def test_dfe_on_clips_pairs_each_strong_slice_with_itself_and_starts_as_plain_weak_to_strong():

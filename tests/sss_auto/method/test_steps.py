@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -5,8 +7,8 @@ import torch
 from sss_auto.data.batch import TrainBatch
 from sss_auto.data.strong import strong_view
 from sss_auto.method.readiness import background_band_mask, labeled_class_dice
-from sss_auto.method.steps import (SSLSettings, pseudo_labels_of, sss_step, supervised_step, swap_diagnostic,
-                                   unlabeled_prompts)
+from sss_auto.method.steps import (SSLSettings, foreground_pairs, pair_targets, pseudo_labels_of, sss_step,
+                                   supervised_step, swap_diagnostic, unlabeled_prompts)
 from sss_auto.networks.config import ModelConfig
 from sss_auto.networks.model import SSSNet
 from sss_auto.prompting.from_masks import prompts_from_label_maps
@@ -156,3 +158,41 @@ def test_the_foreground_band_masks_exactly_the_background_pseudo_labels_in_it():
     assert torch.equal(conf_loss[~band], conf[~band])
     banded = sss_step(b, student, teacher, views, SSLSettings(1e-6, band_shares=shares))
     assert banded.metrics["mask_ratio"] == pytest.approx(1 - band.float().mean().item())
+
+
+def test_foreground_pairs_are_the_pixels_two_lesion_classes_share_above_the_threshold():
+    probs = torch.tensor([[0.50, 0.30, 0.15, 0.05],   # background first: no pair
+                          [0.05, 0.50, 0.40, 0.05],   # 1 or 2: pair, 0.90
+                          [0.30, 0.45, 0.05, 0.20],   # 1, then background: no pair
+                          [0.01, 0.96, 0.02, 0.01],   # 1 alone passes: its pair is not needed
+                          [0.10, 0.35, 0.05, 0.50]])  # 3 or 1: pair, 0.85
+    probs = probs.T.reshape(1, 4, 1, 5)
+    ssl = SSLSettings(0.8)
+    conf, y_hat, conf_loss = pseudo_labels_of(probs, ssl)
+    second, pair_conf = foreground_pairs(probs, ssl, conf_loss)
+    assert second[0, 0].tolist() == [1, 2, 0, 2, 1]
+    torch.testing.assert_close(pair_conf[0, 0], torch.tensor([0.0, 0.9, 0.0, 0.98, 0.85]))
+    valid = conf >= 0.8
+    second, pair_valid = pair_targets(second, pair_conf, y_hat, valid, 0.8)
+    assert pair_valid[0, 0].tolist() == [False, True, False, False, True]
+    kept_out = conf_loss.clone()
+    kept_out[0, 0, 1] = 0.0  # a gate keeps pixel 1 out: so does its pair
+    assert foreground_pairs(probs, ssl, kept_out)[1][0, 0, 1] == 0.0
+    per_class = torch.tensor([0.95, 0.95, 0.95, 0.8])  # the first class's threshold decides
+    assert pair_targets(second, pair_conf, y_hat, valid, per_class)[1][0, 0].tolist() == [False] * 4 + [True]
+
+
+def test_pair_labels_reach_the_unlabeled_loss_only_where_the_teacher_splits_two_lesion_classes():
+    student, teacher, b, views = _models_batch_views()
+    with torch.no_grad():
+        probs = teacher.decode(teacher.encode(b.x_w), unlabeled_prompts(b), tuple(b.x_w.shape[-2:])).fused.softmax(1)
+    lesions_first = torch.tensor([1e-3, 1.0, 1.0])  # an alignment that ranks background last everywhere
+    settings = SSLSettings(0.5, alignment=lesions_first)
+    conf, y_hat, conf_loss = pseudo_labels_of(probs, settings)
+    _, pair_conf = foreground_pairs(probs, settings, conf_loss)
+    tau = float(conf.max()) + 1e-3  # no pixel passes alone; every pair of the two lesion classes does
+    assert bool((pair_conf > tau).all())
+    without = sss_step(b, student, teacher, views, replace(settings, confidence=tau))
+    with_pairs = sss_step(b, student, teacher, views, replace(settings, confidence=tau, foreground_pairs=True))
+    assert without.metrics["loss_u"] == 0.0 and with_pairs.metrics["loss_u"] > 0.0
+    assert with_pairs.metrics["loss_l"] == pytest.approx(without.metrics["loss_l"])

@@ -69,6 +69,29 @@ def test_class_balanced_ce_weighs_each_present_class_equally_whatever_its_pixel_
                                dice_ce_loss(logits, target, valid))
 
 
+def test_pair_targets_add_minus_log_of_the_two_classes_probability_to_the_ce_and_stay_out_of_the_dice():
+    torch.manual_seed(0)
+    logits, target = torch.randn(1, 4, 6, 6), torch.zeros(1, 6, 6, dtype=torch.long)
+    target[0, :2] = 1
+    valid = torch.zeros(1, 6, 6, dtype=torch.bool)
+    valid[0, :3] = True  # rows 0-1: class 1, row 2: background
+    pair_valid = torch.zeros_like(valid)
+    pair_valid[0, 4] = True  # row 4: "class 2 or class 3"
+    first, second = target.clone(), torch.zeros_like(target)
+    first[0, 4], second[0, 4] = 2, 3
+    with_pairs = dice_ce_loss(logits, first, valid, pairs=(second, pair_valid))
+    p = logits.softmax(1)
+    ce = torch.nn.functional.cross_entropy(logits, first, reduction="none")
+    pair_ce = -torch.log(p[:, 2] + p[:, 3])
+    expected_ce = (ce[valid].sum() + pair_ce[pair_valid].sum()) / (valid.sum() + pair_valid.sum())
+    dice_part = dice_ce_loss(logits, first, valid) - 0.5 * ce[valid].mean()
+    torch.testing.assert_close(with_pairs, 0.5 * expected_ce + dice_part)
+    no_pairs = dice_ce_loss(logits, first, valid, pairs=(second, torch.zeros_like(valid)))
+    torch.testing.assert_close(no_pairs, dice_ce_loss(logits, first, valid))
+    with pytest.raises(ValueError, match="class_balanced_ce"):
+        dice_ce_loss(logits, first, valid, class_balanced_ce=True, pairs=(second, pair_valid))
+
+
 def test_cutmix_mixes_images_and_pseudo_labels_with_the_same_boxes():
     g = torch.Generator().manual_seed(3)
     x_w = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 16, 16).contiguous()
