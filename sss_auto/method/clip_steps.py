@@ -65,10 +65,11 @@ def clip_losses(b: ClipBatch, student: SSSNet, teacher: SSSNet, ssl: SSLSettings
                                                          sample=student.training, generator=generator,
                                                          enhance=_strong_pair_dfe(student, ssl, generator))])
     confident = passes(conf_loss, y_hat, ssl.confidence)
-    loss_u = dice_ce_loss(strong, y_hat, confident, ssl.class_balanced_ce,
-                          None if pairs is None else pair_targets(*pairs, y_hat, confident, ssl.confidence))
+    paired = None if pairs is None else pair_targets(*pairs, y_hat, confident, ssl.confidence)
+    loss_u = dice_ce_loss(strong, y_hat, confident, ssl.class_balanced_ce, paired)
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
-    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, confident, probs_w.mean((0, 2, 3)), labeled_logits)
+    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, confident, probs_w.mean((0, 2, 3)), labeled_logits,
+                     None if paired is None else paired[1])
 
 
 def clip_supervised_step(b: ClipBatch, student: SSSNet) -> StepOutput:

@@ -93,6 +93,7 @@ class SSSLosses:
     confident: torch.Tensor
     teacher_mean: torch.Tensor  # (K+1,) mean teacher probabilities on the weak views, before alignment
     labeled_logits: torch.Tensor  # (B_l, K+1, H, W) the student's fused logits on the labeled slices
+    paired: torch.Tensor | None = None  # bool (B, H, W) weak-view pixels taught as a pair (foreground_pairs)
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,9 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
     loss_u = sum(unlabeled_view_loss(logits, view, y_hat, conf_loss, pairs, ssl)  # s1, s2; each its own CutMix boxes
                  for view, logits in zip(views, out.fused[n_l:].split(n_u))) / n_views
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
-    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, passes(conf_loss, y_hat, ssl.confidence), probs_w.mean((0, 2, 3)),
-                     out.fused[:n_l])
+    confident = passes(conf_loss, y_hat, ssl.confidence)
+    paired = None if pairs is None else pair_targets(*pairs, y_hat, confident, ssl.confidence)[1]
+    return SSSLosses(loss, loss_l, loss_u, y_hat, conf, confident, probs_w.mean((0, 2, 3)), out.fused[:n_l], paired)
 
 
 def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
@@ -223,9 +225,12 @@ def sss_step(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Strong
 
 
 def step_output(t: SSSLosses, num_classes: int) -> StepOutput:
-    """The StepOutput of an SSS step's tensors: loss, loss_l, loss_u, mask ratio, per-class pseudo-label shares."""
+    """The StepOutput of an SSS step's tensors: loss, loss_l, loss_u, mask ratio (and pair ratio), per-class
+    pseudo-label shares."""
     metrics = {"loss": t.loss.item(), "loss_l": t.loss_l.item(), "loss_u": t.loss_u.item(),
                "mask_ratio": float(t.confident.float().mean()), **pseudo_label_metrics(t.y_hat, t.confident, num_classes)}
+    if t.paired is not None:
+        metrics["pair_ratio"] = float(t.paired.float().mean())
     return StepOutput(t.loss, metrics, PseudoLabels(t.conf, t.y_hat, t.teacher_mean), t.labeled_logits)
 
 

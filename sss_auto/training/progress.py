@@ -64,7 +64,8 @@ def plot_progress(history: dict[str, list[float]], class_names: dict[int, str], 
     axes[1].set_ylabel("validation Dice")
     _plot(axes[2], history, "lr", "lr", "-", None, marker)
     axes[2].set_ylabel("learning rate")
-    for key in ["mask_ratio", "mask_ratio_fg"] + [f"mask_ratio_{k}" for k in class_names] + ["pcsw_acceptance", "pcsw_fallback"]:
+    for key in ["mask_ratio", "mask_ratio_fg"] + [f"mask_ratio_{k}" for k in class_names] + ["pair_ratio", "pcsw_acceptance",
+                                                                                          "pcsw_fallback"]:
         _plot(axes[3], history, key, _series_name(key, class_names), "-", None, marker)
     axes[3].set_ylabel("share")
     for index, (k, name) in enumerate(sorted(class_names.items())):

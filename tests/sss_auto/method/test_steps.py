@@ -195,4 +195,5 @@ def test_pair_labels_reach_the_unlabeled_loss_only_where_the_teacher_splits_two_
     without = sss_step(b, student, teacher, views, replace(settings, confidence=tau))
     with_pairs = sss_step(b, student, teacher, views, replace(settings, confidence=tau, foreground_pairs=True))
     assert without.metrics["loss_u"] == 0.0 and with_pairs.metrics["loss_u"] > 0.0
+    assert "pair_ratio" not in without.metrics and with_pairs.metrics["pair_ratio"] == 1.0
     assert with_pairs.metrics["loss_l"] == pytest.approx(without.metrics["loss_l"])
