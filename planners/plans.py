@@ -17,7 +17,7 @@ from sss_auto.networks.variants import VARIANTS
 FORMAT_VERSION = 1
 MAX_PATCH = 1024
 CONFIDENCE_MODES = ("global", "class_adaptive")  # see sss_auto/method/thresholds.py
-UNLABELED_CE = ("pixel", "class_balanced", "pairs")  # see sss_auto/method/losses.py
+UNLABELED_CE = ("pixel", "class_balanced", "pairs", "foreground")  # see sss_auto/method/losses.py
 ALIGNMENTS = ("none", "prior")  # see sss_auto/method/alignment.py
 STRONG_STRENGTHS = ("full", "mild")  # see sss_auto/data/strong.py
 SSL_STARTS = ("ready", "warmup")  # see sss_auto/method/readiness.py
@@ -74,7 +74,9 @@ class TrainingPlan:
     unlabeled_ce: str = option("pixel", help="unlabeled cross-entropy averaged over pixels, or per class over the "
                                              "classes present, or pixels plus pairs: where no class reaches its "
                                              "threshold but the two most likely, both foreground, do together, "
-                                             "-log(p_a + p_b) (method/steps.py, foreground_pairs)")
+                                             "-log(p_a + p_b) (method/steps.py, foreground_pairs), or "
+                                             "foreground: foreground against background only, the class from the "
+                                             "labels alone (method/losses.py, unlabeled_loss)")
     cutmix_source: str = option("unlabeled", help="where the strong views' CutMix boxes come from: another "
                                                   "unlabeled slice with its pseudo labels (UniMatch), or a labeled "
                                                   "slice with its labels (BCP's labeled-into-unlabeled copy-paste), "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from sss_auto.data.batch import ClipBatch
-from sss_auto.method.losses import dice_ce_loss
+from sss_auto.method.losses import unlabeled_loss
 from sss_auto.method.steps import (SSLSettings, SSSLosses, StepOutput, foreground_pairs, labeled_loss, pair_targets, passes,
                                    pseudo_labels_of, step_output)
 from sss_auto.networks.clip import segment_clip
@@ -60,13 +60,13 @@ def clip_losses(b: ClipBatch, student: SSSNet, teacher: SSSNet, ssl: SSLSettings
         weak = segment_clip(teacher, b.x_w, b.prompts_u, b.index_u)
         probs_w = _slices([out.fused.float().softmax(1) for out in weak])
         conf, y_hat, conf_loss = pseudo_labels_of(probs_w, ssl)
-        pairs = foreground_pairs(probs_w, ssl, conf_loss) if ssl.foreground_pairs else None
+        pairs = foreground_pairs(probs_w, ssl, conf_loss) if ssl.unlabeled_ce == "pairs" else None
     strong = _slices([out.fused for out in segment_clip(student, b.x_s, b.prompts_u, b.index_u,
                                                          sample=student.training, generator=generator,
                                                          enhance=_strong_pair_dfe(student, ssl, generator))])
     confident = passes(conf_loss, y_hat, ssl.confidence)
     paired = None if pairs is None else pair_targets(*pairs, y_hat, confident, ssl.confidence)
-    loss_u = dice_ce_loss(strong, y_hat, confident, ssl.class_balanced_ce, paired)
+    loss_u = unlabeled_loss(strong, y_hat, confident, ssl.unlabeled_ce, paired)
     loss = (1 - ssl.unlabeled_weight) * loss_l + ssl.unlabeled_weight * loss_u
     return SSSLosses(loss, loss_l, loss_u, y_hat, conf, confident, probs_w.mean((0, 2, 3)), labeled_logits,
                      None if paired is None else paired[1])

@@ -67,3 +67,21 @@ def pair_nll(logits: torch.Tensor, first: torch.Tensor, second: torch.Tensor, ma
     log_p = logits.float().log_softmax(1)
     either = torch.logaddexp(log_p.gather(1, first[:, None]), log_p.gather(1, second[:, None]))[:, 0]
     return -(either * mask).sum()
+
+
+def unlabeled_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, mode: str,
+                   pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """The unlabeled DiceCE of the plan's `unlabeled_ce` mode.
+
+    pixel: `dice_ce_loss`; class_balanced: its per-class CE; pairs: with `pairs` ("one of two classes");
+    foreground: foreground against background only — the foreground classes' probabilities summed
+    (`foreground_logits`), so pseudo labels teach where a structure is and the labels alone which one.
+    """
+    if mode == "foreground":
+        return dice_ce_loss(foreground_logits(logits), (target > 0).long(), valid)
+    return dice_ce_loss(logits, target, valid, mode == "class_balanced", pairs)
+
+
+def foreground_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) logits of background and of any foreground class (log-sum-exp of theirs): the same softmax."""
+    return torch.stack([logits[:, 0], logits[:, 1:].logsumexp(1)], dim=1)

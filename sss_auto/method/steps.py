@@ -17,7 +17,7 @@ from sss_auto.data.batch import TrainBatch
 from sss_auto.data.pseudo_label_pool import IGNORE
 from sss_auto.data.strong import StrongView
 from sss_auto.method.alignment import align
-from sss_auto.method.losses import dice_ce_loss
+from sss_auto.method.losses import dice_ce_loss, unlabeled_loss
 from sss_auto.method.pseudo_labels import pseudo_label_metrics
 from sss_auto.method.readiness import background_band_mask, unready_mask
 from sss_auto.networks.model import SSSNet
@@ -93,7 +93,7 @@ class SSSLosses:
     confident: torch.Tensor
     teacher_mean: torch.Tensor  # (K+1,) mean teacher probabilities on the weak views, before alignment
     labeled_logits: torch.Tensor  # (B_l, K+1, H, W) the student's fused logits on the labeled slices
-    paired: torch.Tensor | None = None  # bool (B, H, W) weak-view pixels taught as a pair (foreground_pairs)
+    paired: torch.Tensor | None = None  # bool (B, H, W) weak-view pixels taught as a pair (unlabeled_ce pairs)
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,10 @@ class SSLSettings:
     Attributes:
         confidence: pseudo-label confidence threshold, one for all classes or float (K+1,) per class.
         dfe_inputs: which features DFE pairs ("strong_pair" | "weak_strong", networks/dfe.py).
-        class_balanced_ce: the unlabeled CE averages per class instead of per pixel (method/losses.py).
-        foreground_pairs: pixels where no class reaches its threshold but the two most likely classes,
-            both foreground, do together are taught "one of the two" (`foreground_pairs`; unlabeled_ce
-            `pairs`).
+        unlabeled_ce: the plan's unlabeled loss mode (`unlabeled_loss` in method/losses.py): pixel,
+            class_balanced, pairs (pixels where no class reaches its threshold but the two most likely
+            classes, both foreground, do together are taught "one of the two": `foreground_pairs`) or
+            foreground (foreground against background only).
         alignment: per-class factors (K+1,) of the teacher's probabilities before pseudo labels are taken
             (distribution alignment, method/alignment.py); None: none.
         unlabeled_weight: w in L = (1 − w)·L_l + w·L_u (SSS_METHOD: ½; smaller during a ramp-up).
@@ -118,8 +118,7 @@ class SSLSettings:
 
     confidence: float | torch.Tensor = TrainingPlan.confidence_threshold
     dfe_inputs: str = ConfigurationPlan.dfe_inputs
-    class_balanced_ce: bool = False
-    foreground_pairs: bool = False
+    unlabeled_ce: str = TrainingPlan.unlabeled_ce
     alignment: torch.Tensor | None = None
     unlabeled_weight: float = TrainingPlan.unlabeled_weight  # L = (1 − w)·L_l + w·L_u
     unready: torch.Tensor | None = None
@@ -177,7 +176,7 @@ def unlabeled_view_loss(logits: torch.Tensor, view: StrongView, y_hat: torch.Ten
     y_mix, conf_mix = view.mix_targets(y_hat, conf_loss)
     valid = passes(conf_mix, y_mix, ssl.confidence)
     mixed_pairs = None if pairs is None else pair_targets(*view.mix_targets(*pairs), y_mix, valid, ssl.confidence)
-    return dice_ce_loss(logits, y_mix, valid, ssl.class_balanced_ce, mixed_pairs)
+    return unlabeled_loss(logits, y_mix, valid, ssl.unlabeled_ce, mixed_pairs)
 
 
 def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[StrongView],
@@ -202,7 +201,7 @@ def sss_losses(b: TrainBatch, student: SSSNet, teacher: SSSNet, views: list[Stro
         f_w = teacher.encode(b.x_w)
         probs_w = teacher.decode(f_w, prompts_u, size).fused.float().softmax(1)
         conf, y_hat, conf_loss = pseudo_labels_of(probs_w, ssl)
-        pairs = foreground_pairs(probs_w, ssl, conf_loss) if ssl.foreground_pairs else None
+        pairs = foreground_pairs(probs_w, ssl, conf_loss) if ssl.unlabeled_ce == "pairs" else None
     f_student = student.encode(torch.cat([b.x_l] + [view.x for view in views]))
     f_views = [[f[n_l + k * n_u:n_l + (k + 1) * n_u] for f in f_student] for k in range(n_views)]
     f_dfe_weak = f_w if weak_order is None else [f[weak_order] for f in f_w]

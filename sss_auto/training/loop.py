@@ -269,8 +269,7 @@ def _train_epoch(config: TrainConfig, run: RunContext, m: SSSModules, state: Tra
             elif ssl:
                 ignored = ignored_classes(t, readiness, state.unreliable)
                 ssl_settings = SSLSettings(thresholds.values(), config.dfe_inputs,
-                                           class_balanced_ce=t.unlabeled_ce == "class_balanced",
-                                           foreground_pairs=t.unlabeled_ce == "pairs",
+                                           unlabeled_ce=t.unlabeled_ce,
                                            alignment=alignment.factors() if alignment is not None else None,
                                            unlabeled_weight=weight_u(), unready=ignored,
                                            unready_shares=readiness.shares if ignored is not None else None,

@@ -74,7 +74,7 @@ def test_clip_steps_report_what_the_training_loop_reads_per_slice():
     with torch.no_grad():  # clips take pair labels too: a threshold no pixel reaches alone leaves only the pairs
         tau = float(clip_losses(b, student, teacher, SSLSettings(0.5, alignment=lesions_first)).conf.max()) + 1e-3
         alone = clip_losses(b, student, teacher, SSLSettings(tau, alignment=lesions_first))
-        paired = clip_losses(b, student, teacher, SSLSettings(tau, alignment=lesions_first, foreground_pairs=True))
+        paired = clip_losses(b, student, teacher, SSLSettings(tau, alignment=lesions_first, unlabeled_ce="pairs"))
     assert alone.loss_u == 0.0 and paired.loss_u > 0.0
 
 

@@ -193,7 +193,7 @@ def test_pair_labels_reach_the_unlabeled_loss_only_where_the_teacher_splits_two_
     tau = float(conf.max()) + 1e-3  # no pixel passes alone; every pair of the two lesion classes does
     assert bool((pair_conf > tau).all())
     without = sss_step(b, student, teacher, views, replace(settings, confidence=tau))
-    with_pairs = sss_step(b, student, teacher, views, replace(settings, confidence=tau, foreground_pairs=True))
+    with_pairs = sss_step(b, student, teacher, views, replace(settings, confidence=tau, unlabeled_ce="pairs"))
     assert without.metrics["loss_u"] == 0.0 and with_pairs.metrics["loss_u"] > 0.0
     assert "pair_ratio" not in without.metrics and with_pairs.metrics["pair_ratio"] == 1.0
     assert with_pairs.metrics["loss_l"] == pytest.approx(without.metrics["loss_l"])

@@ -9,7 +9,7 @@ from sss_auto.data.strong import BCP_BOX_SIDE, StrongView, cutmix_masks, photome
 from sss_auto.dataset.splits import fold_cases, load_or_create_splits, make_splits
 from sss_auto.errors import CheckpointError, PlansError
 from sss_auto.io.checkpoint import load_checkpoint, save_checkpoint
-from sss_auto.method.losses import dice_ce_loss
+from sss_auto.method.losses import dice_ce_loss, foreground_logits, unlabeled_loss
 from sss_auto.training.ema import ema_decay, make_teacher, update_teacher
 
 
@@ -90,6 +90,21 @@ def test_pair_targets_add_minus_log_of_the_two_classes_probability_to_the_ce_and
     torch.testing.assert_close(no_pairs, dice_ce_loss(logits, first, valid))
     with pytest.raises(ValueError, match="class_balanced_ce"):
         dice_ce_loss(logits, first, valid, class_balanced_ce=True, pairs=(second, pair_valid))
+
+
+def test_the_foreground_unlabeled_loss_teaches_where_not_which_and_the_other_modes_are_dice_ce():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 4, 6, 6), torch.randint(0, 4, (2, 6, 6))
+    valid = torch.rand(2, 6, 6) > 0.3
+    two = foreground_logits(logits)
+    torch.testing.assert_close(two.softmax(1)[:, 1], logits.softmax(1)[:, 1:].sum(1))
+    loss = unlabeled_loss(logits, target, valid, "foreground")
+    torch.testing.assert_close(loss, dice_ce_loss(two, (target > 0).long(), valid))
+    swapped = logits[:, [0, 2, 1, 3]]  # which foreground class the network picks does not matter
+    torch.testing.assert_close(unlabeled_loss(swapped, target, valid, "foreground"), loss)
+    assert unlabeled_loss(swapped, target, valid, "pixel") != pytest.approx(unlabeled_loss(logits, target, valid, "pixel"))
+    torch.testing.assert_close(unlabeled_loss(logits, target, valid, "class_balanced"),
+                               dice_ce_loss(logits, target, valid, class_balanced_ce=True))
 
 
 def test_cutmix_mixes_images_and_pseudo_labels_with_the_same_boxes():
