@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ssl_benchmark import DATASET_FOLDER  # noqa: E402
+from benchmarks.ssl_benchmark import DATASET_FOLDER, predictions_folder  # noqa: E402
 from sss_auto.io.atomic import read_json, write_json_atomic  # noqa: E402
 from sss_auto.io.nifti import read_image  # noqa: E402
 
@@ -54,7 +54,7 @@ def variant_counts(out: Path, variant: str, seeds: list[int], schedule: str, num
 
     def pairs():
         for seed in seeds:
-            folder = out / f"seed_{seed}" / "predictions" / f"{variant}_{schedule}"
+            folder = predictions_folder(out / f"seed_{seed}", variant, schedule)
             for case in cases:
                 if not (folder / case.name).is_file():
                     raise SystemExit(f"{folder / case.name} is missing: seed {seed} has no complete {variant} predictions")
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name, _ in sorted(labels.items(), key=lambda item: int(item[1]))]
     results, lines = {}, []
     for variant in args.variants:
-        seeds = args.seeds or sorted(int(p.parent.parent.name.split("_")[1]) for p in
-                                     args.out.glob(f"seed_*/predictions/{variant}_{args.schedule}")
-                                     if p.parent.parent.name.split("_")[1].isdigit())
+        seeds = args.seeds or sorted(int(root.name.removeprefix("seed_")) for root in args.out.glob("seed_*")
+                                     if root.name.removeprefix("seed_").isdigit()
+                                     and predictions_folder(root, variant, args.schedule).is_dir())
         if not seeds:
             raise SystemExit(f"no predictions of {variant} ({args.schedule}) under {args.out}")
         counts = variant_counts(args.out, variant, seeds, args.schedule, len(names))

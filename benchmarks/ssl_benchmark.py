@@ -166,6 +166,11 @@ def pool_spec(args: argparse.Namespace) -> DemoSpec:
                     name=DATASET_NAME)
 
 
+def predictions_folder(root: Path, name: str, tag: str) -> Path:
+    """Where a seed's run of variant `name` under schedule `tag` keeps its test predictions."""
+    return root / "predictions" / f"{name}_{tag}"
+
+
 def make_pool(out: Path, args: argparse.Namespace) -> Path:
     """Generate (once) the labeled pool, the unlabeled volumes and the test set."""
     pool = out / "pool" / DATASET_FOLDER
@@ -252,7 +257,7 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
                "--num-workers", "1", "--disable-val-tta", *args.train_flags, *schedule, *variant.flags]
     wall_s = _run(command, env, root / "logs" / f"train_{variant.name}_{tag}.log")
     summary = read_json(results / "training_summary.json")
-    predictions = root / "predictions" / f"{variant.name}_{tag}"
+    predictions = predictions_folder(root, variant.name, tag)
     shutil.rmtree(predictions, ignore_errors=True)
     predict_s = _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(predictions), "-d", DATASET_NAME, "-c", cfg,
                       "-f", "0", "--run", variant.run, "--checkpoint", "final", "--disable-tta", "--device", args.device,
@@ -262,7 +267,7 @@ def train_and_score(variant: Variant, seed: int, root: Path, pool: Path, env: di
     trained = config["plans"]["configurations"][cfg] if "plans" in config else config["plan"]  # the plan with its overrides
     extra = {}
     if args.score_teacher and not variant.supervised_only:
-        teacher = root / "predictions" / f"{variant.name}_{tag}_teacher"
+        teacher = predictions_folder(root, variant.name, f"{tag}_teacher")
         shutil.rmtree(teacher, ignore_errors=True)
         _run(["sss_predict", "-i", str(pool / "imagesTs"), "-o", str(teacher), "-d", DATASET_NAME, "-c", cfg, "-f", "0",
               "--run", variant.run, "--checkpoint", "final", "--weights", "teacher", "--disable-tta", "--device",
@@ -360,7 +365,7 @@ def nnunet_run(seed: int, root: Path, pool: Path, args: argparse.Namespace, epoc
     train_log = root / "logs" / f"train_nnunet_{tag}.log"
     wall_s = _run([str(args.nnunet_bin / "nnUNetv2_train"), str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device",
                    args.device], env, train_log)
-    predictions = root / "predictions" / f"nnunet_{tag}"
+    predictions = predictions_folder(root, "nnunet", tag)
     shutil.rmtree(predictions, ignore_errors=True)
     predict_s = _run([str(args.nnunet_bin / "nnUNetv2_predict"), "-i", str(pool / "imagesTs"), "-o", str(predictions),
                       "-d", str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", TRAINER, "-chk", "checkpoint_final.pth",
